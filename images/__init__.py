@@ -1,0 +1,1 @@
+"""images: build, store and resolve root filesystems. Independent of ``jailer``."""

@@ -1,0 +1,3 @@
+from jailer.main import main
+
+main()

@@ -1,0 +1,65 @@
+"""Structured errors: what failed, where, and what to do about it."""
+
+from __future__ import annotations
+
+import os
+
+# exit statuses as podman/docker use them
+EXIT_RUNTIME = 125
+EXIT_NOEXEC = 126
+EXIT_NOTFOUND = 127
+EXIT_TIMEOUT = 124
+
+_HINTS = {
+    ("exec", 2): "the command does not exist inside the root filesystem",
+    ("exec", 13): "the command is not executable (check its mode and the mount's noexec)",
+    ("exec", 8): "the file is not a binary this kernel can run (missing interpreter?)",
+    ("rlimits", 1): "raising a hard limit needs CAP_SYS_RESOURCE, which this host does not "
+                    "grant: stay within the current hard limit (ulimit -H -a)",
+}
+
+
+class JailerError(Exception):
+    """A user-facing failure: one line on stderr, a non-zero exit, never a traceback."""
+
+    def __init__(self, message: str, *, stage: str = "", syscall: str = "", path: str = "",
+                 errno: int = 0, hint: str = "", exit_code: int = EXIT_RUNTIME) -> None:
+        super().__init__(message)
+        self.message = message
+        self.stage = stage
+        self.syscall = syscall
+        self.path = path
+        self.errno = errno
+        self.hint = hint or _HINTS.get((stage, errno), "")
+        self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        text = f"{self.stage}: {self.message}" if self.stage else self.message
+        if self.errno and f"errno {self.errno}" not in text:
+            text += f" (errno {self.errno})"
+        if self.hint:
+            text += f": {self.hint}"
+        return text
+
+    def to_dict(self) -> dict:
+        """Wire form, sent from a child to its parent over the sync channel."""
+        return {"message": self.message, "stage": self.stage, "syscall": self.syscall,
+                "path": self.path, "errno": self.errno, "hint": self.hint,
+                "exit_code": self.exit_code}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> JailerError:
+        msg = d.pop("message")
+        return cls(msg, **d)
+
+    @classmethod
+    def from_oserror(cls, stage: str, exc: OSError, exit_code: int = EXIT_RUNTIME,
+                     hint: str = "") -> JailerError:
+        """Wrap an OSError from the syscall layer, keeping call, path and errno."""
+        err = exc.errno or 0
+        text = exc.strerror or os.strerror(err)
+        call = text.split("(", 1)[0] if "(" in text else ""
+        if exc.filename and str(exc.filename) not in text:
+            text = f"{exc.filename}: {text}"
+        return cls(text, stage=stage, syscall=call, path=exc.filename or "", errno=err,
+                   exit_code=exit_code, hint=hint)

@@ -1,0 +1,448 @@
+"""Start one container from a ``Spec``: a short, linear sequence of kernel calls.
+
+Processes (jail and container levels)::
+
+    runtime (host, stays outside)          child (host root)                 pid 1
+    ─────────────────────────────          ─────────────────                 ─────
+    allocate uid range, upper dir
+    fork ───────────────────────────────►  make the user namespace (helper)
+                                           private mount ns, host_plan mounts
+                                           setns(user ns), unshare the rest
+                                           fork ─────────────────────────►  (waits for "go")
+    ◄── pid of pid 1 ───────────────────── exit
+    reap child, "go" ──────────────────────────────────────────────────────►  ns_plan mounts,
+                                                                              hostname, lo up,
+                                                                              pty, pivot_root,
+                                                                              user, exec
+    ◄── EOF on the sync pipe (exec happened) or a structured error ─────────
+    supervise: relay pty, forward signals, timeout, reap; undo everything
+
+The runtime is a child subreaper, so pid 1 becomes its child when the intermediate exits, and
+no Python process stays inside the container. Errors in the children travel back over the
+sync pipe as a ``JailerError`` dict (stage, syscall, path, errno, hint).
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import shutil
+import signal
+
+from jailer import syscalls as S
+from jailer.errors import (
+    EXIT_NOEXEC,
+    EXIT_NOTFOUND,
+    EXIT_RUNTIME,
+    EXIT_TIMEOUT,
+    JailerError,
+)
+from jailer.mounts import Mounter, host_plan, ns_plan
+from jailer.spec import Spec
+
+_NS_FLAGS = {"mount": S.CLONE_NEWNS, "pid": S.CLONE_NEWPID, "uts": S.CLONE_NEWUTS,
+             "ipc": S.CLONE_NEWIPC, "net": S.CLONE_NEWNET, "cgroup": S.CLONE_NEWCGROUP}
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                     signal.SIGUSR1, signal.SIGUSR2)
+TIOCSCTTY = 0x540E
+TIOCGPTPEER = 0x5441
+TIOCSPTLCK = 0x40045431
+
+
+def _send(fd: int, obj: object) -> None:
+    data = marshal.dumps(obj)
+    os.write(fd, len(data).to_bytes(4, "little") + data)
+
+
+def _recv(fd: int) -> object | None:
+    """One message, or None at EOF (the writer exec'd or exited)."""
+    head = os.read(fd, 4)
+    if not head:
+        return None
+    size = int.from_bytes(head, "little")
+    data = b""
+    while len(data) < size:
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return marshal.loads(data)
+
+
+class Result:
+    """How a container ended."""
+
+    __slots__ = ("returncode", "stdout", "stderr", "id")
+
+    def __init__(self, returncode: int, stdout: bytes | None = None,
+                 stderr: bytes | None = None, id: str = "") -> None:
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        self.id = id
+
+    def __repr__(self) -> str:
+        return f"Result(returncode={self.returncode})"
+
+
+def exit_code(status: int) -> int:
+    """Wait status -> shell-style exit code (128+N for a signal)."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+class Launch:
+    """One start of one container; ``run()`` returns its ``Result``."""
+
+    def __init__(self, spec: Spec, sys_: S.Syscalls | None = None, *,
+                 stdio: tuple[int, int, int] = (0, 1, 2), data_dir: str | None = None) -> None:
+        from jailer import paths
+
+        self.spec = spec
+        self.sys = sys_ or S.Syscalls()
+        self.stdio = stdio
+        self.data_dir = data_dir or paths.data_dir()
+        self.base = 0
+        self.cdir: str | None = None
+        self.root = spec.rootfs
+        self.pool = None
+        self.init_path: str | None = None
+        self.pid = 0  # host pid of the container's first process
+        self.timed_out = False
+        self._sock = None
+
+    # ── preparation in the runtime process ─────────────────────────────────────────────
+    def _prepare(self) -> None:
+        spec = self.spec
+        if spec.init:
+            from jailer.initbin import init_binary
+
+            self.init_path = init_binary(self.data_dir)
+        if spec.userns:
+            from jailer.idpool import IdPool
+
+            self.pool = IdPool(os.path.join(self.data_dir, "idpool"))
+            self.base = self.pool.allocate()
+        if spec.cow:
+            cdirs = os.path.join(self.data_dir, "containers")
+            os.makedirs(cdirs, mode=0o700, exist_ok=True)
+            self.cdir = os.path.join(cdirs, spec.id)
+            os.mkdir(self.cdir, 0o700)
+            for sub in ("lower", "upper", "work", "merged"):
+                os.mkdir(os.path.join(self.cdir, sub), 0o755)
+            os.chown(os.path.join(self.cdir, "upper"), self.base, self.base)
+            self.root = os.path.join(self.cdir, "merged")
+
+    def cleanup(self) -> None:
+        """Undo what the start made on the host: the upper layer and the id range."""
+        if self.cdir and os.path.isdir(self.cdir):
+            if self.spec.keep:
+                for sub in ("lower", "work", "merged"):
+                    shutil.rmtree(os.path.join(self.cdir, sub), ignore_errors=True)
+            else:
+                shutil.rmtree(self.cdir, ignore_errors=True)
+        if self.pool and self.base:
+            self.pool.release(self.base)
+            self.base = 0
+
+    # ── the whole start ─────────────────────────────────────────────────────────────────
+    def run(self) -> Result:
+        try:
+            self._prepare()
+            self._spawn()
+            return self._supervise()
+        finally:
+            self.cleanup()
+
+    def _spawn(self) -> None:
+        spec = self.spec
+        r_up, w_up = os.pipe2(os.O_CLOEXEC)
+        r_down, w_down = os.pipe2(os.O_CLOEXEC)
+        if spec.tty:
+            import socket
+
+            self._sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        if spec.pivot_root:
+            self.sys.prctl(S.PR_SET_CHILD_SUBREAPER, 1)
+        pid = os.fork()
+        if pid == 0:
+            os.close(r_up)
+            os.close(w_down)
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = child_sock
+            self._child(w_up, r_down)  # never returns
+        os.close(w_up)
+        os.close(r_down)
+        if self._sock is not None:
+            child_sock.close()
+        try:
+            self._handshake(pid, r_up, w_down)
+        except BaseException:
+            if self.pid:
+                _kill(self.pid)
+            _reap(pid)
+            raise
+        finally:
+            os.close(r_up)
+            os.close(w_down)
+
+    def _handshake(self, child: int, r_up: int, w_down: int) -> None:
+        """Learn pid 1, let it go, then wait for exec (EOF) or a structured error."""
+        while True:
+            msg = _recv(r_up)
+            if msg is None:
+                if not self.pid:
+                    _, status = os.waitpid(child, 0)
+                    raise JailerError(f"setup process died ({exit_code(status)})",
+                                      stage="start")
+                return
+            if "error" in msg:
+                err = JailerError.from_dict(msg["error"])
+                if self.pid:
+                    _reap(self.pid)
+                raise err
+            if "pid" in msg:
+                self.pid = msg["pid"]
+                if self.pid != child:
+                    os.waitpid(child, 0)  # the intermediate exits; pid 1 is now ours
+                _send(w_down, "go")
+            elif "pty" in msg:
+                import socket
+
+                _, fds, _, _ = socket.recv_fds(self._sock, 16, 1)
+                self._master = fds[0]
+
+    # ── children ───────────────────────────────────────────────────────────────────────
+    def _child(self, w_up: int, r_down: int) -> None:
+        stage = "start"
+        try:
+            for i, fd in enumerate(self.stdio):
+                if fd != i:
+                    os.dup2(fd, i)
+            if not self.spec.pivot_root:
+                self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
+                _send(w_up, {"pid": os.getpid()})
+                self._container_init(w_up, None)
+            stage = "prctl"
+            self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
+            self.sys.prctl(S.PR_SET_DUMPABLE, 0)
+            stage = "rlimits"
+            self._set_rlimits()
+            userns_fd = -1
+            if self.spec.userns:
+                stage = "user namespace"
+                userns_fd = self._make_userns(w_up)
+            stage = "mount namespace"
+            self.sys.unshare(S.CLONE_NEWNS)
+            self.sys.mount(None, "/", None, S.MS_REC | S.MS_PRIVATE)
+            stage = "mounts"
+            m = Mounter(self.sys, self.root, self.base, userns_fd)
+            m.apply(host_plan(self.spec, self.spec.rootfs, self.root, self.cdir,
+                              self.init_path, self.base))
+            m.close()
+            # pid 1 reaches its root through the working directory, which unshare(CLONE_NEWNS)
+            # moves to the copy in the new namespace: the path may cross host directories
+            # (0700 /root, /var/lib/jailer/containers) that the container's root cannot enter.
+            os.chdir(self.root)
+            if userns_fd >= 0:
+                stage = "enter user namespace"
+                self.sys.setns(userns_fd, S.CLONE_NEWUSER)
+                os.close(userns_fd)
+                self.sys.setgroups_empty()
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
+            stage = "namespaces"
+            flags = 0
+            for name in self.spec.namespaces:
+                flags |= _NS_FLAGS[name]
+            self.sys.unshare(flags)
+            pid = os.fork()
+            if pid == 0:
+                stage = "wait"
+                if _recv(r_down) != "go":
+                    os._exit(EXIT_RUNTIME)
+                self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
+                self._container_init(w_up, os.open(".", Mounter.O_PATH | os.O_CLOEXEC))
+            _send(w_up, {"pid": pid})
+            os._exit(0)
+        except BaseException as e:  # noqa: BLE001 - every failure must reach the parent
+            _report(w_up, stage, e)
+
+    def _make_userns(self, w_up: int) -> int:
+        """Create the container's user namespace in a short-lived helper; return its fd."""
+        ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+        hold_r, hold_w = os.pipe2(os.O_CLOEXEC)
+        helper = os.fork()
+        if helper == 0:
+            for fd in (w_up, ready_r, hold_w):
+                os.close(fd)
+            try:
+                self.sys.unshare(S.CLONE_NEWUSER)
+                os.write(ready_w, b"1")
+            except OSError:
+                os._exit(1)
+            os.read(hold_r, 1)
+            os._exit(0)
+        os.close(ready_w)
+        os.close(hold_r)
+        try:
+            if os.read(ready_r, 1) != b"1":
+                raise OSError(1, "unshare(CLONE_NEWUSER) failed in the helper")
+            size = self.spec.ids.size if self.spec.ids else 65536
+            for kind in ("uid", "gid"):
+                with open(f"/proc/{helper}/{kind}_map", "w") as f:
+                    f.write(f"0 {self.base} {size}\n")
+            return os.open(f"/proc/{helper}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        finally:
+            os.close(ready_r)
+            os.close(hold_w)
+            os.waitpid(helper, 0)
+
+    def _set_rlimits(self) -> None:
+        if not self.spec.rlimits:
+            return
+        import resource
+
+        for rl in self.spec.rlimits:
+            res = getattr(resource, "RLIMIT_" + rl.name.upper())
+            try:
+                resource.setrlimit(res, (rl.soft, rl.hard))
+            except (OSError, ValueError) as e:
+                cur = resource.getrlimit(res)
+                raise JailerError(
+                    f"cannot set rlimit {rl.name}={rl.soft}:{rl.hard} "
+                    f"(current soft:hard {cur[0]}:{cur[1]}): {e}",
+                    stage="rlimits", errno=getattr(e, "errno", 0) or 1) from None
+
+    def _container_init(self, w_up: int, root: int | None) -> None:
+        """The container's first process: finish setup, then exec the workload."""
+        spec = self.spec
+        stage = "setup"
+        init: str | int = "/dev/init"
+        try:
+            if root is None:  # chroot level: no mounts, so run the init from an open fd
+                stage = "rlimits"
+                self._set_rlimits()
+                if spec.init:
+                    init = os.open(self.init_path, os.O_RDONLY | os.O_CLOEXEC)
+                stage = "chroot"
+                os.chroot(spec.rootfs)
+                os.chdir("/")
+            else:
+                stage = "mounts (in namespaces)"
+                # pivot_root refuses a locked mount (one made before the user namespace):
+                # put a recursive copy of the root on top of it, owned by this namespace.
+                tree = self.sys.open_tree("", S.OPEN_TREE_CLONE | S.OPEN_TREE_CLOEXEC
+                                          | S.AT_RECURSIVE, dfd=root)
+                self.sys.move_mount(tree, "", to_dfd=root)
+                os.close(root)
+                root = tree
+                m = Mounter(self.sys, spec.rootfs, root_fd=root)
+                m.apply(ns_plan(spec))
+                if "uts" in spec.namespaces and spec.hostname:
+                    stage = "hostname"
+                    self.sys.sethostname(spec.hostname)
+                if "net" in spec.namespaces:
+                    stage = "network"
+                    self.sys.loopback_up()
+            stage = "terminal"
+            slave = self._open_pty(m if root is not None else None, w_up) if spec.tty else -1
+            if root is not None:
+                stage = "pivot_root"
+                os.fchdir(root)
+                os.close(root)
+                self.sys.pivot_root(".", ".")
+                self.sys.umount2(".", S.MNT_DETACH)
+                os.chdir("/")
+            stage = "workdir"
+            os.chdir(spec.cwd)
+            stage = "session"
+            os.setsid()
+            if slave >= 0:
+                import fcntl
+
+                fcntl.ioctl(slave, TIOCSCTTY, 0)
+                for i in range(3):
+                    os.dup2(slave, i)
+                os.close(slave)
+            stage = "user"
+            if spec.uid or spec.gid:
+                os.setgroups([])
+                os.setresgid(spec.gid, spec.gid, spec.gid)
+                os.setresuid(spec.uid, spec.uid, spec.uid)
+            stage = "no_new_privs"
+            self.sys.prctl(S.PR_SET_NO_NEW_PRIVS, 1)
+            self.sys.close_range_cloexec(3)
+            stage = "exec"
+            if spec.init:
+                os.execve(init, ["/dev/init", "--", *spec.args], _env_dict(spec.env))
+            os.execvpe(spec.args[0], spec.args, _env_dict(spec.env))
+        except BaseException as e:  # noqa: BLE001
+            _report(w_up, stage, e, spec.args[0] if stage == "exec" else "")
+
+    def _open_pty(self, mounter: Mounter | None, w_up: int) -> int:
+        """Open a pty (inside the container's devpts when it has one); send the master up."""
+        import fcntl
+        import socket
+
+        if mounter is None:
+            master, slave = os.openpty()
+        else:
+            ptmx, path = mounter._target("/dev/pts/ptmx")
+            master = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+            os.close(ptmx)
+            fcntl.ioctl(master, TIOCSPTLCK, b"\0\0\0\0")
+            slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+        _send(w_up, {"pty": 1})
+        socket.send_fds(self._sock, [b"m"], [master])
+        os.close(master)
+        return slave
+
+    # ── supervision ────────────────────────────────────────────────────────────────────
+    def _supervise(self) -> Result:
+        from jailer.supervise import Supervisor
+
+        sup = Supervisor(self.pid, timeout=self.spec.timeout,
+                         master=getattr(self, "_master", -1), stdio=self.stdio,
+                         killpg=not self.spec.pivot_root)
+        status = sup.wait()
+        code = EXIT_TIMEOUT if sup.timed_out else exit_code(status)
+        return Result(code, id=self.spec.id)
+
+
+def _env_dict(env: list[str]) -> dict[str, str]:
+    return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+
+
+def _report(w_up: int, stage: str, exc: BaseException, exec_path: str = "") -> None:
+    """Send a failure to the runtime and exit; runs only in a child process."""
+    code = EXIT_RUNTIME
+    if isinstance(exc, JailerError):
+        err = exc
+    elif isinstance(exc, OSError):
+        if stage == "exec":
+            code = EXIT_NOTFOUND if exc.errno == 2 else EXIT_NOEXEC
+            exc.filename = exec_path
+        err = JailerError.from_oserror(stage, exc, exit_code=code)
+    else:
+        err = JailerError(f"{type(exc).__name__}: {exc}", stage=stage)
+    try:
+        _send(w_up, {"error": err.to_dict()})
+    finally:
+        os._exit(err.exit_code)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass

@@ -1,0 +1,249 @@
+"""The container's filesystem as a list of simple operations, replayed into a new root.
+
+Two plans, read top to bottom like bubblewrap's setup:
+
+* ``host_plan``: done by the runtime as host root in a private mount namespace, before it
+  enters the container's user namespace: the root itself (an idmapped bind, or overlayfs over an
+  idmapped lower layer), a minimal /dev, the user's binds and tmpfs mounts, read-only root.
+  Mounts made here are locked from the container's point of view: its root cannot undo them.
+* ``ns_plan``: done by the container's pid 1 inside its namespaces: /proc, /sys, devpts,
+  /dev/shm, mqueue, then the masked and read-only paths.
+
+Every target inside the root is resolved with ``openat2(RESOLVE_IN_ROOT)`` and mounted through
+``/proc/self/fd/N``, so a symlink in the image can never redirect a mount onto the host.
+"""
+
+from __future__ import annotations
+
+import os
+
+from jailer import syscalls as S
+from jailer.spec import Spec
+
+NODEV_NOSUID_NOEXEC = S.MS_NOSUID | S.MS_NODEV | S.MS_NOEXEC
+
+# name, mode, major, minor (the minimal /dev every runtime provides)
+DEVICES = (
+    ("null", 0o666, 1, 3), ("zero", 0o666, 1, 5), ("full", 0o666, 1, 7),
+    ("random", 0o666, 1, 8), ("urandom", 0o666, 1, 9), ("tty", 0o666, 5, 0),
+)
+DEV_LINKS = (
+    ("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"),
+    ("/proc/self/fd/2", "stderr"), ("pts/ptmx", "ptmx"), ("/proc/kcore", "core"),
+)
+
+
+def host_plan(spec: Spec, rootfs: str, root: str, cdir: str | None, init_path: str | None,
+              base: int) -> list[tuple]:
+    """Operations run as host root in the runtime's private mount namespace.
+
+    ``root`` is where the container's root is assembled (the rootfs itself for a jail,
+    ``cdir/merged`` for a copy-on-write container); ``base`` is the host uid/gid that the
+    container's root maps to (0 without a user namespace).
+    """
+    ops: list[tuple] = []
+    lower = rootfs
+    if spec.cow:
+        lower = f"{cdir}/lower"
+        ops.append(("bind_root", rootfs, lower, spec.userns and spec.idmap))
+        ops.append(("overlay", lower, f"{cdir}/upper", f"{cdir}/work", root))
+    else:
+        ops.append(("bind_root", rootfs, root, spec.userns and spec.idmap))
+    ops.append(("tmpfs", "/dev", f"mode=755,size=65536k,uid={base},gid={base}",
+                S.MS_NOSUID | S.MS_STRICTATIME))
+    for name, mode, major, minor in DEVICES:
+        ops.append(("mknod", f"/dev/{name}", mode, major, minor, base))
+    for target, name in DEV_LINKS:
+        ops.append(("symlink", target, f"/dev/{name}", base))
+    for name in ("pts", "shm", "mqueue"):
+        ops.append(("mkdir", f"/dev/{name}"))
+    if init_path:
+        ops.append(("bind", init_path, "/dev/init", True, "file"))
+    for m in spec.mounts:
+        if m.kind == "tmpfs":
+            data = f"mode=1777,uid={base},gid={base}" + (f",{m.options}" if m.options else "")
+            ops.append(("tmpfs", m.dst, data, S.MS_NOSUID | S.MS_NODEV))
+        else:
+            kind = "dir" if os.path.isdir(m.src) else "file"
+            ops.append(("bind", m.src, m.dst, m.readonly, kind))
+    if spec.pivot_root:
+        ops.append(("mkdir", "/proc"))
+        ops.append(("mkdir", "/sys"))
+    if spec.readonly:
+        ops.append(("readonly", "/"))
+    return ops
+
+
+def ns_plan(spec: Spec) -> list[tuple]:
+    """Operations run by the container's pid 1 inside its namespaces, before pivot_root."""
+    ops: list[tuple] = [
+        ("mount", "proc", "/proc", "proc", NODEV_NOSUID_NOEXEC, None),
+        ("mount", "sysfs", "/sys", "sysfs", NODEV_NOSUID_NOEXEC | S.MS_RDONLY, None),
+        ("mount", "devpts", "/dev/pts", "devpts", S.MS_NOSUID | S.MS_NOEXEC,
+         "newinstance,ptmxmode=0666,mode=0620,gid=5"),
+        ("mount", "shm", "/dev/shm", "tmpfs", NODEV_NOSUID_NOEXEC, "mode=1777,size=65536k"),
+        ("mount", "mqueue", "/dev/mqueue", "mqueue", NODEV_NOSUID_NOEXEC, None),
+    ]
+    ops += [("mask", p) for p in spec.masked_paths]
+    ops += [("readonly", p) for p in spec.readonly_paths]
+    return ops
+
+
+class Mounter:
+    """Replays a plan into ``root``; ``creator`` owns any mount point it has to create."""
+
+    O_PATH = 0o10000000
+
+    def __init__(self, sys_: S.Syscalls, root: str, creator: int = 0,
+                 userns_fd: int = -1, root_fd: int = -1) -> None:
+        self.sys = sys_
+        self.root = root
+        self.creator = creator
+        self.userns_fd = userns_fd
+        self._rootfd = root_fd
+        self._own_fd = root_fd < 0
+
+    # -- path resolution inside the root -------------------------------------------------
+    def _open_root(self) -> int:
+        if self._rootfd < 0:
+            self._rootfd = os.open(self.root, self.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        return self._rootfd
+
+    def close(self) -> None:
+        if self._rootfd >= 0 and self._own_fd:
+            os.close(self._rootfd)
+            self._rootfd = -1
+
+    def resolve(self, rel: str, create: str | None = None) -> int:
+        """O_PATH fd of ``rel`` inside the root (symlinks stay inside); optionally create it."""
+        rel = os.path.normpath("/" + rel).lstrip("/")
+        if not rel:
+            return os.dup(self._open_root())
+        flags = self.O_PATH | os.O_CLOEXEC
+        resolve = S.RESOLVE_IN_ROOT | S.RESOLVE_NO_MAGICLINKS
+        try:
+            return self.sys.openat2(self._open_root(), rel, flags, resolve)
+        except FileNotFoundError:
+            if not create:
+                raise
+        parent, name = os.path.split(rel)
+        pfd = self.resolve(parent, "dir")
+        try:
+            self.sys.setfsid(self.creator, self.creator)
+            try:
+                if create == "dir":
+                    os.mkdir(name, 0o755, dir_fd=pfd)
+                else:
+                    os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW
+                                     | os.O_CLOEXEC, 0o644, dir_fd=pfd))
+            except FileExistsError:
+                pass
+            finally:
+                self.sys.setfsid(0, 0)
+        finally:
+            os.close(pfd)
+        return self.sys.openat2(self._open_root(), rel, flags, resolve)
+
+    def _target(self, rel: str, create: str | None = None) -> tuple[int, str]:
+        fd = self.resolve(rel, create)
+        return fd, f"/proc/self/fd/{fd}"
+
+    # -- operations ------------------------------------------------------------------------
+    def apply(self, ops: list[tuple]) -> None:
+        for op in ops:
+            getattr(self, "op_" + op[0])(*op[1:])
+
+    def op_bind_root(self, src: str, dst: str, idmap: bool) -> None:
+        """Bind the image onto ``dst``; idmapped so image root shows as container root."""
+        if idmap and self.userns_fd >= 0:
+            fd = self.sys.open_tree(src, S.OPEN_TREE_CLONE | S.OPEN_TREE_CLOEXEC | S.AT_RECURSIVE)
+            try:
+                self.sys.mount_setattr_idmap(fd, self.userns_fd)
+                self.sys.move_mount(fd, dst)
+            finally:
+                os.close(fd)
+        else:
+            self.sys.mount(src, dst, None, S.MS_BIND | S.MS_REC)
+
+    def op_overlay(self, lower: str, upper: str, work: str, dst: str) -> None:
+        data = f"lowerdir={lower},upperdir={upper},workdir={work}"
+        self.sys.mount("overlay", dst, "overlay", 0, data)
+
+    def op_tmpfs(self, rel: str, data: str, flags: int) -> None:
+        fd, target = self._target(rel, "dir")
+        try:
+            self.sys.mount("tmpfs", target, "tmpfs", flags, data)
+        finally:
+            os.close(fd)
+
+    def op_mknod(self, rel: str, mode: int, major: int, minor: int, owner: int) -> None:
+        path = self.root + rel  # host side: inside the tmpfs this runtime just mounted
+        os.mknod(path, 0o020000 | mode, os.makedev(major, minor))
+        os.chmod(path, mode)
+        os.chown(path, owner, owner)
+
+    def op_symlink(self, target: str, rel: str, owner: int) -> None:
+        os.symlink(target, self.root + rel)
+        os.lchown(self.root + rel, owner, owner)
+
+    def op_mkdir(self, rel: str) -> None:
+        os.close(self.resolve(rel, "dir"))
+
+    def op_bind(self, src: str, rel: str, readonly: bool, kind: str) -> None:
+        fd, target = self._target(rel, kind)
+        try:
+            self.sys.mount(src, target, None, S.MS_BIND | S.MS_REC)
+            if readonly:
+                self._remount_ro(target)
+        finally:
+            os.close(fd)
+
+    def op_readonly(self, rel: str) -> None:
+        """Make ``rel`` read-only: bind it onto itself, then remount that bind read-only."""
+        try:
+            fd, target = self._target(rel)
+        except FileNotFoundError:
+            return
+        try:
+            if rel != "/":
+                self.sys.mount(target, target, None, S.MS_BIND | S.MS_REC)
+                os.close(fd)
+                fd, target = self._target(rel)
+            self._remount_ro(target)
+        finally:
+            os.close(fd)
+
+    def _remount_ro(self, target: str) -> None:
+        # Keep the flags the kernel locks in a user namespace (nosuid, nodev, noexec).
+        st = os.statvfs(target)
+        keep = st.f_flag & (S.MS_NOSUID | S.MS_NODEV | S.MS_NOEXEC | S.MS_NOATIME
+                            | S.MS_NODIRATIME)
+        if st.f_flag & os.ST_RELATIME:
+            keep |= S.MS_RELATIME
+        self.sys.mount(None, target, None, S.MS_BIND | S.MS_REMOUNT | S.MS_RDONLY | keep)
+
+    def op_mount(self, src: str, rel: str, fstype: str, flags: int, data: str | None) -> None:
+        fd, target = self._target(rel, "dir")
+        try:
+            self.sys.mount(src, target, fstype, flags, data)
+        finally:
+            os.close(fd)
+
+    def op_mask(self, rel: str) -> None:
+        """Hide ``rel``: /dev/null over a file, an empty read-only tmpfs over a directory."""
+        try:
+            fd, target = self._target(rel)
+        except FileNotFoundError:
+            return
+        try:
+            if os.path.isdir(target):
+                self.sys.mount("tmpfs", target, "tmpfs", S.MS_RDONLY | NODEV_NOSUID_NOEXEC,
+                               "size=0")
+            else:
+                null, src = self._target("/dev/null")
+                try:
+                    self.sys.mount(src, target, None, S.MS_BIND)
+                finally:
+                    os.close(null)
+        finally:
+            os.close(fd)

@@ -1,0 +1,121 @@
+"""The one internal model of a container start. Every front end converts into a ``Spec``.
+
+Plain data classes written out by hand (``__slots__`` and defaults): the ``dataclasses``
+module costs ~30 ms of import on this machine, which is more than a whole runc start. Levels are
+presets of the same Spec (``apply_level``), not separate code paths.
+"""
+
+from __future__ import annotations
+
+LEVELS = ("chroot", "jail", "container")
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Paths hidden from /proc and /sys (the OCI runtime-spec's defaults, as every runtime uses).
+MASKED_PATHS = (
+    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+    "/sys/firmware", "/sys/devices/virtual/powercap",
+)
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+
+
+class _Plain:
+    """Keyword constructor, equality and repr from ``__slots__`` and ``_defaults``."""
+
+    __slots__ = ()
+    _defaults: dict = {}
+
+    def __init__(self, **kw: object) -> None:
+        for name in self.__slots__:
+            default = self._defaults.get(name)
+            if name in kw:
+                value = kw.pop(name)
+            elif isinstance(default, (list, dict, set)):
+                value = type(default)(default)
+            else:
+                value = default
+            setattr(self, name, value)
+        if kw:
+            raise TypeError(f"{type(self).__name__}: unknown field(s) {', '.join(kw)}")
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and all(
+            getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        return f"{type(self).__name__}({inner})"
+
+
+class Mount(_Plain):
+    """A user-requested mount: ``kind`` is "bind" or "tmpfs"; ``dst`` is inside the root."""
+
+    __slots__ = ("kind", "src", "dst", "readonly", "options")
+    _defaults = {"kind": "bind", "readonly": False, "options": ""}
+
+
+class Rlimit(_Plain):
+    """One resource limit, as ``resource.setrlimit`` takes it."""
+
+    __slots__ = ("name", "soft", "hard")
+
+
+class IdRange(_Plain):
+    """The host ids a user namespace maps: container id 0..size-1 -> host base..base+size-1."""
+
+    __slots__ = ("uid_base", "gid_base", "size")
+    _defaults = {"size": 65536}
+
+
+class Spec(_Plain):
+    """Everything the launcher needs to start one container."""
+
+    __slots__ = (
+        "rootfs", "image", "args", "level", "hostname", "env", "cwd", "uid", "gid",
+        "mounts", "readonly", "rlimits", "timeout", "init", "keep", "tty",
+        # what the level preset decides (front ends may override for ablations)
+        "namespaces", "userns", "pivot_root", "cow", "idmap",
+        "masked_paths", "readonly_paths", "id", "ids",
+    )
+    _defaults = {
+        "args": ["/bin/sh"], "level": "container", "env": [], "cwd": "/", "uid": 0, "gid": 0,
+        "mounts": [], "readonly": False, "rlimits": [], "init": False, "keep": False,
+        "namespaces": [], "userns": False, "pivot_root": False, "cow": False, "idmap": True,
+        "masked_paths": list(MASKED_PATHS), "readonly_paths": list(READONLY_PATHS),
+    }
+
+
+def apply_level(spec: Spec) -> Spec:
+    """Fill in what ``spec.level`` implies: namespaces, user namespace, pivot_root, CoW root."""
+    if spec.level not in LEVELS:
+        raise ValueError(f"unknown level {spec.level!r} (choose from {', '.join(LEVELS)})")
+    if spec.level == "chroot":
+        spec.namespaces, spec.userns, spec.pivot_root, spec.cow = [], False, False, False
+        return spec
+    spec.namespaces = ["mount", "pid", "uts", "ipc", "net"]
+    spec.userns = True
+    spec.pivot_root = True
+    if spec.level == "container":
+        spec.namespaces.append("cgroup")
+        spec.cow = True
+    return spec
+
+
+def default_env(spec: Spec, term: str | None = None, home: str = "/root") -> list[str]:
+    """The environment a workload starts with, before ``-e`` additions."""
+    env = [f"PATH={DEFAULT_PATH}", f"HOME={home}", "container=jailer"]
+    if spec.hostname:
+        env.append(f"HOSTNAME={spec.hostname}")
+    if term:
+        env.append(f"TERM={term}")
+    return env
+
+
+def merge_env(base: list[str], extra: list[str]) -> list[str]:
+    """Later KEY=VALUE entries replace earlier ones with the same KEY; order is kept."""
+    out: dict[str, str] = {}
+    for item in [*base, *extra]:
+        key = item.split("=", 1)[0]
+        out[key] = item
+    return list(out.values())

@@ -1,0 +1,4 @@
+"""Build hook: compiles the cffi syscall module (jailer._native) at install time."""
+from setuptools import setup
+
+setup(cffi_modules=["jailer/_native_build.py:ffibuilder"])
