@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import shutil
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+# json, re and shutil are imported where used: resolving an image name is on the start path.
+_NAME_FIRST = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_NAME_CHARS = _NAME_FIRST | frozenset("._-")
 
 
 class ImageError(Exception):
@@ -36,6 +35,8 @@ class Store:
         return os.path.isdir(os.path.join(self.root, name, "rootfs"))
 
     def meta(self, name: str) -> dict:
+        import json
+
         try:
             with open(os.path.join(self.root, name, "meta.json")) as f:
                 return json.load(f)
@@ -50,6 +51,8 @@ class Store:
 
     def begin(self, name: str) -> str:
         """A fresh staging dir for building ``name``; commit() or abort() it."""
+        import shutil
+
         check_name(name)
         os.makedirs(self.root, mode=0o755, exist_ok=True)
         staging = os.path.join(self.root, f".{name}.building.{os.getpid()}")
@@ -59,6 +62,9 @@ class Store:
         return staging
 
     def commit(self, name: str, staging: str, meta: dict, replace: bool = False) -> str:
+        import json
+        import shutil
+
         with open(os.path.join(staging, "meta.json"), "w") as f:
             json.dump(meta, f, indent=1, sort_keys=True)
         final = self.path(name)
@@ -72,10 +78,18 @@ class Store:
 
     @staticmethod
     def abort(staging: str) -> None:
+        import shutil
+
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def valid_name(name: str) -> bool:
+    """Lowercase letters, digits, '.', '_', '-'; starts with a letter or digit; <= 64 chars."""
+    return (0 < len(name or "") <= 64 and name[0] in _NAME_FIRST
+            and all(c in _NAME_CHARS for c in name))
+
+
 def check_name(name: str) -> None:
-    if not NAME_RE.match(name or ""):
+    if not valid_name(name):
         raise ImageError(f"invalid image name {name!r}: use lowercase letters, digits, '.', "
                          f"'_' and '-', at most 64 characters")

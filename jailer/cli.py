@@ -53,6 +53,15 @@ def run(rootfs: str, cmd: tuple[str, ...], **opts: object) -> None:
     sys.exit(cliopts.run_cli(rootfs, list(cmd), opts))
 
 
+@cli.command()
+def gc() -> None:
+    """Clean up after runtimes that were killed: stale upper layers and uid ranges."""
+    from jailer import gc as gc_mod
+
+    for line in gc_mod.collect():
+        click.echo(line)
+
+
 @cli.group()
 def image() -> None:
     """Build and list root filesystem images."""

@@ -24,7 +24,13 @@ def _starttime(pid: int) -> str | None:
         return None
 
 
-def _owner_alive(owner: str) -> bool:
+def process_owner(pid: int | None = None) -> str:
+    """An owner string naming a process by pid and start time (immune to pid reuse)."""
+    pid = pid or os.getpid()
+    return f"pid:{pid}:{_starttime(pid)}"
+
+
+def owner_alive(owner: str) -> bool:
     kind, _, rest = owner.partition(":")
     if kind != "pid":
         return True  # owned by something persistent (a named jail): only explicit release
@@ -41,7 +47,7 @@ class IdPool:
     def allocate(self, owner: str | None = None) -> int:
         """Return the base of a free range, recorded for ``owner`` (default: this process)."""
         if owner is None:
-            owner = f"pid:{os.getpid()}:{_starttime(os.getpid())}"
+            owner = process_owner()
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         lock = os.open(os.path.join(self.dir, ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
                        0o600)
@@ -56,7 +62,7 @@ class IdPool:
                         who = f.read().strip()
                 except FileNotFoundError:
                     continue
-                if _owner_alive(who):
+                if owner_alive(who):
                     taken.add(int(name))
                 else:
                     self._unlink(int(name))
@@ -81,6 +87,13 @@ class IdPool:
             os.unlink(os.path.join(self.dir, str(base)))
         except FileNotFoundError:
             pass
+
+    def gc(self) -> list[int]:
+        """Release ranges whose owning process is gone; return their bases."""
+        freed = [base for base, who in self.in_use().items() if not owner_alive(who)]
+        for base in freed:
+            self._unlink(base)
+        return freed
 
     def in_use(self) -> dict[int, str]:
         """Ranges currently recorded, with their owners."""

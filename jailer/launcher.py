@@ -24,10 +24,9 @@ sync pipe as a ``JailerError`` dict (stage, syscall, path, errno, hint).
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: `signal` imports enum, ~8 ms of start time
 import marshal
 import os
-import shutil
-import signal
 
 from jailer import syscalls as S
 from jailer.errors import (
@@ -131,15 +130,22 @@ class Launch:
             os.mkdir(self.cdir, 0o700)
             for sub in ("lower", "upper", "work", "merged"):
                 os.mkdir(os.path.join(self.cdir, sub), 0o755)
+            from jailer.idpool import process_owner
+
+            with open(os.path.join(self.cdir, "owner"), "w") as f:
+                f.write(process_owner())
             os.chown(os.path.join(self.cdir, "upper"), self.base, self.base)
             self.root = os.path.join(self.cdir, "merged")
 
     def cleanup(self) -> None:
         """Undo what the start made on the host: the upper layer and the id range."""
         if self.cdir and os.path.isdir(self.cdir):
+            import shutil
+
             if self.spec.keep:
                 for sub in ("lower", "work", "merged"):
                     shutil.rmtree(os.path.join(self.cdir, sub), ignore_errors=True)
+                os.unlink(os.path.join(self.cdir, "owner"))
             else:
                 shutil.rmtree(self.cdir, ignore_errors=True)
         if self.pool and self.base:
@@ -207,7 +213,7 @@ class Launch:
                 self.pid = msg["pid"]
                 if self.pid != child:
                     os.waitpid(child, 0)  # the intermediate exits; pid 1 is now ours
-                _send(w_down, "go")
+                    _send(w_down, "go")
             elif "pty" in msg:
                 import socket
 

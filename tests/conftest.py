@@ -1,0 +1,124 @@
+"""Shared fixtures: the jailer command, a private data dir with the busybox image, and a
+leak check that runs after every integration test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+JAILER = str(VENV_BIN / "jailer")
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    """A private JAILER_DATA with the busybox image built once per session."""
+    d = tmp_path_factory.mktemp("jailer-data")
+    os.chmod(d, 0o755)
+    if is_root():
+        env = {**os.environ, "JAILER_DATA": str(d)}
+        subprocess.run([JAILER, "image", "build", "busybox"], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+    return d
+
+
+@pytest.fixture
+def jenv(data_dir) -> dict:
+    return {**os.environ, "JAILER_DATA": str(data_dir)}
+
+
+@pytest.fixture
+def rootfs(data_dir) -> str:
+    return str(data_dir / "images" / "busybox" / "rootfs")
+
+
+@pytest.fixture
+def jailer_cmd() -> str:
+    return JAILER
+
+
+@pytest.fixture
+def jailer(jenv):
+    """Run ``jailer ARGS`` with stdin from /dev/null; returns CompletedProcess (text)."""
+
+    def run(*args: str, timeout: float = 60, input: str | None = None,
+            **kw) -> subprocess.CompletedProcess:
+        return subprocess.run([JAILER, *args], env=kw.pop("env", jenv), text=True,
+                              capture_output=True, timeout=timeout,
+                              input=input, stdin=None if input is not None else
+                              subprocess.DEVNULL, **kw)
+
+    return run
+
+
+# ── leak detection ───────────────────────────────────────────────────────────────────────
+def _mounts() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return sorted(" ".join(line.split()[3:5]) for line in f)
+
+
+def _children() -> set[int]:
+    me = str(os.getpid())
+    out = set()
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[1] == me and fields[0] != "Z":
+                out.add(int(pid))
+    return out
+
+
+def _links() -> set[str]:
+    return set(os.listdir("/sys/class/net"))
+
+
+def _entries(path: Path) -> set[str]:
+    return set(os.listdir(path)) if path.is_dir() else set()
+
+
+def snapshot(data_dir: Path) -> dict:
+    return {
+        "mounts": _mounts(),
+        "children": _children(),
+        "links": _links(),
+        "containers": _entries(data_dir / "containers"),
+        "idpool": {e for e in _entries(data_dir / "idpool") if not e.startswith(".")},
+        "tmp": {e for e in _entries(Path("/tmp")) if "jailer" in e},
+    }
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(request, data_dir):
+    """Integration tests must leave no mounts, processes, links or state behind."""
+    if request.node.get_closest_marker("root") is None or not is_root():
+        yield
+        return
+    before = snapshot(data_dir)
+    yield
+    after = snapshot(data_dir)
+    leaks = {k: (sorted(set(after[k]) - set(before[k])) if k != "mounts"
+                 else [m for m in after[k] if m not in before[k]])
+             for k in before}
+    leaks = {k: v for k, v in leaks.items() if v}
+    assert not leaks, f"leftovers after the test: {leaks}"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "integration" in str(item.fspath) and item.get_closest_marker("root") is None:
+            item.add_marker(pytest.mark.root)
+        if item.get_closest_marker("root") and not is_root():
+            item.add_marker(pytest.mark.skip(reason="needs root"))
