@@ -18,7 +18,8 @@ int jl_sethostname(const char *name, size_t len);
 int jl_open_tree(int dfd, const char *path, unsigned int flags);
 int jl_move_mount(int from_dfd, const char *from_path, int to_dfd, const char *to_path,
                   unsigned int flags);
-int jl_mount_setattr_idmap(int fd, int userns_fd, int recursive);
+int jl_mount_setattr(int fd, unsigned long long attr_set, unsigned long long attr_clr,
+                     int userns_fd, int recursive);
 int jl_openat2(int dfd, const char *path, unsigned long long flags, unsigned long long mode,
                unsigned long long resolve);
 int jl_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4,
@@ -82,11 +83,13 @@ static int jl_move_mount(int from_dfd, const char *from_path, int to_dfd,
                          const char *to_path, unsigned int flags) {
     return (int)syscall(SYS_move_mount, from_dfd, from_path, to_dfd, to_path, flags);
 }
-static int jl_mount_setattr_idmap(int fd, int userns_fd, int recursive) {
+static int jl_mount_setattr(int fd, unsigned long long attr_set, unsigned long long attr_clr,
+                            int userns_fd, int recursive) {
     struct jl_mount_attr attr;
     memset(&attr, 0, sizeof attr);
-    attr.attr_set = 0x00100000; /* MOUNT_ATTR_IDMAP */
-    attr.userns_fd = (uint64_t)userns_fd;
+    attr.attr_set = attr_set;
+    attr.attr_clr = attr_clr;
+    attr.userns_fd = userns_fd >= 0 ? (uint64_t)userns_fd : 0;
     unsigned int flags = 0x1000 /* AT_EMPTY_PATH */ | (recursive ? 0x8000 /* AT_RECURSIVE */ : 0);
     return (int)syscall(SYS_mount_setattr, fd, "", flags, &attr, sizeof attr);
 }

@@ -114,8 +114,14 @@ class Mounter:
             os.close(self._rootfd)
             self._rootfd = -1
 
-    def resolve(self, rel: str, create: str | None = None) -> int:
-        """O_PATH fd of ``rel`` inside the root (symlinks stay inside); optionally create it."""
+    def resolve(self, rel: str, create: str | None = None, _depth: int = 0) -> int:
+        """O_PATH fd of ``rel`` inside the root (symlinks stay inside); optionally create it.
+
+        Missing components are created as directories (the last one as ``create``: "dir" or
+        "file"), owned by ``creator``. A dangling symlink is followed inside the root, the
+        way runc's SecureJoin does, so ``/escape -> /host/path`` creates ``/host/path`` in
+        the root, never on the host.
+        """
         rel = os.path.normpath("/" + rel).lstrip("/")
         if not rel:
             return os.dup(self._open_root())
@@ -124,11 +130,18 @@ class Mounter:
         try:
             return self.sys.openat2(self._open_root(), rel, flags, resolve)
         except FileNotFoundError:
-            if not create:
+            if not create or _depth > 40:
                 raise
         parent, name = os.path.split(rel)
-        pfd = self.resolve(parent, "dir")
+        pfd = self.resolve(parent, "dir", _depth + 1)
         try:
+            try:
+                link = os.readlink(name, dir_fd=pfd)
+            except OSError:
+                link = None
+            if link is not None:  # dangling symlink: create its target, inside the root
+                target = link if link.startswith("/") else os.path.join("/", parent, link)
+                return self.resolve(target, create, _depth + 1)
             self.sys.setfsid(self.creator, self.creator)
             try:
                 if create == "dir":
@@ -153,17 +166,23 @@ class Mounter:
         for op in ops:
             getattr(self, "op_" + op[0])(*op[1:])
 
+    def _attach(self, src: str, to_path: str = "", to_fd: int = S.AT_FDCWD,
+                readonly: bool = False, idmap: bool = False) -> None:
+        """Recursive bind of ``src`` with its attributes set before it becomes visible."""
+        fd = self.sys.open_tree(src, S.OPEN_TREE_CLONE | S.OPEN_TREE_CLOEXEC | S.AT_RECURSIVE)
+        try:
+            attrs = (S.MOUNT_ATTR_RDONLY if readonly else 0)
+            if idmap:
+                attrs |= S.MOUNT_ATTR_IDMAP
+            if attrs:
+                self.sys.mount_setattr(fd, attrs, userns_fd=self.userns_fd if idmap else -1)
+            self.sys.move_mount(fd, to_path, to_dfd=to_fd)
+        finally:
+            os.close(fd)
+
     def op_bind_root(self, src: str, dst: str, idmap: bool) -> None:
         """Bind the image onto ``dst``; idmapped so image root shows as container root."""
-        if idmap and self.userns_fd >= 0:
-            fd = self.sys.open_tree(src, S.OPEN_TREE_CLONE | S.OPEN_TREE_CLOEXEC | S.AT_RECURSIVE)
-            try:
-                self.sys.mount_setattr_idmap(fd, self.userns_fd)
-                self.sys.move_mount(fd, dst)
-            finally:
-                os.close(fd)
-        else:
-            self.sys.mount(src, dst, None, S.MS_BIND | S.MS_REC)
+        self._attach(src, dst, idmap=idmap and self.userns_fd >= 0)
 
     def op_overlay(self, lower: str, upper: str, work: str, dst: str) -> None:
         data = f"lowerdir={lower},upperdir={upper},workdir={work}"
@@ -190,37 +209,28 @@ class Mounter:
         os.close(self.resolve(rel, "dir"))
 
     def op_bind(self, src: str, rel: str, readonly: bool, kind: str) -> None:
-        fd, target = self._target(rel, kind)
+        fd = self.resolve(rel, kind)
         try:
-            self.sys.mount(src, target, None, S.MS_BIND | S.MS_REC)
-            if readonly:
-                self._remount_ro(target)
+            self._attach(src, to_fd=fd, readonly=readonly)
         finally:
             os.close(fd)
 
     def op_readonly(self, rel: str) -> None:
-        """Make ``rel`` read-only: bind it onto itself, then remount that bind read-only."""
+        """Make ``rel`` read-only (only that mount: submounts such as /dev keep their mode).
+
+        The root is already a mount; any other path gets a read-only bind of itself.
+        """
         try:
             fd, target = self._target(rel)
         except FileNotFoundError:
             return
         try:
-            if rel != "/":
-                self.sys.mount(target, target, None, S.MS_BIND | S.MS_REC)
-                os.close(fd)
-                fd, target = self._target(rel)
-            self._remount_ro(target)
+            if rel == "/":
+                self.sys.mount_setattr(fd, S.MOUNT_ATTR_RDONLY, recursive=False)
+            else:
+                self._attach(target, to_fd=fd, readonly=True)
         finally:
             os.close(fd)
-
-    def _remount_ro(self, target: str) -> None:
-        # Keep the flags the kernel locks in a user namespace (nosuid, nodev, noexec).
-        st = os.statvfs(target)
-        keep = st.f_flag & (S.MS_NOSUID | S.MS_NODEV | S.MS_NOEXEC | S.MS_NOATIME
-                            | S.MS_NODIRATIME)
-        if st.f_flag & os.ST_RELATIME:
-            keep |= S.MS_RELATIME
-        self.sys.mount(None, target, None, S.MS_BIND | S.MS_REMOUNT | S.MS_RDONLY | keep)
 
     def op_mount(self, src: str, rel: str, fstype: str, flags: int, data: str | None) -> None:
         fd, target = self._target(rel, "dir")

@@ -54,6 +54,10 @@ PR_SET_NO_NEW_PRIVS = 38
 
 CLOSE_RANGE_CLOEXEC = 0x4
 
+# mount_setattr attributes
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_IDMAP = 0x100000
+
 
 def _fmt(args: tuple) -> str:
     return ", ".join(hex(a) if isinstance(a, int) and a > 9 else repr(a) for a in args)
@@ -115,9 +119,11 @@ class Syscalls:
         ret = self._lib.jl_move_mount(from_fd, b"", to_dfd, to_path.encode(), flags)
         self._check(ret, "move_mount", from_fd, to_path or to_dfd, path=to_path)
 
-    def mount_setattr_idmap(self, fd: int, userns_fd: int, recursive: bool = True) -> None:
-        ret = self._lib.jl_mount_setattr_idmap(fd, userns_fd, int(recursive))
-        self._check(ret, "mount_setattr(MOUNT_ATTR_IDMAP)", fd, userns_fd)
+    def mount_setattr(self, fd: int, attr_set: int, attr_clr: int = 0, userns_fd: int = -1,
+                      recursive: bool = True) -> None:
+        """Change attributes of the (detached or attached) mount tree ``fd``."""
+        ret = self._lib.jl_mount_setattr(fd, attr_set, attr_clr, userns_fd, int(recursive))
+        self._check(ret, "mount_setattr", fd, attr_set, userns_fd)
 
     def openat2(self, dfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
         ret = self._lib.jl_openat2(dfd, path.encode(), flags, mode, resolve)
@@ -188,8 +194,8 @@ class FakeSyscalls:
     def move_mount(self, from_fd, to_path, to_dfd=AT_FDCWD):
         self._rec("move_mount", from_fd, to_path)
 
-    def mount_setattr_idmap(self, fd, userns_fd, recursive=True):
-        self._rec("mount_setattr_idmap", fd, userns_fd, recursive)
+    def mount_setattr(self, fd, attr_set, attr_clr=0, userns_fd=-1, recursive=True):
+        self._rec("mount_setattr", fd, attr_set, attr_clr, userns_fd, recursive)
 
     def openat2(self, dfd, path, flags, resolve, mode=0):
         return self._fd("openat2", dfd, path, flags, resolve)
