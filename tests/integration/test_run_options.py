@@ -55,7 +55,7 @@ def test_bind_rw_and_ro(jailer, tmp_path):
     rw = tmp_path / "rw"
     rw.mkdir()
     os.chmod(rw, 0o777)
-    r = sh(jailer, "cat /data/in.txt; echo out > /rw/out.txt; "
+    r = sh(jailer, "cat /data/in.txt; echo; echo out > /rw/out.txt; "
            "echo x > /data/new 2>/dev/null || echo ro-denied",
            "--bind", f"{tmp_path}:/data:ro", "--bind", f"{rw}:/rw")
     assert r.returncode == 0, r.stderr
