@@ -25,6 +25,7 @@ sync pipe as a ``JailerError`` dict (stage, syscall, path, errno, hint).
 from __future__ import annotations
 
 import _signal as signal  # the C module: `signal` imports enum, ~8 ms of start time
+import fcntl  # imported here: after chroot/pivot_root the library is out of reach
 import marshal
 import os
 
@@ -108,7 +109,7 @@ class Launch:
         self.pool = None
         self.init_path: str | None = None
         self.pid = 0  # host pid of the container's first process
-        self.timed_out = False
+        self._pending: list[int] = []
         self._sock = None
 
     # ── preparation in the runtime process ─────────────────────────────────────────────
@@ -154,12 +155,27 @@ class Launch:
 
     # ── the whole start ─────────────────────────────────────────────────────────────────
     def run(self) -> Result:
+        old = {s: signal.signal(s, self._forward) for s in FORWARDED_SIGNALS}
         try:
             self._prepare()
             self._spawn()
+            for sig in self._pending:
+                self._forward(sig)
             return self._supervise()
         finally:
+            for s, h in old.items():
+                signal.signal(s, h)
             self.cleanup()
+
+    def _forward(self, signum: int, _frame: object = None) -> None:
+        """Pass a signal to the container's first process (queued until it exists)."""
+        if not self.pid:
+            self._pending.append(signum)
+            return
+        try:
+            os.kill(self.pid, signum)
+        except ProcessLookupError:
+            pass
 
     def _spawn(self) -> None:
         spec = self.spec
@@ -224,6 +240,8 @@ class Launch:
     def _child(self, w_up: int, r_down: int) -> None:
         stage = "start"
         try:
+            for s in FORWARDED_SIGNALS:
+                signal.signal(s, signal.SIG_DFL)
             for i, fd in enumerate(self.stdio):
                 if fd != i:
                     os.dup2(fd, i)
@@ -333,6 +351,8 @@ class Launch:
                 self._set_rlimits()
                 if spec.init:
                     init = os.open(self.init_path, os.O_RDONLY | os.O_CLOEXEC)
+                stage = "terminal"  # from the host's devpts: the chroot has no /dev
+                slave = self._open_pty(None, w_up) if spec.tty else -1
                 stage = "chroot"
                 os.chroot(spec.rootfs)
                 os.chdir("/")
@@ -353,9 +373,9 @@ class Launch:
                 if "net" in spec.namespaces:
                     stage = "network"
                     self.sys.loopback_up()
-            stage = "terminal"
-            slave = self._open_pty(m if root is not None else None, w_up) if spec.tty else -1
             if root is not None:
+                stage = "terminal"
+                slave = self._open_pty(m, w_up) if spec.tty else -1
                 stage = "pivot_root"
                 os.fchdir(root)
                 os.close(root)
@@ -367,8 +387,6 @@ class Launch:
             stage = "session"
             os.setsid()
             if slave >= 0:
-                import fcntl
-
                 fcntl.ioctl(slave, TIOCSCTTY, 0)
                 for i in range(3):
                     os.dup2(slave, i)
@@ -384,14 +402,13 @@ class Launch:
             stage = "exec"
             if spec.init:
                 os.execve(init, ["/dev/init", "--", *spec.args], _env_dict(spec.env))
-            os.execvpe(spec.args[0], spec.args, _env_dict(spec.env))
+            _execvpe(spec.args[0], spec.args, _env_dict(spec.env))
         except BaseException as e:  # noqa: BLE001
             _report(w_up, stage, e, spec.args[0] if stage == "exec" else "")
 
     def _open_pty(self, mounter: Mounter | None, w_up: int) -> int:
         """Open a pty (inside the container's devpts when it has one); send the master up."""
-        import fcntl
-        import socket
+        import socket  # already loaded by the runtime before fork
 
         if mounter is None:
             master, slave = os.openpty()
@@ -416,6 +433,24 @@ class Launch:
         status = sup.wait()
         code = EXIT_TIMEOUT if sup.timed_out else exit_code(status)
         return Result(code, id=self.spec.id)
+
+
+def _execvpe(cmd: str, args: list[str], env: dict[str, str]) -> None:
+    """execvp with the container's PATH (os.execvpe imports modules lazily, and after
+    pivot_root the runtime's library is out of reach)."""
+    if "/" in cmd:
+        os.execve(cmd, args, env)
+    denied: OSError | None = None
+    for d in env.get("PATH", "/usr/bin:/bin").split(":"):
+        try:
+            os.execve(os.path.join(d or ".", cmd), args, env)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except PermissionError as e:
+            denied = e
+    if denied:
+        raise denied
+    raise FileNotFoundError(2, "No such file or directory", cmd)
 
 
 def _env_dict(env: list[str]) -> dict[str, str]:

@@ -7,8 +7,6 @@ import os
 import select
 import time
 
-from jailer.launcher import FORWARDED_SIGNALS
-
 TIOCGWINSZ = 0x5413
 TIOCSWINSZ = 0x5414
 
@@ -25,14 +23,8 @@ class Supervisor:
         self.killpg = killpg
         self.timed_out = False
 
-    def _signal(self, signum: int, _frame: object = None) -> None:
-        if signum == signal.SIGWINCH:
-            self._copy_winsize()
-            return
-        try:
-            os.kill(self.pid, signum)
-        except ProcessLookupError:
-            pass
+    def _winch(self, _signum: int, _frame: object = None) -> None:
+        self._copy_winsize()
 
     def kill(self) -> None:
         """SIGKILL the whole container (pid 1 of a pid namespace takes the rest with it)."""
@@ -56,11 +48,15 @@ class Supervisor:
             pass
 
     def wait(self) -> int:
-        """Run until the container's first process exits; return its wait status."""
-        old = {s: signal.signal(s, self._signal) for s in FORWARDED_SIGNALS}
+        """Run until the container's first process exits; return its wait status.
+
+        Signals are forwarded by the caller (``Launch``), which installs its handlers before
+        the container exists so that none is lost.
+        """
+        old = {}
         raw = None
         if self.master >= 0:
-            old[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, self._signal)
+            old[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, self._winch)
             self._copy_winsize()
             raw = _raw_mode(self.stdio[0])
         pidfd = os.pidfd_open(self.pid)
