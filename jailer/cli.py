@@ -8,7 +8,6 @@ import sys
 import click
 
 from jailer import cliopts
-from jailer.errors import JailerError
 
 
 def _fail(msg: str, code: int = 125) -> None:
@@ -100,9 +99,3 @@ def image_ls(as_json: bool) -> None:
         click.echo(f"{r['name']:<20} {r.get('source', ''):<10} {r.get('size', 0):>10}  "
                    f"{r.get('created', '')}")
 
-
-def main() -> None:
-    try:
-        cli.main(prog_name="jailer")
-    except JailerError as e:
-        _fail(str(e), e.exit_code)

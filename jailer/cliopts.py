@@ -103,9 +103,9 @@ def resolve_rootfs(arg: str) -> tuple[str, str | None]:
     if "/" in arg or arg.startswith(".") or os.path.exists(arg):
         path = os.path.abspath(arg)
         if not os.path.exists(path):
-            raise JailerError(f"rootfs {arg}: no such directory", stage="rootfs", errno=2)
+            raise JailerError(f"rootfs {arg}: no such directory", errno=2)
         if not os.path.isdir(path):
-            raise JailerError(f"rootfs {arg} is not a directory", stage="rootfs", errno=20,
+            raise JailerError(f"rootfs {arg} is not a directory", errno=20,
                               hint="give a directory holding a root filesystem, or an "
                                    "image name (jailer image ls)")
         return path, None
@@ -115,7 +115,7 @@ def resolve_rootfs(arg: str) -> tuple[str, str | None]:
     try:
         return Store(paths.images_dir()).rootfs(arg), arg
     except ImageError as e:
-        raise JailerError(str(e), stage="rootfs") from None
+        raise JailerError(str(e)) from None
 
 
 def parse_bind(text: str) -> Mount:
@@ -124,11 +124,10 @@ def parse_bind(text: str) -> Mount:
     if len(parts) == 3 and parts[2] in ("ro", "rw"):
         mode = parts.pop()
     if len(parts) != 2 or not parts[0] or not parts[1].startswith("/"):
-        raise JailerError(f"--bind {text!r}: expected SRC:DST[:ro] with an absolute DST",
-                          stage="options")
+        raise JailerError(f"--bind {text!r}: expected SRC:DST[:ro] with an absolute DST")
     src = os.path.abspath(parts[0])
     if not os.path.exists(src):
-        raise JailerError(f"--bind {text!r}: source {src} does not exist", stage="options",
+        raise JailerError(f"--bind {text!r}: source {src} does not exist",
                           errno=2)
     return Mount(kind="bind", src=src, dst=parts[1], readonly=(mode == "ro"))
 
@@ -138,15 +137,14 @@ def parse_rlimit(text: str) -> Rlimit:
     name = name.lower().removeprefix("rlimit_")
     if not eq or name not in RLIMITS:
         raise JailerError(f"--rlimit {text!r}: expected NAME=SOFT[:HARD] with NAME one of "
-                          f"{', '.join(RLIMITS)}", stage="options")
+                          f"{', '.join(RLIMITS)}")
     soft, _, hard = value.partition(":")
 
     def num(v: str) -> int:
         if v in ("unlimited", "-1"):
             return -1
         if not v.isdigit():
-            raise JailerError(f"--rlimit {text!r}: {v!r} is not a number or 'unlimited'",
-                              stage="options")
+            raise JailerError(f"--rlimit {text!r}: {v!r} is not a number or 'unlimited'")
         return int(v)
 
     return Rlimit(name=name, soft=num(soft), hard=num(hard or soft))
@@ -178,15 +176,13 @@ def parse_user(rootfs: str, text: str) -> tuple[int, int, str]:
     elif entry:
         uid, gid, home = entry
     else:
-        raise JailerError(f"--user {text!r}: no user {user!r} in the image's /etc/passwd",
-                          stage="options")
+        raise JailerError(f"--user {text!r}: no user {user!r} in the image's /etc/passwd")
     if group:
         if not group.isdigit():
-            raise JailerError(f"--user {text!r}: GID must be a number", stage="options")
+            raise JailerError(f"--user {text!r}: GID must be a number")
         gid = int(group)
     if uid >= 65536 or gid >= 65536:
-        raise JailerError(f"--user {text!r}: ids must be below 65536 (the container's range)",
-                          stage="options")
+        raise JailerError(f"--user {text!r}: ids must be below 65536 (the container's range)")
     return uid, gid, home
 
 
@@ -199,26 +195,24 @@ def to_spec(rootfs_arg: str, cmd: list[str], o: dict) -> Spec:
     spec.args = list(cmd) or ["/bin/sh"]
     spec.hostname = o.get("hostname") or image or os.path.basename(rootfs) or "jailer"
     if len(spec.hostname) > 64:
-        raise JailerError("--hostname: at most 64 characters", stage="options")
+        raise JailerError("--hostname: at most 64 characters")
     home = "/root"
     if o.get("user"):
         spec.uid, spec.gid, home = parse_user(rootfs, o["user"])
     if o.get("workdir"):
         if not o["workdir"].startswith("/"):
-            raise JailerError(f"--workdir {o['workdir']!r}: must be an absolute path",
-                              stage="options")
+            raise JailerError(f"--workdir {o['workdir']!r}: must be an absolute path")
         spec.cwd = o["workdir"]
     spec.mounts = [parse_bind(b) for b in o.get("bind", [])]
     for t in o.get("tmpfs", []):
         if not t.startswith("/"):
-            raise JailerError(f"--tmpfs {t!r}: must be an absolute path", stage="options")
+            raise JailerError(f"--tmpfs {t!r}: must be an absolute path")
         spec.mounts.append(Mount(kind="tmpfs", src="tmpfs", dst=t))
     spec.readonly = bool(o.get("read_only"))
     spec.rlimits = [parse_rlimit(r) for r in o.get("rlimit", [])]
     timeout = o.get("timeout")
     if timeout is not None and not timeout > 0:
-        raise JailerError(f"--timeout {timeout}: must be a positive number of seconds",
-                          stage="options")
+        raise JailerError(f"--timeout {timeout}: must be a positive number of seconds")
     spec.timeout = timeout
     spec.init = bool(o.get("init"))
     spec.keep = bool(o.get("keep"))
@@ -236,7 +230,7 @@ def to_spec(rootfs_arg: str, cmd: list[str], o: dict) -> Spec:
 
 def check_privileges(spec: Spec) -> None:
     if os.geteuid() != 0:
-        raise JailerError(f"--level {spec.level} needs root", stage="permissions", errno=1,
+        raise JailerError(f"--level {spec.level} needs root", errno=1,
                           hint="run it as root (sudo jailer run ...)")
 
 

@@ -13,9 +13,21 @@ def main(argv: list[str] | None = None) -> None:
         parsed = cliopts.fast_parse(args[1:])
         if parsed is not None:
             sys.exit(cliopts.run_cli(*parsed))
+    import click
+
     from jailer.cli import cli
 
-    cli.main(args=args, prog_name="jailer")
+    try:
+        cli.main(args=args, prog_name="jailer", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:  # usage errors: one line, like every other error
+        ctx = getattr(e, "ctx", None)
+        hint = f" (try '{ctx.command_path} --help')" if ctx else ""
+        sys.stderr.write(f"jailer: {e.format_message()}{hint}\n")
+        sys.exit(e.exit_code)
+    except click.Abort:
+        sys.exit(130)
 
 
 if __name__ == "__main__":
