@@ -148,7 +148,8 @@ class Syscalls:
 
 
 class FakeSyscalls:
-    """Records every call as ``(name, args)``; returns fresh fake fds where one is expected.
+    """Records every call as ``(name, args)``; where an fd is expected it returns a real one
+    (on /dev/null), so code under test can close it as usual.
 
     ``fail`` maps a call name to an errno to raise once, for testing error paths.
     """
@@ -156,7 +157,6 @@ class FakeSyscalls:
     def __init__(self, fail: dict[str, int] | None = None) -> None:
         self.calls: list[tuple] = []
         self.fail = dict(fail or {})
-        self._next_fd = 1000
 
     def _rec(self, name: str, *args: object) -> int:
         self.calls.append((name, *args))
@@ -167,8 +167,7 @@ class FakeSyscalls:
 
     def _fd(self, name: str, *args: object) -> int:
         self._rec(name, *args)
-        self._next_fd += 1
-        return self._next_fd
+        return os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
 
     def unshare(self, flags):
         self._rec("unshare", flags)

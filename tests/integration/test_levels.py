@@ -63,15 +63,24 @@ def test_host_sees_a_nonzero_uid_and_sigkill_of_runtime_is_cleaned(jailer, jaile
         proc.kill()  # SIGKILL of the runtime: the container dies with it (PDEATHSIG)
         proc.wait()
     for _ in range(100):
-        if not os.path.exists(f"/proc/{sleeper}"):
+        if not _alive(sleeper):
             break
         time.sleep(0.05)
-    assert not os.path.exists(f"/proc/{sleeper}")
+    assert not _alive(sleeper)
     r = jailer("gc")
     assert r.returncode == 0, r.stderr
     assert "released uid range" in r.stdout
     if level == "container":
         assert "removed upper layer" in r.stdout
+
+
+def _alive(pid: int) -> bool:
+    """Running (not gone, not a zombie waiting for whoever inherited it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def _find_proc(cmdline: str) -> int:
