@@ -7,9 +7,9 @@ container); what remains on the host are per-run upper layers and uid-range reco
 from __future__ import annotations
 
 import os
-import shutil
 
 from jailer import paths
+from jailer.fsutil import remove_tree
 from jailer.idpool import IdPool, owner_alive
 
 
@@ -26,7 +26,7 @@ def collect(data_dir: str | None = None) -> list[str]:
         except FileNotFoundError:
             continue  # kept on purpose (--keep) or not ours
         if not owner_alive(owner):
-            shutil.rmtree(os.path.join(cdirs, name), ignore_errors=True)
+            remove_tree(os.path.join(cdirs, name))
             done.append(f"removed upper layer of container {name}")
     for base in IdPool(os.path.join(data, "idpool")).gc():
         done.append(f"released uid range {base}-{base + 65535}")

@@ -141,14 +141,14 @@ class Launch:
     def cleanup(self) -> None:
         """Undo what the start made on the host: the upper layer and the id range."""
         if self.cdir and os.path.isdir(self.cdir):
-            import shutil
+            from jailer.fsutil import remove_tree
 
             if self.spec.keep:
                 for sub in ("lower", "work", "merged"):
-                    shutil.rmtree(os.path.join(self.cdir, sub), ignore_errors=True)
+                    remove_tree(os.path.join(self.cdir, sub))
                 os.unlink(os.path.join(self.cdir, "owner"))
             else:
-                shutil.rmtree(self.cdir, ignore_errors=True)
+                remove_tree(self.cdir)
         if self.pool and self.base:
             self.pool.release(self.base)
             self.base = 0
