@@ -35,6 +35,15 @@ RUN_OPTIONS: tuple = (
      "Run a tiny reaper as pid 1 that forwards signals to the command."),
     (("--keep",), "keep", "flag", None,
      "Keep the copy-on-write upper layer after exit (container level)."),
+    (("--allow",), "allow", "multi", "WORD",
+     "Relax one rule of the jail policy: mount, mknod, netconfig, raw-sockets, nesting. "
+     "Repeatable."),
+    (("--cap-add",), "cap_add", "multi", "CAP", "Add a capability (e.g. NET_ADMIN, ALL)."),
+    (("--cap-drop",), "cap_drop", "multi", "CAP", "Drop a capability (e.g. CHOWN, ALL)."),
+    (("--seccomp",), "seccomp", "str", "PROFILE.json|unconfined",
+     "An OCI/Docker seccomp profile instead of the jail policy, or no filter at all."),
+    (("--seccomp-log",), "seccomp_log", "flag", None,
+     "Log what the jail policy would block instead of blocking it."),
     (("-t", "--tty"), "tty", "flag", None, "Allocate a pty even if stdin is not a terminal."),
     (("-T", "--no-tty"), "no_tty", "flag", None, "Never allocate a pty."),
 )
@@ -225,7 +234,46 @@ def to_spec(rootfs_arg: str, cmd: list[str], o: dict) -> Spec:
     term = os.environ.get("TERM", "xterm") if spec.tty else None
     extra = [e if "=" in e else f"{e}={os.environ.get(e, '')}" for e in o.get("env", [])]
     spec.env = merge_env(default_env(spec, term, home), extra)
+    _policy(spec, o)
     return spec
+
+
+ALLOW_WORDS = ("mount", "mknod", "netconfig", "raw-sockets", "nesting")
+
+
+def _policy(spec: Spec, o: dict) -> None:
+    """Capabilities and seccomp filter from the level, --allow, --cap-*, --seccomp*."""
+    from jailer import caps
+
+    for word in o.get("allow", []):
+        if word not in ALLOW_WORDS:
+            raise JailerError(f"--allow {word!r}: unknown word (choose from "
+                              f"{', '.join(ALLOW_WORDS)})")
+    spec.allow = sorted(set(o.get("allow", [])))
+    if spec.level == "chroot" and not (o.get("cap_add") or o.get("cap_drop")):
+        spec.caps = None  # chroot(8): real root keeps what it has
+    try:
+        if spec.level != "chroot" or o.get("cap_add") or o.get("cap_drop"):
+            spec.caps = caps.resolve(spec.level, spec.allow, o.get("cap_add", []),
+                                     o.get("cap_drop", []))
+        if spec.caps is not None:
+            spec.ambient = frozenset(map(caps.normalize, o.get("cap_add", []))) & spec.caps
+    except caps.CapError as e:
+        raise JailerError(str(e)) from None
+    spec.seccomp_log = bool(o.get("seccomp_log"))
+    profile = o.get("seccomp")
+    if profile == "unconfined" or (spec.level == "chroot" and not profile):
+        spec.seccomp = None
+        return
+    from jailer import seccomp
+
+    try:
+        if profile:
+            spec.seccomp = seccomp.load_profile(profile)
+        else:
+            spec.seccomp = seccomp.jail_policy(frozenset(spec.allow), log=spec.seccomp_log)
+    except seccomp.SeccompError as e:
+        raise JailerError(str(e)) from None
 
 
 def check_privileges(spec: Spec) -> None:

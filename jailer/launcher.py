@@ -29,6 +29,7 @@ import fcntl  # imported here: after chroot/pivot_root the library is out of rea
 import marshal
 import os
 
+from jailer import caps as C
 from jailer import syscalls as S
 from jailer.errors import (
     EXIT_NOEXEC,
@@ -108,6 +109,7 @@ class Launch:
         self.root = spec.rootfs
         self.pool = None
         self.init_path: str | None = None
+        self.bpf: bytes | None = None
         self.pid = 0  # host pid of the container's first process
         self._pending: list[int] = []
         self._sock = None
@@ -119,6 +121,10 @@ class Launch:
             from jailer.initbin import init_binary
 
             self.init_path = init_binary(self.data_dir)
+        if spec.seccomp is not None:
+            from jailer import seccomp
+
+            self.bpf = seccomp.cached_bpf(spec.seccomp, os.path.join(self.data_dir, "seccomp"))
         if spec.userns:
             from jailer.idpool import IdPool
 
@@ -391,14 +397,27 @@ class Launch:
                 for i in range(3):
                     os.dup2(slave, i)
                 os.close(slave)
+            stage = "capabilities"
+            if spec.caps is not None:
+                C.drop_bounding(spec.caps, self.sys)
+                if spec.uid and spec.ambient:
+                    self.sys.prctl(C.PR_SET_KEEPCAPS, 1)
             stage = "user"
             if spec.uid or spec.gid:
                 os.setgroups([])
                 os.setresgid(spec.gid, spec.gid, spec.gid)
                 os.setresuid(spec.uid, spec.uid, spec.uid)
+            if spec.caps is not None:
+                stage = "capabilities"
+                C.set_process_caps(spec.caps, spec.uid, spec.ambient, self.sys)
             stage = "no_new_privs"
             self.sys.prctl(S.PR_SET_NO_NEW_PRIVS, 1)
             self.sys.close_range_cloexec(3)
+            if self.bpf is not None:
+                stage = "seccomp"
+                from jailer import seccomp  # loaded by _prepare, before pivot_root
+
+                seccomp.load(self.bpf, getattr(spec.seccomp, "flags", 0))
             stage = "exec"
             if spec.init:
                 os.execve(init, ["/dev/init", "--", *spec.args], _env_dict(spec.env))

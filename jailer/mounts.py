@@ -181,8 +181,19 @@ class Mounter:
             os.close(fd)
 
     def op_bind_root(self, src: str, dst: str, idmap: bool) -> None:
-        """Bind the image onto ``dst``; idmapped so image root shows as container root."""
-        self._attach(src, dst, idmap=idmap and self.userns_fd >= 0)
+        """Bind the image onto ``dst``; idmapped so image root shows as container root.
+
+        Filesystems without idmapped-mount support get a plain bind: the image's files then
+        show as nobody inside, and a writable copy must be chowned to the jail's range.
+        """
+        if idmap and self.userns_fd >= 0:
+            try:
+                self._attach(src, dst, idmap=True)
+                return
+            except OSError as e:
+                if e.errno not in (22, 95):  # EINVAL, EOPNOTSUPP: no idmap support here
+                    raise
+        self._attach(src, dst)
 
     def op_overlay(self, lower: str, upper: str, work: str, dst: str) -> None:
         data = f"lowerdir={lower},upperdir={upper},workdir={work}"

@@ -69,7 +69,11 @@ class IdRange(_Plain):
 
 
 class Spec(_Plain):
-    """Everything the launcher needs to start one container."""
+    """Everything the launcher needs to start one container.
+
+    ``caps`` is the resolved capability set (None: leave the process's own); ``seccomp`` is
+    a ``jailer.seccomp`` policy, or None for no filter.
+    """
 
     __slots__ = (
         "rootfs", "image", "args", "level", "hostname", "env", "cwd", "uid", "gid",
@@ -77,12 +81,15 @@ class Spec(_Plain):
         # what the level preset decides (front ends may override for ablations)
         "namespaces", "userns", "pivot_root", "cow", "idmap",
         "masked_paths", "readonly_paths", "id", "ids",
+        # the security policy (see jailer.caps and jailer.seccomp)
+        "allow", "caps", "ambient", "seccomp", "seccomp_log",
     )
     _defaults = {
         "args": ["/bin/sh"], "level": "container", "env": [], "cwd": "/", "uid": 0, "gid": 0,
         "mounts": [], "readonly": False, "rlimits": [], "init": False, "keep": False,
         "namespaces": [], "userns": False, "pivot_root": False, "cow": False, "idmap": True,
         "masked_paths": list(MASKED_PATHS), "readonly_paths": list(READONLY_PATHS),
+        "allow": [], "caps": None, "ambient": frozenset(), "seccomp_log": False,
     }
 
 
