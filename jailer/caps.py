@@ -7,7 +7,8 @@ root with every capability, unless ``--cap-drop`` says otherwise.
 
 from __future__ import annotations
 
-import _prctl  # noqa: F401 - python-prctl's C module; must be loaded before pivot_root
+import _prctl  # python-prctl's C module (its Python wrapper costs 4 ms of import); it must
+#                be loaded before pivot_root
 
 # capabilities(7) numbers, so the start path needs no lookup module
 CAPS = {
@@ -93,8 +94,6 @@ def set_process_caps(caps: frozenset[str], uid: int, ambient: frozenset[str], sy
     """Permitted/effective/inheritable = ``caps`` for root; for another user only the
     ``ambient`` ones (raised as ambient so they survive exec; needs PR_SET_KEEPCAPS
     before setresuid)."""
-    import _prctl  # python-prctl's C module, loaded by the runtime before pivot_root
-
     keep = sorted(CAPS[c] for c in (caps if uid == 0 else ambient & caps))
     dropped = [c for c in CAPS.values() if c not in keep]
     # root gets no inheritable set (CVE-2022-24769); ambient needs the caps inheritable
