@@ -7,8 +7,8 @@ root with every capability, unless ``--cap-drop`` says otherwise.
 
 from __future__ import annotations
 
-import _prctl  # python-prctl's C module (its Python wrapper costs 4 ms of import); it must
-#                be loaded before pivot_root
+# python-prctl's C module (its Python wrapper costs 4 ms of import); loaded before pivot_root
+import _prctl
 
 # capabilities(7) numbers, so the start path needs no lookup module
 CAPS = {
