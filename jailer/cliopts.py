@@ -238,17 +238,14 @@ def to_spec(rootfs_arg: str, cmd: list[str], o: dict) -> Spec:
     return spec
 
 
-ALLOW_WORDS = ("mount", "mknod", "netconfig", "raw-sockets", "nesting")
-
-
 def _policy(spec: Spec, o: dict) -> None:
     """Capabilities and seccomp filter from the level, --allow, --cap-*, --seccomp*."""
     from jailer import caps
 
     for word in o.get("allow", []):
-        if word not in ALLOW_WORDS:
+        if word not in caps.ALLOW_CAPS:
             raise JailerError(f"--allow {word!r}: unknown word (choose from "
-                              f"{', '.join(ALLOW_WORDS)})")
+                              f"{', '.join(caps.ALLOW_CAPS)})")
     spec.allow = sorted(set(o.get("allow", [])))
     if spec.level == "chroot" and not (o.get("cap_add") or o.get("cap_drop")):
         spec.caps = None  # chroot(8): real root keeps what it has
@@ -268,8 +265,9 @@ def _policy(spec: Spec, o: dict) -> None:
     from jailer import seccomp
 
     try:
-        if profile:
-            spec.seccomp = seccomp.load_profile(profile)
+        if profile:  # Docker profiles' "includes.caps" are decided by the container's caps
+            held = frozenset("CAP_" + c for c in spec.caps) if spec.caps is not None else None
+            spec.seccomp = seccomp.load_profile(profile, caps=held)
         else:
             spec.seccomp = seccomp.jail_policy(frozenset(spec.allow), log=spec.seccomp_log)
     except seccomp.SeccompError as e:

@@ -417,7 +417,7 @@ class Launch:
                 stage = "seccomp"
                 from jailer import seccomp  # loaded by _prepare, before pivot_root
 
-                seccomp.load(self.bpf, getattr(spec.seccomp, "flags", 0))
+                seccomp.load(self.bpf, spec.seccomp.flags)
             stage = "exec"
             if spec.init:
                 os.execve(init, ["/dev/init", "--", *spec.args], _env_dict(spec.env))
