@@ -24,7 +24,7 @@ except ImportError:  # not built: load() reports it, keys fall back to hashlib
 ACTIONS = ("allow", "errno", "log", "kill", "kill_process", "trap")
 OPS = ("eq", "ne", "lt", "le", "gt", "ge", "masked_eq")
 
-# The words `--allow` accepts (see jailer.caps.ALLOW_CAPS); "raw-sockets" is a capability, not a seccomp rule.
+# The words `--allow` accepts (jailer.caps.ALLOW_CAPS); "raw-sockets" is only a capability.
 ALLOW_WORDS = ("mknod", "mount", "nesting", "netconfig", "raw-sockets")
 
 # seccomp(2) filter flags an OCI profile may ask for (linux/seccomp.h).
