@@ -218,6 +218,13 @@ def to_spec(rootfs_arg: str, cmd: list[str], o: dict) -> Spec:
             raise JailerError(f"--tmpfs {t!r}: must be an absolute path")
         spec.mounts.append(Mount(kind="tmpfs", src="tmpfs", dst=t))
     spec.readonly = bool(o.get("read_only"))
+    if spec.level == "chroot":
+        needs_ns = [f for f, v in (("--bind", o.get("bind")), ("--tmpfs", o.get("tmpfs")),
+                                   ("--read-only", spec.readonly),
+                                   ("--hostname", o.get("hostname"))) if v]
+        if needs_ns:
+            raise JailerError(f"{', '.join(needs_ns)} need(s) namespaces, which --level chroot "
+                              "does not have: use --level jail or container")
     spec.rlimits = [parse_rlimit(r) for r in o.get("rlimit", [])]
     timeout = o.get("timeout")
     if timeout is not None and not timeout > 0:
@@ -268,6 +275,12 @@ def _policy(spec: Spec, o: dict) -> None:
         if profile:  # Docker profiles' "includes.caps" are decided by the container's caps
             held = frozenset("CAP_" + c for c in spec.caps) if spec.caps is not None else None
             spec.seccomp = seccomp.load_profile(profile, caps=held)
+            unknown = seccomp.unknown_syscalls(spec.seccomp)
+            if unknown:  # runc skips these silently; a typo in a hand-written profile
+                #          would then leave a syscall open, so `jailer run` refuses
+                raise JailerError(f"seccomp profile {profile}: unknown syscall(s) "
+                                  f"{', '.join(sorted(unknown)[:5])} (not in this "
+                                  "libseccomp's table)")
         else:
             spec.seccomp = seccomp.jail_policy(frozenset(spec.allow), log=spec.seccomp_log)
     except seccomp.SeccompError as e:
