@@ -28,6 +28,15 @@ int jl_loopback_up(void);
 int jl_setgroups0(void);
 int jl_close_range(unsigned int first, unsigned int last, unsigned int flags);
 int jl_setfsid(int uid, int gid);
+
+struct jl_final {
+    int *cg_fds; int n_cg; int cgroupns;
+    int caps; unsigned long long keep, inh, amb;
+    int uid, gid;
+    const unsigned char *bpf; size_t bpf_len; unsigned int bpf_flags;
+    const char *path; int exec_fd; char **argv; char **envp;
+};
+int jl_final_exec(struct jl_final *f, int *stage);
 """
 
 SOURCE = r"""
@@ -42,6 +51,9 @@ SOURCE = r"""
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/fsuid.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -120,6 +132,68 @@ fail:
 static int jl_setgroups0(void) { return setgroups(0, NULL); }
 static int jl_close_range(unsigned int first, unsigned int last, unsigned int flags) {
     return (int)syscall(SYS_close_range, first, last, flags);
+}
+/* The last steps before the workload runs, in C so that no Python code runs (and touches
+ * memory) once the process is in the container's cgroup: join the cgroup, enter a cgroup
+ * namespace rooted there, drop capabilities, switch user, no_new_privs, seccomp, execve.
+ * Returns -1 with errno set and *stage naming the failed step (see jailer.launcher). */
+struct jl_final {
+    int *cg_fds; int n_cg; int cgroupns;
+    int caps; unsigned long long keep, inh, amb;
+    int uid, gid;
+    const unsigned char *bpf; size_t bpf_len; unsigned int bpf_flags;
+    const char *path; int exec_fd; char **argv; char **envp;
+};
+static int jl_capset(unsigned long long eff, unsigned long long prm, unsigned long long inh) {
+    struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct d[2] = {
+        { (unsigned)eff, (unsigned)prm, (unsigned)inh },
+        { (unsigned)(eff >> 32), (unsigned)(prm >> 32), (unsigned)(inh >> 32) } };
+    return (int)syscall(SYS_capset, &h, d);
+}
+static int jl_final_exec(struct jl_final *f, int *stage) {
+    int cap;
+    *stage = 1;
+    for (int i = 0; i < f->n_cg; i++)
+        if (write(f->cg_fds[i], "0", 1) != 1) return -1;
+    *stage = 2;
+    if (f->cgroupns && unshare(0x02000000 /* CLONE_NEWCGROUP */) < 0) return -1;
+    if (f->caps) {
+        *stage = 3;
+        for (cap = 0; cap < 64; cap++)
+            if (!(f->keep >> cap & 1) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0
+                && errno != EINVAL) return -1;
+        if (f->uid && f->amb && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) return -1;
+    }
+    *stage = 4;
+    if (f->uid || f->gid) {
+        if (setgroups(0, NULL) < 0 || setresgid(f->gid, f->gid, f->gid) < 0
+            || setresuid(f->uid, f->uid, f->uid) < 0) return -1;
+    }
+    if (f->caps) {
+        *stage = 5;
+        unsigned long long mine = f->uid ? (f->amb & f->keep) : f->keep;
+        if (jl_capset(mine, mine, f->inh) < 0) return -1;
+        for (cap = 0; cap < 64; cap++)
+            if ((f->amb & f->keep) >> cap & 1
+                && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0) return -1;
+    }
+    *stage = 6;
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
+    *stage = 7;
+    if (syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) < 0) return -1;
+    if (f->bpf_len) {
+        struct sock_fprog prog = { (unsigned short)(f->bpf_len / 8),
+                                   (struct sock_filter *)f->bpf };
+        *stage = 8;
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, f->bpf_flags, &prog) < 0) return -1;
+    }
+    *stage = 9;
+    if (f->exec_fd >= 0)  /* a binary from outside the root (the chroot-level --init) */
+        syscall(SYS_execveat, f->exec_fd, "", f->argv, f->envp, 0x1000 /* AT_EMPTY_PATH */);
+    else
+        execve(f->path, f->argv, f->envp);
+    return -1;
 }
 /* fsuid/fsgid only affect file access checks and the owner of new files: mount rights stay. */
 static int jl_setfsid(int uid, int gid) {

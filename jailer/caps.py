@@ -1,4 +1,7 @@
-"""Capability sets per level, and applying them (python-prctl's C module + prctl shims).
+"""Capability sets per level, as names and masks.
+
+They are applied by the launcher's last step in C (``jl_final_exec``: bounding set, capset,
+ambient set), because no Python may run once the process is in the container's cgroup.
 
 The jail keeps Docker's default set minus CAP_MKNOD and CAP_NET_RAW; every ``--allow`` word
 adds back exactly the capability its rule needs. The chroot level is plain chroot(8): real
@@ -6,9 +9,6 @@ root with every capability, unless ``--cap-drop`` says otherwise.
 """
 
 from __future__ import annotations
-
-# python-prctl's C module (its Python wrapper costs 4 ms of import); loaded before pivot_root
-import _prctl
 
 # capabilities(7) numbers, so the start path needs no lookup module
 CAPS = {
@@ -31,12 +31,6 @@ JAIL_CAPS = frozenset({
 ALLOW_CAPS = {"mount": {"SYS_ADMIN"}, "mknod": {"MKNOD"}, "netconfig": {"NET_ADMIN"},
               "raw-sockets": {"NET_RAW"}, "nesting": set()}
 NEVER_IN_JAIL = frozenset({"SYS_MODULE"})
-
-PR_CAPBSET_READ = 23
-PR_CAPBSET_DROP = 24
-PR_SET_KEEPCAPS = 8
-PR_CAP_AMBIENT = 47
-PR_CAP_AMBIENT_RAISE = 2
 
 
 class CapError(ValueError):
@@ -78,28 +72,9 @@ def resolve(level: str, allow: list[str], add: list[str], drop: list[str],
     return frozenset(caps) & available
 
 
-def drop_bounding(caps: frozenset[str], sys_) -> None:
-    """Remove every other capability from the bounding set (needs CAP_SETPCAP: call this
-    before changing to a non-root user)."""
-    for name, cap in CAPS.items():
-        if name not in caps:
-            try:
-                sys_.prctl(PR_CAPBSET_DROP, cap)
-            except OSError as e:
-                if e.errno != 22:  # EINVAL: a capability this kernel does not have
-                    raise
-
-
-def set_process_caps(caps: frozenset[str], uid: int, ambient: frozenset[str], sys_) -> None:
-    """Permitted/effective/inheritable = ``caps`` for root; for another user only the
-    ``ambient`` ones (raised as ambient so they survive exec; needs PR_SET_KEEPCAPS
-    before setresuid)."""
-    keep = sorted(CAPS[c] for c in (caps if uid == 0 else ambient & caps))
-    dropped = [c for c in CAPS.values() if c not in keep]
-    # root gets no inheritable set (CVE-2022-24769); ambient needs the caps inheritable
-    inherit = [] if uid == 0 else keep
-    not_inherit = [c for c in CAPS.values() if c not in inherit]
-    _prctl.set_caps(keep, keep, inherit, dropped, dropped, not_inherit)
-    if uid != 0:
-        for cap in keep:
-            sys_.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap)
+def mask(names: frozenset[str]) -> int:
+    """Capability names -> the bit mask capset(2) and the bounding set use."""
+    out = 0
+    for name in names:
+        out |= 1 << CAPS[name]
+    return out

@@ -44,6 +44,19 @@ RUN_OPTIONS: tuple = (
      "An OCI/Docker seccomp profile instead of the jail policy, or no filter at all."),
     (("--seccomp-log",), "seccomp_log", "flag", None,
      "Log what the jail policy would block instead of blocking it."),
+    (("-m", "--memory"), "memory", "str", "SIZE", "Memory limit, e.g. 64M or 1G."),
+    (("--memory-swap",), "memory_swap", "str", "SIZE",
+     "Memory plus swap limit (as docker's; 'max' for unlimited swap)."),
+    (("--cpus",), "cpus", "str", "N", "CPU time limit in cores, e.g. 0.5."),
+    (("--cpu-weight",), "cpu_weight", "str", "W",
+     "Relative CPU weight, 1-10000 (v1: converted to cpu.shares)."),
+    (("--cpuset-cpus",), "cpuset_cpus", "str", "LIST", "CPUs allowed, e.g. 0 or 0-1."),
+    (("--pids",), "pids", "str", "N", "Maximum number of processes and threads."),
+    (("--io-weight",), "io_weight", "str", "W", "Relative block IO weight."),
+    (("--io-max",), "io_max", "multi", "DEV:rbps=N,wbps=N,riops=N,wiops=N",
+     "Per-device IO limits (DEV: /dev/path or MAJ:MIN). Repeatable."),
+    (("--stats",), "stats", "flag", None,
+     "Print peak memory, cpu time and OOM kills when the container ends."),
     (("-t", "--tty"), "tty", "flag", None, "Allocate a pty even if stdin is not a terminal."),
     (("-T", "--no-tty"), "no_tty", "flag", None, "Never allocate a pty."),
 )
@@ -242,7 +255,27 @@ def to_spec(rootfs_arg: str, cmd: list[str], o: dict) -> Spec:
     extra = [e if "=" in e else f"{e}={os.environ.get(e, '')}" for e in o.get("env", [])]
     spec.env = merge_env(default_env(spec, term, home), extra)
     _policy(spec, o)
+    _resources(spec, o)
     return spec
+
+
+RESOURCE_OPTIONS = ("memory", "memory_swap", "cpus", "cpu_weight", "cpuset_cpus", "pids",
+                    "io_weight", "io_max")
+
+
+def _resources(spec: Spec, o: dict) -> None:
+    """cgroup limits; any limit (or --stats) gives a jail or chroot a cgroup too."""
+    given = {k: o[k] for k in RESOURCE_OPTIONS if o.get(k)}
+    spec.stats = bool(o.get("stats"))
+    if not (given or spec.cgroup or spec.stats):
+        return
+    import cgroups
+
+    try:
+        spec.limits = cgroups.limits_from_options(**given)
+    except cgroups.CgroupError as e:
+        raise JailerError(str(e)) from None
+    spec.cgroup = True
 
 
 def _policy(spec: Spec, o: dict) -> None:
@@ -293,6 +326,36 @@ def check_privileges(spec: Spec) -> None:
                           hint="run it as root (sudo jailer run ...)")
 
 
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def report_resources(spec: Spec, result) -> None:
+    """One line when the OOM killer struck (exit 137), and the --stats line."""
+    import sys
+
+    st = result.stats
+    if st is None:
+        return
+    limit = spec.limits.memory_max if spec.limits else None
+    if result.oom_killed:
+        sys.stderr.write(f"jailer: the container was killed by the OOM killer (memory limit "
+                         f"{_size(limit) if limit and limit > 0 else 'none'}, peak "
+                         f"{_size(st.memory_peak)}, {st.oom_kill} process(es) killed)\n")
+    if spec.stats:
+        cpu = (st.cpu_usage_usec or 0) / 1e6
+        sys.stderr.write(f"jailer: stats: peak memory {_size(st.memory_peak)}, cpu {cpu:.3f} s"
+                         f" (user {(st.cpu_user_usec or 0) / 1e6:.3f} s, system "
+                         f"{(st.cpu_system_usec or 0) / 1e6:.3f} s), OOM kills "
+                         f"{st.oom_kill or 0}\n")
+
+
 def run_cli(rootfs_arg: str, cmd: list[str], opts: dict) -> int:
     """``jailer run`` after parsing: build the Spec, start, wait, return the exit status."""
     import sys
@@ -302,7 +365,9 @@ def run_cli(rootfs_arg: str, cmd: list[str], opts: dict) -> int:
         check_privileges(spec)
         from jailer.launcher import Launch
 
-        return Launch(spec).run().returncode
+        result = Launch(spec).run()
+        report_resources(spec, result)
+        return result.returncode
     except JailerError as e:
         sys.stderr.write(f"jailer: {e}\n")
         return e.exit_code

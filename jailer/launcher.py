@@ -73,7 +73,7 @@ def _recv(fd: int) -> object | None:
 class Result:
     """How a container ended."""
 
-    __slots__ = ("returncode", "stdout", "stderr", "id")
+    __slots__ = ("returncode", "stdout", "stderr", "id", "stats", "oom_killed")
 
     def __init__(self, returncode: int, stdout: bytes | None = None,
                  stderr: bytes | None = None, id: str = "") -> None:
@@ -81,6 +81,8 @@ class Result:
         self.stdout = stdout
         self.stderr = stderr
         self.id = id
+        self.stats = None  # cgroups.Stats when the container had a cgroup
+        self.oom_killed = False
 
     def __repr__(self) -> str:
         return f"Result(returncode={self.returncode})"
@@ -110,6 +112,8 @@ class Launch:
         self.pool = None
         self.init_path: str | None = None
         self.bpf: bytes | None = None
+        self.cg = None  # cgroups.Cgroup
+        self.cgroup_fds: list[int] = []
         self.pid = 0  # host pid of the container's first process
         self._pending: list[int] = []
         self._sock = None
@@ -121,6 +125,8 @@ class Launch:
             from jailer.initbin import init_binary
 
             self.init_path = init_binary(self.data_dir)
+        if spec.cgroup:
+            self._make_cgroup()
         if spec.seccomp is not None:
             from jailer import seccomp
 
@@ -144,8 +150,26 @@ class Launch:
             os.chown(os.path.join(self.cdir, "upper"), self.base, self.base)
             self.root = os.path.join(self.cdir, "merged")
 
+    def _make_cgroup(self) -> None:
+        """The container's cgroup, below our own; pid 1 joins it through these fds last."""
+        import cgroups
+
+        try:
+            self.cg = cgroups.open_manager(f"jailer-{self.spec.id}").create(self.spec.limits)
+            self.cgroup_fds = [os.open(p, os.O_WRONLY | os.O_CLOEXEC)
+                               for p in self.cg.procs_paths]
+        except (cgroups.CgroupError, OSError) as e:
+            raise JailerError(str(e), stage="cgroups",
+                              errno=getattr(e, "errno", 0) or 0) from None
+
     def cleanup(self) -> None:
-        """Undo what the start made on the host: the upper layer and the id range."""
+        """Undo what the start made on the host: cgroup, upper layer and the id range."""
+        for fd in self.cgroup_fds:
+            os.close(fd)
+        self.cgroup_fds = []
+        if self.cg is not None:
+            self.cg.delete()
+            self.cg = None
         if self.cdir and os.path.isdir(self.cdir):
             from jailer.fsutil import remove_tree
 
@@ -286,7 +310,8 @@ class Launch:
             stage = "namespaces"
             flags = 0
             for name in self.spec.namespaces:
-                flags |= _NS_FLAGS[name]
+                if name != "cgroup":  # unshared last, once in the container's cgroup
+                    flags |= _NS_FLAGS[name]
             self.sys.unshare(flags)
             pid = os.fork()
             if pid == 0:
@@ -372,7 +397,7 @@ class Launch:
                 os.close(root)
                 root = tree
                 m = Mounter(self.sys, spec.rootfs, root_fd=root)
-                m.apply(ns_plan(spec))
+                m.apply(ns_plan(spec, self._cgroup_dirs()))
                 if "uts" in spec.namespaces and spec.hostname:
                     stage = "hostname"
                     self.sys.sethostname(spec.hostname)
@@ -397,31 +422,22 @@ class Launch:
                 for i in range(3):
                     os.dup2(slave, i)
                 os.close(slave)
-            stage = "capabilities"
-            if spec.caps is not None:
-                C.drop_bounding(spec.caps, self.sys)
-                if spec.uid and spec.ambient:
-                    self.sys.prctl(C.PR_SET_KEEPCAPS, 1)
-            stage = "user"
-            if spec.uid or spec.gid:
-                os.setgroups([])
-                os.setresgid(spec.gid, spec.gid, spec.gid)
-                os.setresuid(spec.uid, spec.uid, spec.uid)
-            if spec.caps is not None:
-                stage = "capabilities"
-                C.set_process_caps(spec.caps, spec.uid, spec.ambient, self.sys)
-            stage = "no_new_privs"
-            self.sys.prctl(S.PR_SET_NO_NEW_PRIVS, 1)
-            self.sys.close_range_cloexec(3)
-            if self.bpf is not None:
-                stage = "seccomp"
-                from jailer import seccomp  # loaded by _prepare, before pivot_root
-
-                seccomp.load(self.bpf, spec.seccomp.flags)
             stage = "exec"
             if spec.init:
-                os.execve(init, ["/dev/init", "--", *spec.args], _env_dict(spec.env))
-            _execvpe(spec.args[0], spec.args, _env_dict(spec.env))
+                path, argv = init, ["/dev/init", "--", *spec.args]
+            else:
+                path, argv = _resolve_exec(spec.args[0], spec.env), spec.args
+            caps = None if spec.caps is None else C.mask(spec.caps)
+            ambient = C.mask(spec.ambient) if spec.uid else 0
+            try:  # from here on C only: see jl_final_exec
+                self.sys.final_exec(
+                    path, argv, spec.env, cgroup_fds=self.cgroup_fds,
+                    cgroupns="cgroup" in spec.namespaces, caps=caps, inheritable=ambient,
+                    ambient=ambient, uid=spec.uid, gid=spec.gid, bpf=self.bpf or b"",
+                    bpf_flags=spec.seccomp.flags if self.bpf else 0)
+            except OSError as e:
+                stage = e.filename
+                raise OSError(e.errno, e.strerror) from None
         except BaseException as e:  # noqa: BLE001
             _report(w_up, stage, e, spec.args[0] if stage == "exec" else "")
 
@@ -451,29 +467,33 @@ class Launch:
                          killpg=not self.spec.pivot_root)
         status = sup.wait()
         code = EXIT_TIMEOUT if sup.timed_out else exit_code(status)
-        return Result(code, id=self.spec.id)
+        result = Result(code, id=self.spec.id)
+        if self.cg is not None:
+            result.stats = self.cg.stats()
+            result.oom_killed = bool(result.stats.oom_kill) and code == 137
+        return result
+
+    def _cgroup_dirs(self) -> dict[str, str]:
+        """What /sys/fs/cgroup shows inside: {"": dir} on v2, {controller: dir} on v1."""
+        if self.cg is None:
+            return {}
+        paths = getattr(self.cg, "paths", None)
+        return dict(paths) if paths else {"": self.cg.path}
 
 
-def _execvpe(cmd: str, args: list[str], env: dict[str, str]) -> None:
-    """execvp with the container's PATH (os.execvpe imports modules lazily, and after
-    pivot_root the runtime's library is out of reach)."""
+def _resolve_exec(cmd: str, env: list[str]) -> str:
+    """execvp's search with the container's PATH, inside the container's root."""
     if "/" in cmd:
-        os.execve(cmd, args, env)
-    denied: OSError | None = None
-    for d in env.get("PATH", "/usr/bin:/bin").split(":"):
-        try:
-            os.execve(os.path.join(d or ".", cmd), args, env)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        except PermissionError as e:
-            denied = e
-    if denied:
-        raise denied
-    raise FileNotFoundError(2, "No such file or directory", cmd)
-
-
-def _env_dict(env: list[str]) -> dict[str, str]:
-    return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+        return cmd
+    path = next((e[5:] for e in env if e.startswith("PATH=")), "/usr/bin:/bin")
+    found = None
+    for d in path.split(":"):
+        candidate = os.path.join(d or ".", cmd)
+        if os.path.isfile(candidate):
+            if os.access(candidate, os.X_OK):
+                return candidate
+            found = found or candidate  # execve reports EACCES, as execvp would
+    return found or cmd  # execve reports ENOENT
 
 
 def _report(w_up: int, stage: str, exc: BaseException, exec_path: str = "") -> None:

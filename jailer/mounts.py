@@ -74,8 +74,12 @@ def host_plan(spec: Spec, rootfs: str, root: str, cdir: str | None, init_path: s
     return ops
 
 
-def ns_plan(spec: Spec) -> list[tuple]:
-    """Operations run by the container's pid 1 inside its namespaces, before pivot_root."""
+def ns_plan(spec: Spec, cgroup_dirs: dict[str, str] | None = None) -> list[tuple]:
+    """Operations run by the container's pid 1 inside its namespaces, before pivot_root.
+
+    ``cgroup_dirs`` are the container's own cgroup directories on the host ({"": dir} on v2,
+    {controller: dir} on v1): /sys/fs/cgroup shows them, read-only.
+    """
     ops: list[tuple] = [
         ("mount", "proc", "/proc", "proc", NODEV_NOSUID_NOEXEC, None),
         ("mount", "sysfs", "/sys", "sysfs", NODEV_NOSUID_NOEXEC | S.MS_RDONLY, None),
@@ -84,6 +88,14 @@ def ns_plan(spec: Spec) -> list[tuple]:
         ("mount", "shm", "/dev/shm", "tmpfs", NODEV_NOSUID_NOEXEC, "mode=1777,size=65536k"),
         ("mount", "mqueue", "/dev/mqueue", "mqueue", NODEV_NOSUID_NOEXEC, None),
     ]
+    if cgroup_dirs and "" in cgroup_dirs:
+        ops.append(("bind", cgroup_dirs[""], "/sys/fs/cgroup", True, "existing"))
+    elif cgroup_dirs:
+        ops.append(("mount", "cgroup", "/sys/fs/cgroup", "tmpfs", NODEV_NOSUID_NOEXEC,
+                    "mode=755,size=64k"))
+        for ctrl, path in sorted(cgroup_dirs.items()):
+            ops.append(("bind", path, f"/sys/fs/cgroup/{ctrl}", True, "dir"))
+        ops.append(("readonly", "/sys/fs/cgroup"))
     ops += [("mask", p) for p in spec.masked_paths]
     ops += [("readonly", p) for p in spec.readonly_paths]
     return ops
@@ -220,7 +232,9 @@ class Mounter:
         os.close(self.resolve(rel, "dir"))
 
     def op_bind(self, src: str, rel: str, readonly: bool, kind: str) -> None:
-        fd = self.resolve(rel, kind)
+        """Bind host path ``src`` on ``rel``; ``kind`` (dir, file) says what to create if it
+        is missing, "existing" that it must exist already."""
+        fd = self.resolve(rel, None if kind == "existing" else kind)
         try:
             self._attach(src, to_fd=fd, readonly=readonly)
         finally:

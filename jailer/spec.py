@@ -83,6 +83,8 @@ class Spec(_Plain):
         "masked_paths", "readonly_paths", "id", "ids",
         # the security policy (see jailer.caps and jailer.seccomp)
         "allow", "caps", "ambient", "seccomp", "seccomp_log",
+        # resources: a cgroups.Limits, whether to make a cgroup at all, --stats
+        "limits", "cgroup", "stats",
     )
     _defaults = {
         "args": ["/bin/sh"], "level": "container", "env": [], "cwd": "/", "uid": 0, "gid": 0,
@@ -90,6 +92,7 @@ class Spec(_Plain):
         "namespaces": [], "userns": False, "pivot_root": False, "cow": False, "idmap": True,
         "masked_paths": list(MASKED_PATHS), "readonly_paths": list(READONLY_PATHS),
         "allow": [], "caps": None, "ambient": frozenset(), "seccomp_log": False,
+        "cgroup": False, "stats": False,
     }
 
 
@@ -106,6 +109,7 @@ def apply_level(spec: Spec) -> Spec:
     if spec.level == "container":
         spec.namespaces.append("cgroup")
         spec.cow = True
+        spec.cgroup = True
     return spec
 
 

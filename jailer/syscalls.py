@@ -146,6 +146,38 @@ class Syscalls:
         """Set the filesystem uid/gid: new files get these owners; capabilities stay."""
         self._lib.jl_setfsid(uid, gid)
 
+    FINAL_STAGES = ("", "join cgroup", "cgroup namespace", "capabilities", "user",
+                    "capabilities", "no_new_privs", "close fds", "seccomp", "exec")
+
+    def final_exec(self, path: str | int, argv: list[str], envp: list[str], *,
+                   cgroup_fds: list[int] = (), cgroupns: bool = False,
+                   caps: int | None = None, inheritable: int = 0, ambient: int = 0,
+                   uid: int = 0, gid: int = 0, bpf: bytes = b"", bpf_flags: int = 0) -> None:
+        """The last steps, in C (no Python runs inside the container's cgroup): join the
+        cgroup, unshare a cgroup namespace, bounding set and capabilities (``caps`` is a mask,
+        None leaves them), user, no_new_privs, close fds >= 3 on exec, seccomp, execve.
+        ``path`` may be an open fd (execveat). Only returns by raising ``OSError`` with the
+        failed step as its ``filename``."""
+        ffi = self._ffi
+        # every buffer is held in a local: cffi frees what nothing references
+        strings = [ffi.new("char[]", a.encode()) for a in [*argv, *envp]]
+        c_argv = ffi.new("char *[]", [*strings[:len(argv)], ffi.NULL])
+        c_envp = ffi.new("char *[]", [*strings[len(argv):], ffi.NULL])
+        fds = ffi.new("int[]", list(cgroup_fds) or [0])
+        c_bpf = ffi.from_buffer(bpf)
+        c_path = ffi.new("char[]", path.encode()) if isinstance(path, str) else ffi.NULL
+        f = ffi.new("struct jl_final *", {
+            "cg_fds": fds, "n_cg": len(cgroup_fds), "cgroupns": int(cgroupns),
+            "caps": int(caps is not None), "keep": caps or 0, "inh": inheritable,
+            "amb": ambient, "uid": uid, "gid": gid, "bpf": c_bpf, "bpf_len": len(bpf),
+            "bpf_flags": bpf_flags, "path": c_path,
+            "exec_fd": path if isinstance(path, int) else -1, "argv": c_argv, "envp": c_envp})
+        stage = ffi.new("int *")
+        self._lib.jl_final_exec(f, stage)
+        err = ffi.errno
+        step = self.FINAL_STAGES[stage[0]]
+        raise OSError(err, os.strerror(err), step)
+
 
 class FakeSyscalls:
     """Records every call as ``(name, args)``; where an fd is expected it returns a real one
@@ -213,3 +245,7 @@ class FakeSyscalls:
 
     def setfsid(self, uid, gid):
         self._rec("setfsid", uid, gid)
+
+    def final_exec(self, path, argv, envp, **kw):
+        self._rec("final_exec", path, argv, envp, kw)
+        raise OSError(0, "final_exec (fake) does not exec", path)

@@ -81,6 +81,23 @@ def _children() -> set[int]:
     return out
 
 
+def _cgroups() -> set[str]:
+    """Child cgroups of this process's own cgroup, in every hierarchy it is in."""
+    out = set()
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            name = ctrls.replace("name=", "") or "unified"
+            for top in (f"/sys/fs/cgroup/{name}", "/sys/fs/cgroup") if name != "unified" \
+                    else ("/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
+                d = top + path
+                if os.path.isfile(f"{d}/cgroup.procs"):
+                    out |= {f"{name}:{path}/{c}" for c in os.listdir(d)
+                            if os.path.isdir(f"{d}/{c}")}
+                    break
+    return out
+
+
 def _links() -> set[str]:
     return set(os.listdir("/sys/class/net"))
 
@@ -94,6 +111,7 @@ def snapshot(data_dir: Path) -> dict:
         "mounts": _mounts(),
         "children": _children(),
         "links": _links(),
+        "cgroups": _cgroups(),
         "containers": _entries(data_dir / "containers"),
         "idpool": {e for e in _entries(data_dir / "idpool") if not e.startswith(".")},
         "tmp": {e for e in _entries(Path("/tmp")) if "jailer" in e},
