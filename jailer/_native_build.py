@@ -26,7 +26,6 @@ int jl_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4,
              unsigned long a5);
 int jl_loopback_up(void);
 int jl_setgroups0(void);
-int jl_close_range(unsigned int first, unsigned int last, unsigned int flags);
 int jl_setfsid(int uid, int gid);
 
 struct jl_final {
@@ -130,9 +129,6 @@ fail:
     return -1;
 }
 static int jl_setgroups0(void) { return setgroups(0, NULL); }
-static int jl_close_range(unsigned int first, unsigned int last, unsigned int flags) {
-    return (int)syscall(SYS_close_range, first, last, flags);
-}
 /* The last steps before the workload runs, in C so that no Python code runs (and touches
  * memory) once the process is in the container's cgroup: join the cgroup, enter a cgroup
  * namespace rooted there, drop capabilities, switch user, no_new_privs, seccomp, execve.

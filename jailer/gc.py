@@ -1,7 +1,9 @@
 """Garbage collection: what a SIGKILLed runtime could not undo itself.
 
 Mounts and processes need no collection (they live in namespaces that die with the
-container); what remains on the host are per-run upper layers and uid-range records.
+container); what can remain on the host are a start's cgroup, its upper layer and its uid
+range. Every start is recorded in ``<data>/starts/<id>`` with its runtime's pid and start time;
+a record whose process is gone marks a start to undo.
 """
 
 from __future__ import annotations
@@ -14,20 +16,39 @@ from jailer.idpool import IdPool, owner_alive
 
 
 def collect(data_dir: str | None = None) -> list[str]:
-    """Remove state whose owning runtime is gone; return one line per removal."""
+    """Undo starts whose runtime is gone; return one line per thing removed."""
     data = data_dir or paths.data_dir()
     done = []
-    cdirs = os.path.join(data, "containers")
-    for name in sorted(os.listdir(cdirs)) if os.path.isdir(cdirs) else ():
-        owner_file = os.path.join(cdirs, name, "owner")
+    starts = os.path.join(data, "starts")
+    for cid in sorted(os.listdir(starts)) if os.path.isdir(starts) else ():
+        record = os.path.join(starts, cid)
         try:
-            with open(owner_file) as f:
+            with open(record) as f:
                 owner = f.read().strip()
         except FileNotFoundError:
-            continue  # kept on purpose (--keep) or not ours
-        if not owner_alive(owner):
-            remove_tree(os.path.join(cdirs, name))
-            done.append(f"removed upper layer of container {name}")
+            continue
+        if owner_alive(owner):
+            continue
+        cdir = os.path.join(data, "containers", cid)
+        if os.path.isdir(cdir):
+            remove_tree(cdir)
+            done.append(f"removed upper layer of container {cid}")
+        if _remove_cgroup(cid):
+            done.append(f"removed cgroup jailer-{cid}")
+        os.unlink(record)
     for base in IdPool(os.path.join(data, "idpool")).gc():
         done.append(f"released uid range {base}-{base + 65535}")
     return done
+
+
+def _remove_cgroup(cid: str) -> bool:
+    import cgroups
+
+    try:
+        cg = cgroups.open_manager(f"jailer-{cid}")
+        if not cg.exists():
+            return False
+        cg.delete()
+        return True
+    except cgroups.CgroupError:
+        return False

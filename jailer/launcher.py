@@ -113,6 +113,7 @@ class Launch:
         self.init_path: str | None = None
         self.bpf: bytes | None = None
         self.cg = None  # cgroups.Cgroup
+        self.record: str | None = None
         self.cgroup_fds: list[int] = []
         self.pid = 0  # host pid of the container's first process
         self._pending: list[int] = []
@@ -121,6 +122,7 @@ class Launch:
     # ── preparation in the runtime process ─────────────────────────────────────────────
     def _prepare(self) -> None:
         spec = self.spec
+        self._record_start()
         if spec.init:
             from jailer.initbin import init_binary
 
@@ -143,12 +145,19 @@ class Launch:
             os.mkdir(self.cdir, 0o700)
             for sub in ("lower", "upper", "work", "merged"):
                 os.mkdir(os.path.join(self.cdir, sub), 0o755)
-            from jailer.idpool import process_owner
-
-            with open(os.path.join(self.cdir, "owner"), "w") as f:
-                f.write(process_owner())
             os.chown(os.path.join(self.cdir, "upper"), self.base, self.base)
             self.root = os.path.join(self.cdir, "merged")
+
+    def _record_start(self) -> None:
+        """``<data>/starts/<id>`` names this runtime process, so that ``jailer gc`` can undo
+        a start whose runtime was SIGKILLed (its cgroup, upper layer); removed by cleanup."""
+        from jailer.idpool import process_owner
+
+        starts = os.path.join(self.data_dir, "starts")
+        os.makedirs(starts, mode=0o700, exist_ok=True)
+        self.record = os.path.join(starts, self.spec.id)
+        with open(self.record, "w") as f:
+            f.write(process_owner())
 
     def _make_cgroup(self) -> None:
         """The container's cgroup, below our own; pid 1 joins it through these fds last."""
@@ -176,12 +185,14 @@ class Launch:
             if self.spec.keep:
                 for sub in ("lower", "work", "merged"):
                     remove_tree(os.path.join(self.cdir, sub))
-                os.unlink(os.path.join(self.cdir, "owner"))
             else:
                 remove_tree(self.cdir)
         if self.pool and self.base:
             self.pool.release(self.base)
             self.base = 0
+        if self.record:
+            os.unlink(self.record)
+            self.record = None
 
     # ── the whole start ─────────────────────────────────────────────────────────────────
     def run(self) -> Result:

@@ -52,7 +52,6 @@ PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
 
-CLOSE_RANGE_CLOEXEC = 0x4
 
 # mount_setattr attributes
 MOUNT_ATTR_RDONLY = 0x1
@@ -137,10 +136,6 @@ class Syscalls:
 
     def setgroups_empty(self) -> None:
         self._check(self._lib.jl_setgroups0(), "setgroups", 0)
-
-    def close_range_cloexec(self, first: int) -> None:
-        ret = self._lib.jl_close_range(first, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC)
-        self._check(ret, "close_range", first)
 
     def setfsid(self, uid: int, gid: int) -> None:
         """Set the filesystem uid/gid: new files get these owners; capabilities stay."""
@@ -239,9 +234,6 @@ class FakeSyscalls:
 
     def setgroups_empty(self):
         self._rec("setgroups_empty")
-
-    def close_range_cloexec(self, first):
-        self._rec("close_range_cloexec", first)
 
     def setfsid(self, uid, gid):
         self._rec("setfsid", uid, gid)

@@ -113,6 +113,7 @@ def snapshot(data_dir: Path) -> dict:
         "links": _links(),
         "cgroups": _cgroups(),
         "containers": _entries(data_dir / "containers"),
+        "starts": _entries(data_dir / "starts"),
         "idpool": {e for e in _entries(data_dir / "idpool") if not e.startswith(".")},
         "tmp": {e for e in _entries(Path("/tmp")) if "jailer" in e},
     }

@@ -72,6 +72,7 @@ def test_host_sees_a_nonzero_uid_and_sigkill_of_runtime_is_cleaned(jailer, jaile
     assert "released uid range" in r.stdout
     if level == "container":
         assert "removed upper layer" in r.stdout
+        assert "removed cgroup" in r.stdout
 
 
 def _alive(pid: int) -> bool:
