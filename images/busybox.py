@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
+from collections.abc import Callable
 
-from images.store import ImageError, Store
+from images.store import ImageError, Store, check_name
 
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 DIRS = ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root",
@@ -24,6 +24,7 @@ FILES = {
 
 
 def find_busybox() -> str:
+    """The host's static busybox binary (ImageError if there is none)."""
     for path in BUSYBOX_CANDIDATES:
         if os.path.isfile(path) and _is_static(path):
             return path
@@ -68,23 +69,23 @@ def populate(rootfs: str, busybox: str) -> int:
     return os.path.getsize(busybox)
 
 
-def build(store: Store, name: str = "busybox", replace: bool = False) -> str:
+def build(store: Store, name: str = "busybox", replace: bool = False,
+          in_use: Callable[[str], bool] | None = None) -> str:
     """Build the busybox image into ``store``; return the image directory."""
+    check_name(name)
     busybox = find_busybox()
     if store.exists(name) and not replace:
         raise ImageError(f"image {name!r} already exists (use --replace to rebuild it)")
     staging = store.begin(name)
     try:
-        size = populate(os.path.join(staging, "rootfs"), busybox)
+        populate(os.path.join(staging, "rootfs"), busybox)
         version = subprocess.run([busybox], capture_output=True, text=True).stdout
         meta = {
             "source": "busybox", "busybox": busybox,
             "version": version.splitlines()[0] if version else "",
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "architecture": os.uname().machine, "size": size,
             "cmd": ["/bin/sh"], "env": [],
         }
-        return store.commit(name, staging, meta, replace=replace)
     except BaseException:
         store.abort(staging)
         raise
+    return store.commit(name, staging, meta, replace=replace, in_use=in_use)

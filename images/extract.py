@@ -1,0 +1,587 @@
+"""Safe extraction of untrusted archives (and layers, and directories) into a rootfs.
+
+Starting point: the standard library's ``tarfile.data_filter`` (PEP 706, present in this
+Python, 3.11.7). Its rules, and what this module does instead or in addition:
+
+======================================  ==================================================
+``data_filter``                          :class:`RootfsWriter`
+======================================  ==================================================
+strip leading ``/`` from names           same (with a warning), also for hardlink targets
+refuse names that end up outside the     refuse **any** ``..`` component, and resolve every
+destination after ``os.path.realpath``   parent directory one component at a time with
+                                         ``O_NOFOLLOW`` from a directory fd: a path that goes
+                                         through a symlink (one created earlier in the
+                                         archive, or by a lower layer) is refused. realpath
+                                         checks race and have had bypasses (CVE-2025-4517);
+                                         fd-relative no-follow resolution has neither
+refuse absolute symlinks, and links      absolute symlinks are **kept**: a rootfs is full of
+pointing outside the destination         them (/etc/alternatives, ld.so) and they resolve
+                                         inside the container's root; jailer never follows
+                                         links of an image on the host. Relative symlinks
+                                         that climb above the image root are refused
+hardlinks: target checked via realpath   hardlink targets must be an image path already
+                                         extracted, resolved without following symlinks,
+                                         and not a directory
+an existing symlink/dir at the target    replaced: a symlink, file or directory already at a
+name is reused by tarfile (a symlink     member's name is removed first (a directory merges
+replaced by a dir mid-archive lets       only with a directory entry), so a later member can
+later members write through it)          never be written through it
+refuse device nodes and FIFOs            char/block devices skipped with a warning unless
+                                         ``allow_devices``; FIFOs kept (harmless)
+drop uid/gid/uname/gname                 as root, **keep numeric uid/gid** (names ignored:
+                                         the host's passwd means nothing to the image);
+                                         unprivileged: files belong to the caller
+clear high bits and group/other write,   keep permissions exactly (a rootfs needs 0640
+force owner rw                           shadow, 0700 /root, 1777 /tmp); setuid/setgid bits
+                                         of non-directories cleared with a warning unless
+                                         ``keep_setuid``; directories keep setgid
+(xattrs: tarfile does not restore them)  restored from PAX ``SCHILY.xattr.*`` and
+                                         ``LIBARCHIVE.xattr.*``: ``user.*`` and POSIX ACLs;
+                                         ``security.capability`` (file capabilities, a
+                                         privilege like setuid) only with ``keep_setuid``;
+                                         ``trusted.*`` (overlayfs' own opaque/redirect
+                                         markers) and other ``security.*`` dropped
+(sparse files: kept by tarfile)          kept: only data regions are written
+(no size limits)                         ``max_bytes`` (apparent size of regular files, so
+                                         a sparse file counts at full length) and
+                                         ``max_entries``; checked *before* writing a member
+(directories: tarfile defers modes)      same: created 0700, final mode and mtime set at
+                                         the end, deepest first
+======================================  ==================================================
+
+Whiteouts (layer mode, :meth:`RootfsWriter.begin_layer`): ``.wh.NAME`` removes NAME of a
+lower layer, ``.wh..wh..opq`` empties its directory of lower-layer content (recursively, like
+containerd); per the OCI spec neither touches what the same layer wrote, whatever the order.
+
+Every refusal is an :class:`ExtractError` naming the member and the reason; it aborts the
+whole extraction, and the caller (the store's staging directory) removes the partial output.
+Neutralisations (stripped ``/``, cleared setuid, skipped device, dropped xattr) go to ``warn``.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import os
+import stat
+import tarfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from images.store import ImageError
+from images.tree import CHUNK, Entry
+
+GiB = 1 << 30
+DEFAULT_MAX_BYTES = 64 * GiB
+DEFAULT_MAX_ENTRIES = 2_000_000
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_ACLS = ("system.posix_acl_access", "system.posix_acl_default")
+_OPAQUE = ".wh..wh..opq"
+
+
+@dataclass
+class Policy:
+    """What an extraction may create, and how much of it."""
+
+    allow_devices: bool = False
+    keep_setuid: bool = False
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_entries: int = DEFAULT_MAX_ENTRIES
+    keep_owner: bool | None = None  # None: when running as root
+
+
+class ExtractError(ImageError):
+    """An archive member that was refused (the message names it and says why)."""
+
+    def __init__(self, member: str, reason: str) -> None:
+        self.member, self.reason = member, reason
+        super().__init__(f"refused archive member {member!r}: {reason}")
+
+
+class LimitError(ImageError):
+    """The archive is bigger than the configured limits (a tar bomb, or a limit too low)."""
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+class RootfsWriter:
+    """Materialise :class:`~images.tree.Entry` objects under ``dest``, refusing escapes.
+
+    Use as a context manager; call :meth:`finish` after the last entry (it applies the
+    deferred directory modes). Limits count across everything written by one writer.
+    """
+
+    def __init__(self, dest: str, policy: Policy | None = None,
+                 warn: Callable[[str], None] | None = None) -> None:
+        self.dest = dest
+        self.policy = policy or Policy()
+        self.keep_owner = (os.geteuid() == 0 if self.policy.keep_owner is None
+                           else self.policy.keep_owner)
+        self.warn = warn or (lambda msg: None)
+        self.root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.entries = 0
+        self.bytes = 0
+        self._fds: dict[tuple[str, ...], int] = {}
+        self._dirs: dict[tuple[str, ...], tuple[int, int]] = {}  # deferred (mode, mtime_ns)
+        self._skipped: set[tuple[str, ...]] = set()
+        self._layer: set[tuple[str, ...]] | None = None
+        self._warned_abs = False
+
+    # ── lifecycle ─────────────────────────────────────────────────────────────────────────
+    def __enter__(self) -> RootfsWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._forget(())
+        if self.root_fd >= 0:
+            os.close(self.root_fd)
+            self.root_fd = -1
+
+    def begin_layer(self) -> None:
+        """Following entries form one layer: whiteouts apply to what was there before."""
+        self._layer = set()
+
+    def end_layer(self) -> None:
+        self._layer = None
+
+    def add_all(self, entries: Iterable[Entry]) -> None:
+        for e in entries:
+            self.add(e)
+
+    def finish(self) -> None:
+        """Give directories their final mode and mtime (deepest first)."""
+        for parts in sorted(self._dirs, key=len, reverse=True):
+            mode, mtime_ns = self._dirs[parts]
+            try:
+                fd = self._dir(parts, "/".join(parts), create=False)
+            except ExtractError:
+                continue
+            if fd is None:
+                continue
+            os.fchmod(fd, mode)
+            os.utime(fd, ns=(mtime_ns, mtime_ns))
+        self._dirs.clear()
+
+    # ── one entry ─────────────────────────────────────────────────────────────────────────
+    def add(self, e: Entry) -> None:
+        """Write one entry; ExtractError/LimitError if it is refused."""
+        self.entries += 1
+        if self.entries > self.policy.max_entries:
+            raise LimitError(f"the archive has more than {self.policy.max_entries} entries "
+                             f"(at {e.name!r}): refusing it as a possible tar bomb "
+                             f"(raise the limit with --max-entries)")
+        if len(self._fds) > 256:
+            self._forget(())
+        parts = self._clean(e.name, e.name)
+        if self._layer is not None and parts and parts[-1].startswith(".wh."):
+            self._whiteout(e, parts)
+            return
+        if e.kind == "file":
+            if e.size < 0:
+                raise ExtractError(e.name, "negative size")
+            if self.bytes + e.size > self.policy.max_bytes:
+                raise LimitError(
+                    f"the archive unpacks to more than {human(self.policy.max_bytes)} (at "
+                    f"{e.name!r}, {human(e.size)}, after {human(self.bytes)}): refusing it "
+                    f"as a possible tar bomb (raise the limit with --max-size)")
+        if not parts:
+            if e.kind != "dir":
+                raise ExtractError(e.name, f"the image root can only be a directory, not a "
+                                           f"{e.kind}")
+            self._dir_attrs(self.root_fd, (), e)
+            return
+        try:
+            self._add(e, parts)
+        except OSError as err:
+            raise ExtractError(e.name, f"{err.strerror or err} (errno {err.errno})") from None
+        except (OverflowError, ValueError) as err:  # absurd ids, times or device numbers
+            raise ExtractError(e.name, f"invalid attributes ({err})") from None
+        if self._layer is not None:
+            self._mark(parts)
+
+    def _add(self, e: Entry, parts: tuple[str, ...]) -> None:
+        kind = e.kind
+        if kind in ("chr", "blk") and not self.policy.allow_devices:
+            self.warn(f"skipped device node {e.name!r} (pass --allow-devices to keep "
+                      f"device nodes)")
+            self._skipped.add(parts)
+            return
+        if kind == "symlink":
+            self._check_symlink(e, parts)
+        src: tuple[int, str] | None = None
+        if kind == "hardlink":
+            src = self._hardlink_source(e, parts)
+            if src is None:
+                return
+        parent = self._dir(parts[:-1], e.name, create=True)
+        assert parent is not None
+        name = parts[-1]
+        existing = _lstat(name, parent)
+        if existing is not None:
+            if kind == "dir" and stat.S_ISDIR(existing.st_mode):
+                fd = self._dir(parts, e.name, create=False)
+                assert fd is not None
+                self._dir_attrs(fd, parts, e)
+                return
+            if kind == "hardlink" and src is not None:
+                sst = os.lstat(src[1], dir_fd=src[0])
+                if (sst.st_dev, sst.st_ino) == (existing.st_dev, existing.st_ino):
+                    return  # already that inode
+            self._remove(parent, name, existing, parts)
+        self._skipped.discard(parts)
+        mode = self._mode(e) if kind in ("file", "chr", "blk", "fifo") else 0
+        if kind == "file":
+            self._write_file(parent, name, e, mode)
+        elif kind == "dir":
+            os.mkdir(name, 0o700, dir_fd=parent)
+            fd = self._dir(parts, e.name, create=False)
+            assert fd is not None
+            self._dir_attrs(fd, parts, e)
+        elif kind == "symlink":
+            os.symlink(e.linkname, name, dir_fd=parent)
+            self._path_attrs(parent, name, e, None)
+        elif kind == "hardlink":
+            assert src is not None
+            os.link(src[1], name, src_dir_fd=src[0], dst_dir_fd=parent,
+                    follow_symlinks=False)
+        elif kind in ("chr", "blk", "fifo"):
+            ftype = {"chr": stat.S_IFCHR, "blk": stat.S_IFBLK, "fifo": stat.S_IFIFO}[kind]
+            os.mknod(name, ftype | 0o600, os.makedev(e.major, e.minor), dir_fd=parent)
+            self._path_attrs(parent, name, e, mode)
+        else:
+            raise ExtractError(e.name, f"unsupported entry type {kind!r}")
+
+    # ── names and links ───────────────────────────────────────────────────────────────────
+    def _clean(self, name: str, member: str, what: str = "path") -> tuple[str, ...]:
+        if "\0" in name:
+            raise ExtractError(member, f"the {what} contains a NUL byte")
+        if name.startswith("/"):
+            if not self._warned_abs:
+                self._warned_abs = True
+                self.warn(f"removed the leading '/' from absolute member names (first: "
+                          f"{member!r}); they are extracted inside the image")
+            name = name.lstrip("/")
+        parts = tuple(p for p in name.split("/") if p not in ("", "."))
+        if ".." in parts:
+            raise ExtractError(member, f"the {what} {name!r} contains '..' (a path "
+                                       f"traversal out of the image)")
+        return parts
+
+    @staticmethod
+    def _check_symlink(e: Entry, parts: tuple[str, ...]) -> None:
+        target = e.linkname
+        if not target or "\0" in target:
+            raise ExtractError(e.name, "symlink with an empty or invalid target")
+        if target.startswith("/"):
+            return  # resolved inside the container's root; never followed on the host
+        depth = len(parts) - 1
+        for c in target.split("/"):
+            if c == "..":
+                depth -= 1
+                if depth < 0:
+                    raise ExtractError(e.name, f"symlink target {target!r} points outside "
+                                               f"the image (climbs above its root)")
+            elif c not in ("", "."):
+                depth += 1
+
+    def _hardlink_source(self, e: Entry, parts: tuple[str, ...]) -> tuple[int, str] | None:
+        lparts = self._clean(e.linkname, e.name, what="hardlink target")
+        if not lparts:
+            raise ExtractError(e.name, "hardlink to the image root")
+        if lparts in self._skipped:
+            self.warn(f"skipped {e.name!r}: a hardlink to the skipped {e.linkname!r}")
+            self._skipped.add(parts)
+            return None
+        if lparts == parts:
+            return None
+        where = self._dir(lparts[:-1], e.name, create=False, what="hardlink target")
+        st = _lstat(lparts[-1], where) if where is not None else None
+        if st is None:
+            raise ExtractError(e.name, f"hardlink target {e.linkname!r} is not in the image "
+                                       f"(it must be an earlier member)")
+        if stat.S_ISDIR(st.st_mode):
+            raise ExtractError(e.name, f"hardlink to the directory {e.linkname!r}")
+        assert where is not None
+        return where, lparts[-1]
+
+    # ── directories, resolved without following symlinks ──────────────────────────────────
+    def _dir(self, parts: tuple[str, ...], member: str, create: bool,
+             what: str = "path") -> int | None:
+        """fd of directory ``parts`` (cached); None if missing and not ``create``."""
+        if not parts:
+            return self.root_fd
+        fd = self._fds.get(parts)
+        if fd is not None:
+            return fd
+        parent = self._dir(parts[:-1], member, create, what)
+        if parent is None:
+            return None
+        name = parts[-1]
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+        except FileNotFoundError:
+            if not create:
+                return None
+            os.mkdir(name, 0o755, dir_fd=parent)
+            if self._layer is not None:
+                self._mark(parts)
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+        except OSError as err:
+            if err.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            where = "/".join(parts)
+            if stat.S_ISLNK(os.lstat(name, dir_fd=parent).st_mode):
+                target = os.readlink(name, dir_fd=parent)
+                raise ExtractError(member, f"its {what} goes through the symlink {where!r} "
+                                           f"-> {target!r}; writing through symlinks is "
+                                           f"refused") from None
+            raise ExtractError(member, f"{where!r} in its {what} is not a directory") from None
+        self._fds[parts] = fd
+        return fd
+
+    def _forget(self, prefix: tuple[str, ...]) -> None:
+        """Close cached directory fds at or below ``prefix`` (after removing it)."""
+        n = len(prefix)
+        for key in [k for k in self._fds if k[:n] == prefix]:
+            os.close(self._fds.pop(key))
+
+    def _remove(self, parent: int, name: str, st: os.stat_result,
+                parts: tuple[str, ...]) -> None:
+        import shutil
+
+        self._forget(parts)
+        n = len(parts)
+        for key in [k for k in self._dirs if k[:n] == parts]:
+            del self._dirs[key]
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(name, dir_fd=parent)
+        else:
+            os.unlink(name, dir_fd=parent)
+
+    # ── attributes ────────────────────────────────────────────────────────────────────────
+    def _mode(self, e: Entry) -> int:
+        mode = e.mode & 0o7777
+        if e.kind != "dir" and mode & 0o6000 and not self.policy.keep_setuid:
+            bits = " and ".join(b for b, m in (("setuid", 0o4000), ("setgid", 0o2000))
+                                if mode & m)
+            self.warn(f"cleared the {bits} bit of {e.name!r} (pass --keep-setuid to keep it)")
+            mode &= ~0o6000
+        return mode
+
+    def _xattrs(self, e: Entry) -> dict[str, bytes]:
+        out = {}
+        for key, value in e.xattrs.items():
+            if key.startswith("user.") or key in _ACLS:
+                out[key] = value
+            elif key == "security.capability":
+                if self.policy.keep_setuid:
+                    out[key] = value
+                else:
+                    self.warn(f"dropped the file capabilities of {e.name!r} (pass "
+                              f"--keep-setuid to keep them)")
+            else:
+                self.warn(f"dropped the extended attribute {key} of {e.name!r} (only user.*, "
+                          f"POSIX ACLs and security.capability are restored)")
+        return out
+
+    def _set_xattrs(self, target: int | str, e: Entry) -> None:
+        for key, value in self._xattrs(e).items():
+            try:
+                if isinstance(target, int):
+                    os.setxattr(target, key, value)
+                else:
+                    os.setxattr(target, key, value, follow_symlinks=False)
+            except OSError as err:
+                self.warn(f"could not set the extended attribute {key} of {e.name!r}: "
+                          f"{err.strerror}")
+
+    def _write_file(self, parent: int, name: str, e: Entry, mode: int) -> None:
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600, dir_fd=parent)
+        try:
+            self.bytes += e.size
+            with open(fd, "wb", closefd=False) as f:
+                for offset, chunk in (e.data() if e.data else ()):
+                    if offset + len(chunk) > e.size:
+                        raise ExtractError(e.name, "holds more data than its header says")
+                    if f.tell() != offset:
+                        f.seek(offset)
+                    f.write(chunk)
+            os.ftruncate(fd, e.size)
+            if self.keep_owner:
+                os.fchown(fd, e.uid, e.gid)
+            os.fchmod(fd, mode)  # after chown, which clears setuid bits
+            self._set_xattrs(fd, e)  # after chown, which clears security.capability
+            ns = int(e.mtime * 1e9)
+            os.utime(fd, ns=(ns, ns))
+        finally:
+            os.close(fd)
+
+    def _path_attrs(self, parent: int, name: str, e: Entry, mode: int | None) -> None:
+        """Attributes of a symlink or special file (no fd to hold)."""
+        if self.keep_owner:
+            os.chown(name, e.uid, e.gid, dir_fd=parent, follow_symlinks=False)
+        if mode is not None:  # not a symlink: chmod cannot follow anything
+            os.chmod(name, mode, dir_fd=parent)
+        if e.xattrs:
+            self._set_xattrs(f"/proc/self/fd/{parent}/{name}", e)
+        ns = int(e.mtime * 1e9)
+        os.utime(name, ns=(ns, ns), dir_fd=parent, follow_symlinks=False)
+
+    def _dir_attrs(self, fd: int, parts: tuple[str, ...], e: Entry) -> None:
+        if self.keep_owner:
+            os.fchown(fd, e.uid, e.gid)
+        self._set_xattrs(fd, e)
+        self._dirs[parts] = (e.mode & 0o7777, int(e.mtime * 1e9))
+
+    # ── whiteouts ─────────────────────────────────────────────────────────────────────────
+    def _mark(self, parts: tuple[str, ...]) -> None:
+        assert self._layer is not None
+        for i in range(1, len(parts) + 1):
+            self._layer.add(parts[:i])
+
+    def _whiteout(self, e: Entry, parts: tuple[str, ...]) -> None:
+        assert self._layer is not None
+        base = parts[-1]
+        dparts = parts[:-1]
+        if base == _OPAQUE:
+            fd = self._dir(dparts, e.name, create=False)
+            if fd is not None:
+                self._opaque(fd, dparts)
+            return
+        if base.startswith(".wh..wh."):
+            return  # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): nothing to apply
+        if base[4:] in ("", ".", ".."):
+            raise ExtractError(e.name, "a whiteout must name a file, not '.' or '..'")
+        target = dparts + (base[4:],)
+        if target in self._layer:
+            return  # a whiteout never hides what its own layer wrote
+        fd = self._dir(dparts, e.name, create=False)
+        if fd is None:
+            return
+        st = _lstat(base[4:], fd)
+        if st is not None:
+            self._remove(fd, base[4:], st, target)
+
+    def _opaque(self, fd: int, dparts: tuple[str, ...]) -> None:
+        """Remove everything below ``dparts`` that the current layer did not write."""
+        assert self._layer is not None
+        for child in os.listdir(fd):
+            cparts = dparts + (child,)
+            st = _lstat(child, fd)
+            if st is None:
+                continue
+            if cparts not in self._layer:
+                self._remove(fd, child, st, cparts)
+            elif stat.S_ISDIR(st.st_mode):
+                sub = self._dir(cparts, "/".join(cparts), create=False)
+                if sub is not None:
+                    self._opaque(sub, cparts)
+
+
+def _lstat(name: str, dirfd: int) -> os.stat_result | None:
+    try:
+        return os.lstat(name, dir_fd=dirfd)
+    except FileNotFoundError:
+        return None
+
+
+# ── tar members as entries ────────────────────────────────────────────────────────────────
+def pax_xattrs(headers: dict[str, str]) -> dict[str, bytes]:
+    """Extended attributes from PAX records (GNU/star ``SCHILY.xattr.``, libarchive's)."""
+    out = {}
+    for key, value in headers.items():
+        if key.startswith("SCHILY.xattr."):
+            out[key[13:]] = value.encode("utf-8", "surrogateescape")
+        elif key.startswith("LIBARCHIVE.xattr."):
+            try:
+                out[unquote(key[17:])] = base64.b64decode(value + "=" * (-len(value) % 4))
+            except ValueError:
+                continue
+    return out
+
+
+def _tar_regions(tar: tarfile.TarFile, m: tarfile.TarInfo) -> Iterator[tuple[int, bytes]]:
+    f = tar.extractfile(m)
+    if f is None:
+        return
+    if m.sparse:
+        # stream archives cannot seek the buffered reader; the raw member reader maps
+        # offsets to the stored data regions and only ever moves forward
+        f = f.raw  # type: ignore[attr-defined]
+    regions = m.sparse if m.sparse else [(0, m.size)]
+    for offset, size in regions:
+        if size == 0:
+            continue
+        if m.sparse:
+            f.seek(offset)
+        while size > 0:
+            chunk = f.read(min(CHUNK, size))
+            if not chunk:
+                raise ExtractError(m.name, "the archive ends inside this member (truncated)")
+            yield offset, chunk
+            offset += len(chunk)
+            size -= len(chunk)
+
+
+def tar_entries(tar: tarfile.TarFile) -> Iterator[Entry]:
+    """The members of an open tar archive (any mode, streams included) as entries.
+
+    A file's data must be consumed before the next entry is taken (stream archives).
+    """
+    for m in tar:
+        if m.isreg():
+            kind = "file"
+        elif m.isdir():
+            kind = "dir"
+        elif m.issym():
+            kind = "symlink"
+        elif m.islnk():
+            kind = "hardlink"
+        elif m.ischr():
+            kind = "chr"
+        elif m.isblk():
+            kind = "blk"
+        elif m.isfifo():
+            kind = "fifo"
+        else:
+            raise ExtractError(m.name, f"unsupported tar member type {m.type!r}")
+        e = Entry(name=m.name, kind=kind, mode=m.mode, uid=m.uid, gid=m.gid,
+                  mtime=float(m.mtime), size=m.size if kind == "file" else 0,
+                  linkname=m.linkname, major=m.devmajor, minor=m.devminor,
+                  xattrs=pax_xattrs(m.pax_headers))
+        if kind == "file":
+            e.data = (lambda t=tar, mm=m: _tar_regions(t, mm))
+        yield e
+
+
+def extract_tar(tar: tarfile.TarFile, dest: str, policy: Policy | None = None,
+                warn: Callable[[str], None] | None = None) -> RootfsWriter:
+    """Extract every member of ``tar`` into the existing directory ``dest``.
+
+    On a refusal the entries written so far are removed again (``dest`` is left empty when it
+    was empty before) and the error is raised. Returns the (closed) writer for its counters.
+    """
+    before = set(os.listdir(dest))
+    writer = RootfsWriter(dest, policy, warn)
+    try:
+        with writer:
+            writer.add_all(tar_entries(tar))
+            writer.finish()
+    except BaseException:
+        from images.store import remove_tree
+
+        for name in set(os.listdir(dest)) - before:
+            remove_tree(os.path.join(dest, name))
+        raise
+    return writer
