@@ -76,8 +76,10 @@ def image_store():
 
 def image_in_use(store):
     """The in-use check ``image rm`` and ``--replace`` pass to the store: an image is in use
-    while ``<image>/users/`` holds a file (one per container, written by the runtime)."""
-    return lambda name: bool(store.users(name))
+    while ``<image>/users/`` names a container whose runtime is alive (see jailer gc)."""
+    from jailer.idpool import owner_alive
+
+    return lambda name: any(owner_alive(owner) for owner in store.users(name).values())
 
 
 def image_progress():

@@ -140,6 +140,20 @@ def resolve_rootfs(arg: str) -> tuple[str, str | None]:
         raise JailerError(str(e)) from None
 
 
+def _image_meta(image: str) -> dict:
+    from images.store import Store
+    from jailer import paths
+
+    return Store(paths.images_dir()).meta(image)
+
+
+def _packed(image: str) -> tuple[str, str] | None:
+    from images.store import packed_rootfs
+    from jailer import paths
+
+    return packed_rootfs(paths.images_dir(), image)
+
+
 def parse_bind(text: str) -> Mount:
     parts = text.split(":")
     mode = "rw"
@@ -214,13 +228,21 @@ def to_spec(rootfs_arg: str, cmd: list[str], o: dict) -> Spec:
     spec = Spec(rootfs=rootfs, image=image, level=o.get("level") or "container")
     apply_level(spec)
     spec.id = os.urandom(6).hex()
-    spec.args = list(cmd) or ["/bin/sh"]
+    meta = _image_meta(image) if image else {}  # defaults: entrypoint, cmd, env, workdir, user
+    if image and spec.pivot_root:
+        spec.cow = True  # store images are never written: a jail gets an upper layer too
+        spec.packed = _packed(image)
+    spec.args = [*(meta.get("entrypoint") or []), *(list(cmd) or meta.get("cmd") or [])]
+    spec.args = spec.args or ["/bin/sh"]
     spec.hostname = o.get("hostname") or image or os.path.basename(rootfs) or "jailer"
     if len(spec.hostname) > 64:
         raise JailerError("--hostname: at most 64 characters")
     home = "/root"
-    if o.get("user"):
-        spec.uid, spec.gid, home = parse_user(rootfs, o["user"])
+    user = o.get("user") or meta.get("user")
+    if user:
+        spec.uid, spec.gid, home = parse_user(rootfs, user)
+    if not o.get("workdir") and meta.get("workdir"):
+        spec.cwd = meta["workdir"]
     if o.get("workdir"):
         if not o["workdir"].startswith("/"):
             raise JailerError(f"--workdir {o['workdir']!r}: must be an absolute path")
@@ -253,7 +275,7 @@ def to_spec(rootfs_arg: str, cmd: list[str], o: dict) -> Spec:
         spec.tty = os.isatty(0)
     term = os.environ.get("TERM", "xterm") if spec.tty else None
     extra = [e if "=" in e else f"{e}={os.environ.get(e, '')}" for e in o.get("env", [])]
-    spec.env = merge_env(default_env(spec, term, home), extra)
+    spec.env = merge_env(default_env(spec, term, home), [*meta.get("env", []), *extra])
     _policy(spec, o)
     _resources(spec, o)
     return spec

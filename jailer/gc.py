@@ -24,11 +24,16 @@ def collect(data_dir: str | None = None) -> list[str]:
         record = os.path.join(starts, cid)
         try:
             with open(record) as f:
-                owner = f.read().strip()
+                owner, _, image = f.read().partition("\n")
         except FileNotFoundError:
             continue
-        if owner_alive(owner):
+        if owner_alive(owner.strip()):
             continue
+        image = image.strip()
+        if image:
+            from images.store import Store
+
+            Store(os.path.join(data, "images")).remove_user(image, cid)
         cdir = os.path.join(data, "containers", cid)
         if os.path.isdir(cdir):
             remove_tree(cdir)

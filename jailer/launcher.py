@@ -114,6 +114,8 @@ class Launch:
         self.bpf: bytes | None = None
         self.cg = None  # cgroups.Cgroup
         self.record: str | None = None
+        self.store = None  # images.store.Store, when the root is an image
+        self.loopdev: str | None = None
         self.cgroup_fds: list[int] = []
         self.pid = 0  # host pid of the container's first process
         self._pending: list[int] = []
@@ -127,6 +129,16 @@ class Launch:
             from jailer.initbin import init_binary
 
             self.init_path = init_binary(self.data_dir)
+        if spec.image:
+            from images.store import Store
+            from jailer.idpool import process_owner
+
+            self.store = Store(os.path.join(self.data_dir, "images"))
+            self.store.add_user(spec.image, spec.id, process_owner())
+        if spec.packed and spec.cow:
+            from images import loop
+
+            self.loopdev = loop.attach(spec.packed[0], readonly=True, autoclear=True)
         if spec.cgroup:
             self._make_cgroup()
         if spec.seccomp is not None:
@@ -148,6 +160,15 @@ class Launch:
             os.chown(os.path.join(self.cdir, "upper"), self.base, self.base)
             self.root = os.path.join(self.cdir, "merged")
 
+    def _release_loop(self) -> None:
+        """Drop our hold on the packed image's loop device; the mount (if any) keeps it,
+        and autoclear frees it when the container's mount namespace goes."""
+        if self.loopdev:
+            from images import loop
+
+            loop.release(self.loopdev)
+            self.loopdev = None
+
     def _record_start(self) -> None:
         """``<data>/starts/<id>`` names this runtime process, so that ``jailer gc`` can undo
         a start whose runtime was SIGKILLed (its cgroup, upper layer); removed by cleanup."""
@@ -157,7 +178,7 @@ class Launch:
         os.makedirs(starts, mode=0o700, exist_ok=True)
         self.record = os.path.join(starts, self.spec.id)
         with open(self.record, "w") as f:
-            f.write(process_owner())
+            f.write(process_owner() + "\n" + (self.spec.image or "") + "\n")
 
     def _make_cgroup(self) -> None:
         """The container's cgroup, below our own; pid 1 joins it through these fds last."""
@@ -176,6 +197,10 @@ class Launch:
         for fd in self.cgroup_fds:
             os.close(fd)
         self.cgroup_fds = []
+        self._release_loop()
+        if self.store is not None:
+            self.store.remove_user(self.spec.image, self.spec.id)
+            self.store = None
         if self.cg is not None:
             self.cg.delete()
             self.cg = None
@@ -242,6 +267,7 @@ class Launch:
             child_sock.close()
         try:
             self._handshake(pid, r_up, w_down)
+            self._release_loop()  # mounted by now
         except BaseException:
             if self.pid:
                 _kill(self.pid)
@@ -305,7 +331,8 @@ class Launch:
             stage = "mounts"
             m = Mounter(self.sys, self.root, self.base, userns_fd)
             m.apply(host_plan(self.spec, self.spec.rootfs, self.root, self.cdir,
-                              self.init_path, self.base))
+                              self.init_path, self.base,
+                              (self.loopdev, self.spec.packed[1]) if self.loopdev else None))
             m.close()
             # pid 1 reaches its root through the working directory, which unshare(CLONE_NEWNS)
             # moves to the copy in the new namespace: the path may cross host directories

@@ -34,18 +34,23 @@ DEV_LINKS = (
 
 
 def host_plan(spec: Spec, rootfs: str, root: str, cdir: str | None, init_path: str | None,
-              base: int) -> list[tuple]:
+              base: int, packed: tuple[str, str] | None = None) -> list[tuple]:
     """Operations run as host root in the runtime's private mount namespace.
 
     ``root`` is where the container's root is assembled (the rootfs itself for a jail,
     ``cdir/merged`` for a copy-on-write container); ``base`` is the host uid/gid that the
-    container's root maps to (0 without a user namespace).
+    container's root maps to (0 without a user namespace); ``packed`` is a loop device holding
+    the image and its filesystem type, used as the lower layer instead of the rootfs.
     """
     ops: list[tuple] = []
     lower = rootfs
     if spec.cow:
         lower = f"{cdir}/lower"
-        ops.append(("bind_root", rootfs, lower, spec.userns and spec.idmap))
+        if packed:
+            ops.append(("packed", packed[0], packed[1], lower))
+            ops.append(("bind_root", lower, lower, spec.userns and spec.idmap))
+        else:
+            ops.append(("bind_root", rootfs, lower, spec.userns and spec.idmap))
         ops.append(("overlay", lower, f"{cdir}/upper", f"{cdir}/work", root))
     else:
         ops.append(("bind_root", rootfs, root, spec.userns and spec.idmap))
@@ -206,6 +211,10 @@ class Mounter:
                 if e.errno not in (22, 95):  # EINVAL, EOPNOTSUPP: no idmap support here
                     raise
         self._attach(src, dst)
+
+    def op_packed(self, device: str, fstype: str, dst: str) -> None:
+        """Mount a packed image (squashfs, erofs on a loop device) read-only at ``dst``."""
+        self.sys.mount(device, dst, fstype, S.MS_RDONLY)
 
     def op_overlay(self, lower: str, upper: str, work: str, dst: str) -> None:
         data = f"lowerdir={lower},upperdir={upper},workdir={work}"

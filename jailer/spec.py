@@ -85,6 +85,8 @@ class Spec(_Plain):
         "allow", "caps", "ambient", "seccomp", "seccomp_log",
         # resources: a cgroups.Limits, whether to make a cgroup at all, --stats
         "limits", "cgroup", "stats",
+        # a packed copy of the image to use as the lower layer: (file, fstype) or None
+        "packed",
     )
     _defaults = {
         "args": ["/bin/sh"], "level": "container", "env": [], "cwd": "/", "uid": 0, "gid": 0,

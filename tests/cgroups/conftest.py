@@ -10,11 +10,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from realtier import PREFIX  # noqa: E402 - a unique module name: "conftest" is ambiguous
 
 import cgroups
 import cgroups.base
 
-PREFIX = f"cgtest-{os.getpid()}-"
 """Every real cgroup a test makes is named with this prefix (unique per test session)."""
 
 

@@ -4,11 +4,14 @@ processes with ``spawn`` (see conftest), whose finalizers clean up even when a t
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 
 import cgroups
 from cgroups import Limits
+
+PREFIX = f"cgtest-{os.getpid()}-"  # every cgroup the cgroup tests make starts with this
 
 M = 1 << 20
 
@@ -121,8 +124,6 @@ class RealTier:
         assert (lim.pids_max, lim.memory_max, lim.cpu_quota) == (10, 32 * M, 20000)
 
     def test_nested_name_and_exists(self, make_cg):
-        from conftest import PREFIX
-
         cg = make_cg(Limits(pids_max=5), name=f"{PREFIX}nest/inner")
         assert cg.limits().pids_max == 5
         try:

@@ -11,8 +11,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import PREFIX
-from realtier import M, RealTier, wait_for
+from realtier import PREFIX, M, RealTier, wait_for
 
 import cgroups
 from cgroups import CgroupError, Limits

@@ -86,8 +86,6 @@ def test_pack_unknown_format_and_detach_errors(jailer):
         loop.attach("/no/such/file.squashfs")
 
 
-@pytest.mark.xfail(strict=True, reason="runtime wiring pending: jailer run does not yet use "
-                   "images.packed_rootfs() as the lower layer")
 def test_two_containers_share_a_packed_image_with_separate_writes(jailer, jailer_cmd, jenv,
                                                                    new_name, data_dir,
                                                                    busybox_rootfs):
