@@ -124,6 +124,15 @@ def rmdir(path: str) -> None:
     os.rmdir(path)
 
 
+def remove_made(made: list[str]) -> None:
+    """Undo a failed create: remove the directories it made, deepest first."""
+    for d in reversed(made):
+        try:
+            rmdir(d)
+        except OSError:
+            pass
+
+
 _HINTS = {
     1: "not permitted: run as root or on a delegated cgroup",
     13: "not permitted: run as root or on a delegated cgroup",

@@ -90,11 +90,7 @@ class V1Cgroup(Cgroup):
                             write(f"{cur}/{f}", read(f"{parent}/{f}"))
             self.update(limits)
         except BaseException:
-            for d in reversed(made):
-                try:
-                    base.rmdir(d)
-                except OSError:
-                    pass
+            base.remove_made(made)
             raise
         return self
 

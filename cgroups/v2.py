@@ -76,11 +76,7 @@ class V2Cgroup(Cgroup):
                                       "run? delete it first)")
             self.update(limits)
         except BaseException:
-            for d in reversed(made):
-                try:
-                    base.rmdir(d)
-                except OSError:
-                    pass
+            base.remove_made(made)
             raise
         return self
 

@@ -7,6 +7,17 @@ into an ``OSError`` naming the call and its arguments.
 
 from cffi import FFI
 
+# The arguments of jl_final_exec, declared once for both the C source and cffi's cdef.
+FINAL_STRUCT = """
+struct jl_final {
+    int *cg_fds; int n_cg; int cgroupns;
+    int caps; unsigned long long keep, inh, amb;
+    int uid, gid;
+    const unsigned char *bpf; size_t bpf_len; unsigned int bpf_flags;
+    const char *path; int exec_fd; char **argv; char **envp;
+};
+"""
+
 CDEF = """
 int jl_unshare(int flags);
 int jl_setns(int fd, int nstype);
@@ -28,14 +39,7 @@ int jl_loopback_up(void);
 int jl_setgroups0(void);
 int jl_setfsid(int uid, int gid);
 
-struct jl_final {
-    int *cg_fds; int n_cg; int cgroupns;
-    int caps; unsigned long long keep, inh, amb;
-    int uid, gid;
-    const unsigned char *bpf; size_t bpf_len; unsigned int bpf_flags;
-    const char *path; int exec_fd; char **argv; char **envp;
-};
-int jl_final_exec(struct jl_final *f, int *stage);
+""" + FINAL_STRUCT + """int jl_final_exec(struct jl_final *f, int *stage);
 """
 
 SOURCE = r"""
@@ -133,13 +137,7 @@ static int jl_setgroups0(void) { return setgroups(0, NULL); }
  * memory) once the process is in the container's cgroup: join the cgroup, enter a cgroup
  * namespace rooted there, drop capabilities, switch user, no_new_privs, seccomp, execve.
  * Returns -1 with errno set and *stage naming the failed step (see jailer.launcher). */
-struct jl_final {
-    int *cg_fds; int n_cg; int cgroupns;
-    int caps; unsigned long long keep, inh, amb;
-    int uid, gid;
-    const unsigned char *bpf; size_t bpf_len; unsigned int bpf_flags;
-    const char *path; int exec_fd; char **argv; char **envp;
-};
+""" + FINAL_STRUCT + r"""
 static int jl_capset(unsigned long long eff, unsigned long long prm, unsigned long long inh) {
     struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
     struct __user_cap_data_struct d[2] = {

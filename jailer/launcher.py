@@ -114,6 +114,7 @@ class Launch:
         self.bpf: bytes | None = None
         self.cg = None  # cgroups.Cgroup
         self.record: str | None = None
+        self.owner = ""  # this runtime process, as idpool.process_owner() names it
         self.store = None  # images.store.Store, when the root is an image
         self.loopdev: str | None = None
         self.cgroup_fds: list[int] = []
@@ -131,10 +132,9 @@ class Launch:
             self.init_path = init_binary(self.data_dir)
         if spec.image:
             from images.store import Store
-            from jailer.idpool import process_owner
 
             self.store = Store(os.path.join(self.data_dir, "images"))
-            self.store.add_user(spec.image, spec.id, process_owner())
+            self.store.add_user(spec.image, spec.id, self.owner)
         if spec.packed and spec.cow:
             from images import loop
 
@@ -177,8 +177,9 @@ class Launch:
         starts = os.path.join(self.data_dir, "starts")
         os.makedirs(starts, mode=0o700, exist_ok=True)
         self.record = os.path.join(starts, self.spec.id)
+        self.owner = process_owner()
         with open(self.record, "w") as f:
-            f.write(process_owner() + "\n" + (self.spec.image or "") + "\n")
+            f.write(self.owner + "\n" + (self.spec.image or "") + "\n")
 
     def _make_cgroup(self) -> None:
         """The container's cgroup, below our own; pid 1 joins it through these fds last."""
@@ -383,10 +384,11 @@ class Launch:
         try:
             if os.read(ready_r, 1) != b"1":
                 raise OSError(1, "unshare(CLONE_NEWUSER) failed in the helper")
-            size = self.spec.ids.size if self.spec.ids else 65536
+            from jailer.idpool import RANGE
+
             for kind in ("uid", "gid"):
                 with open(f"/proc/{helper}/{kind}_map", "w") as f:
-                    f.write(f"0 {self.base} {size}\n")
+                    f.write(f"0 {self.base} {RANGE}\n")
             return os.open(f"/proc/{helper}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
         finally:
             os.close(ready_r)

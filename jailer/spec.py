@@ -61,13 +61,6 @@ class Rlimit(_Plain):
     __slots__ = ("name", "soft", "hard")
 
 
-class IdRange(_Plain):
-    """The host ids a user namespace maps: container id 0..size-1 -> host base..base+size-1."""
-
-    __slots__ = ("uid_base", "gid_base", "size")
-    _defaults = {"size": 65536}
-
-
 class Spec(_Plain):
     """Everything the launcher needs to start one container.
 
@@ -80,7 +73,7 @@ class Spec(_Plain):
         "mounts", "readonly", "rlimits", "timeout", "init", "keep", "tty",
         # what the level preset decides (front ends may override for ablations)
         "namespaces", "userns", "pivot_root", "cow", "idmap",
-        "masked_paths", "readonly_paths", "id", "ids",
+        "masked_paths", "readonly_paths", "id",
         # the security policy (see jailer.caps and jailer.seccomp)
         "allow", "caps", "ambient", "seccomp", "seccomp_log",
         # resources: a cgroups.Limits, whether to make a cgroup at all, --stats
