@@ -66,13 +66,35 @@ class Store:
         return os.path.isdir(os.path.join(self.root, name, "rootfs"))
 
     def meta(self, name: str) -> dict:
-        import json
+        """The image's meta.json. Every start reads it and ``json`` costs ~15 ms of import
+        here, so a marshal copy (``.meta.marshal``, rewritten whenever meta.json is newer)
+        is read instead when it is current."""
+        import marshal
 
+        path = os.path.join(self.root, name, "meta.json")
+        cache = os.path.join(self.root, name, ".meta.marshal")
         try:
-            with open(os.path.join(self.root, name, "meta.json")) as f:
-                return json.load(f)
+            src = os.stat(path)
         except FileNotFoundError:
             return {}
+        try:
+            if os.stat(cache).st_mtime_ns >= src.st_mtime_ns:
+                with open(cache, "rb") as f:
+                    return marshal.load(f)
+        except (OSError, EOFError, ValueError, TypeError):
+            pass
+        import json
+
+        with open(path) as f:
+            meta = json.load(f)
+        try:
+            tmp = f"{cache}.{os.getpid()}"
+            with open(tmp, "wb") as f:
+                marshal.dump(meta, f)
+            os.replace(tmp, cache)
+        except OSError:
+            pass  # a read-only store: just no cache
+        return meta
 
     def write_meta(self, name: str, meta: dict) -> None:
         """Replace ``meta.json`` of an existing image atomically (write, then rename)."""

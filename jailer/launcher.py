@@ -121,6 +121,7 @@ class Launch:
         self.pid = 0  # host pid of the container's first process
         self._pending: list[int] = []
         self._sock = None
+        self._helper = 0  # the user namespace helper process, in the setup child
 
     # ── preparation in the runtime process ─────────────────────────────────────────────
     def _prepare(self) -> None:
@@ -346,6 +347,7 @@ class Launch:
                 self.sys.setgroups_empty()
                 os.setresgid(0, 0, 0)
                 os.setresuid(0, 0, 0)
+            self._reap_helper()
             stage = "namespaces"
             flags = 0
             for name in self.spec.namespaces:
@@ -362,6 +364,7 @@ class Launch:
             _send(w_up, {"pid": pid})
             os._exit(0)
         except BaseException as e:  # noqa: BLE001 - every failure must reach the parent
+            self._reap_helper()
             _report(w_up, stage, e)
 
     def _make_userns(self, w_up: int) -> int:
@@ -375,6 +378,11 @@ class Launch:
             try:
                 self.sys.unshare(S.CLONE_NEWUSER)
                 os.write(ready_w, b"1")
+                if self.cgroup_fds:
+                    # The first cgroup migration after a quiet spell waits for an RCU grace
+                    # period (~17 ms here); migrating this throw-away helper now pays it in
+                    # parallel with the mounts, so pid 1's join right before exec is fast.
+                    os.write(self.cgroup_fds[0], b"0")
             except OSError:
                 os._exit(1)
             os.read(hold_r, 1)
@@ -393,7 +401,12 @@ class Launch:
         finally:
             os.close(ready_r)
             os.close(hold_w)
-            os.waitpid(helper, 0)
+            self._helper = helper  # reaped after the mounts (see _reap_helper)
+
+    def _reap_helper(self) -> None:
+        if self._helper:
+            _reap(self._helper)
+            self._helper = 0
 
     def _set_rlimits(self) -> None:
         if not self.spec.rlimits:
