@@ -54,7 +54,8 @@ def run(rootfs: str, cmd: tuple[str, ...], **opts: object) -> None:
 
 @cli.command()
 def gc() -> None:
-    """Clean up after runtimes that were killed: stale upper layers and uid ranges."""
+    """Undo starts whose runtime was killed: their cgroups, upper layers, uid ranges and
+    image-use records."""
     from jailer import gc as gc_mod
 
     for line in gc_mod.collect():
