@@ -309,16 +309,14 @@ def _policy(spec: Spec, o: dict) -> None:
             raise JailerError(f"--allow {word!r}: unknown word (choose from "
                               f"{', '.join(caps.ALLOW_CAPS)})")
     spec.allow = sorted(set(o.get("allow", [])))
-    if spec.level == "chroot" and not (o.get("cap_add") or o.get("cap_drop")):
-        spec.caps = None  # chroot(8): real root keeps what it has
-    try:
-        if spec.level != "chroot" or o.get("cap_add") or o.get("cap_drop"):
-            spec.caps = caps.resolve(spec.level, spec.allow, o.get("cap_add", []),
-                                     o.get("cap_drop", []))
-        if spec.caps is not None:
-            spec.ambient = frozenset(map(caps.normalize, o.get("cap_add", []))) & spec.caps
-    except caps.CapError as e:
-        raise JailerError(str(e)) from None
+    add, drop = o.get("cap_add", []), o.get("cap_drop", [])
+    # chroot(8) without --cap-*: real root keeps what it has (spec.caps stays None)
+    if spec.level != "chroot" or add or drop:
+        try:
+            spec.caps = caps.resolve(spec.level, spec.allow, add, drop)
+            spec.ambient = frozenset(map(caps.normalize, add)) & spec.caps
+        except caps.CapError as e:
+            raise JailerError(str(e)) from None
     spec.seccomp_log = bool(o.get("seccomp_log"))
     profile = o.get("seccomp")
     if profile == "unconfined" or (spec.level == "chroot" and not profile):

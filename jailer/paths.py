@@ -1,4 +1,9 @@
-"""Where jailer keeps things: system paths as root, XDG paths for an unprivileged user."""
+"""Where jailer keeps things: system paths as root, XDG paths for an unprivileged user.
+
+Below the data dir: ``images/`` (the image store), ``containers/<id>/`` (per-start upper
+layers), ``starts/<id>`` (which runtime owns a start, for ``jailer gc``), ``idpool/`` (uid
+ranges), ``seccomp/`` (compiled filters) and ``libexec/`` (the --init binary).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import os
 
 
 def data_dir() -> str:
-    """Persistent data: images, id pool, per-run upper layers."""
+    """Persistent data (``$JAILER_DATA`` overrides)."""
     if os.environ.get("JAILER_DATA"):
         return os.environ["JAILER_DATA"]
     if os.geteuid() == 0:
@@ -17,15 +22,3 @@ def data_dir() -> str:
 
 def images_dir() -> str:
     return os.path.join(data_dir(), "images")
-
-
-def containers_dir() -> str:
-    return os.path.join(data_dir(), "containers")
-
-
-def idpool_dir() -> str:
-    return os.path.join(data_dir(), "idpool")
-
-
-def libexec_dir() -> str:
-    return os.path.join(data_dir(), "libexec")
