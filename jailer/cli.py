@@ -21,8 +21,17 @@ def cli() -> None:
     """jailer: Linux containers from kernel primitives (chroot -> jail -> container)."""
 
 
-def _run_options(f):
-    for flags, dest, kind, metavar, help_ in reversed(cliopts.RUN_OPTIONS):
+def run_options(exclude: tuple[str, ...] = ()):
+    """Decorator adding ``jailer run``'s options (from the one table), minus ``exclude``."""
+
+    def deco(f):
+        return _add_options(f, [o for o in cliopts.RUN_OPTIONS if o[1] not in exclude])
+
+    return deco
+
+
+def _add_options(f, options):
+    for flags, dest, kind, metavar, help_ in reversed(options):
         if kind == "flag":
             f = click.option(*flags, dest, is_flag=True, help=help_)(f)
         elif kind == "multi":
@@ -38,7 +47,7 @@ def _run_options(f):
 
 
 @cli.command(context_settings={"allow_interspersed_args": False})
-@_run_options
+@run_options()
 @click.argument("rootfs")
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
 def run(rootfs: str, cmd: tuple[str, ...], **opts: object) -> None:
@@ -54,11 +63,13 @@ def run(rootfs: str, cmd: tuple[str, ...], **opts: object) -> None:
 
 @cli.command()
 def gc() -> None:
-    """Undo starts whose runtime was killed: their cgroups, upper layers, uid ranges and
-    image-use records."""
+    """Clean up after crashes: starts whose runtime was killed (their cgroups, upper layers,
+    uid ranges, image-use records) and jails whose monitor died (network links and published
+    ports too); state files are set to what is true."""
     from jailer import gc as gc_mod
+    from jailer import lifecycle
 
-    for line in gc_mod.collect():
+    for line in [*lifecycle.collect(), *gc_mod.collect()]:
         click.echo(line)
 
 
@@ -317,3 +328,6 @@ def image_export(name: str, output: str) -> None:
         _fail(str(e))
     if output != "-":
         click.echo(output)
+
+
+from jailer import cli_jails  # noqa: E402,F401  (registers the named-jail verbs)

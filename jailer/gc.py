@@ -29,28 +29,41 @@ def collect(data_dir: str | None = None) -> list[str]:
             continue
         if owner_alive(owner.strip()):
             continue
-        image = image.strip()
-        if image:
-            from images.store import Store
-
-            Store(os.path.join(data, "images")).remove_user(image, cid)
-        cdir = os.path.join(data, "containers", cid)
-        if os.path.isdir(cdir):
-            remove_tree(cdir)
-            done.append(f"removed upper layer of container {cid}")
-        if _remove_cgroup(cid):
-            done.append(f"removed cgroup jailer-{cid}")
-        os.unlink(record)
+        done += undo_start(data, cid, image.strip())
     for base in IdPool(os.path.join(data, "idpool")).gc():
         done.append(f"released uid range {base}-{base + 65535}")
     return done
 
 
-def _remove_cgroup(cid: str) -> bool:
+def undo_start(data: str, cid: str, image: str = "",
+               proc_cgroup: str = "/proc/self/cgroup") -> list[str]:
+    """Remove what start ``cid`` left on the host: its image-use record, throw-away upper
+    layer, cgroup (below the cgroups listed in ``proc_cgroup``) and start record. Idempotent."""
+    done = []
+    if image:
+        from images.store import Store
+
+        Store(os.path.join(data, "images")).remove_user(image, cid)
+    cdir = os.path.join(data, "containers", cid)
+    if os.path.isdir(cdir):
+        remove_tree(cdir)
+        done.append(f"removed upper layer of container {cid}")
+    if _remove_cgroup(cid, proc_cgroup):
+        done.append(f"removed cgroup jailer-{cid}")
+    try:
+        os.unlink(os.path.join(data, "starts", cid))
+    except FileNotFoundError:
+        pass
+    return done
+
+
+def _remove_cgroup(cid: str, proc_cgroup: str = "/proc/self/cgroup") -> bool:
     import cgroups
 
+    if not os.path.exists(proc_cgroup):
+        proc_cgroup = "/proc/self/cgroup"
     try:
-        cg = cgroups.open_manager(f"jailer-{cid}")
+        cg = cgroups.open_manager(f"jailer-{cid}", proc_cgroup=proc_cgroup)
         if not cg.exists():
             return False
         cg.delete()

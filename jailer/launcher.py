@@ -99,15 +99,27 @@ class Launch:
     """One start of one container; ``run()`` returns its ``Result``."""
 
     def __init__(self, spec: Spec, sys_: S.Syscalls | None = None, *,
-                 stdio: tuple[int, int, int] = (0, 1, 2), data_dir: str | None = None) -> None:
+                 stdio: tuple[int, int, int] = (0, 1, 2), data_dir: str | None = None,
+                 base: int = 0, layer_dir: str | None = None, on_pid=None,
+                 gid_base: int = 0) -> None:
+        """``base`` and ``layer_dir`` are a named jail's fixed uid range and persistent
+        upper-layer directory (default: a range from the pool and a throw-away layer);
+        ``on_pid(pid)`` runs once pid 1 exists, before it goes on (network set-up)."""
         from jailer import paths
 
         self.spec = spec
         self.sys = sys_ or S.Syscalls()
         self.stdio = stdio
         self.data_dir = data_dir or paths.data_dir()
-        self.base = 0
-        self.cdir: str | None = None
+        self.base = base
+        self.fixed_base = bool(base)
+        self.cdir: str | None = layer_dir
+        self.persistent = layer_dir is not None
+        self.on_pid = on_pid
+        # an unprivileged user starting a jail delegated to them: the user namespace maps
+        # their subordinate ids (newuidmap), and the root is assembled inside it
+        self.rootless = os.geteuid() != 0
+        self.subgid = gid_base or base
         self.root = spec.rootfs
         self.pool = None
         self.init_path: str | None = None
@@ -146,18 +158,20 @@ class Launch:
             from jailer import seccomp
 
             self.bpf = seccomp.cached_bpf(spec.seccomp, os.path.join(self.data_dir, "seccomp"))
-        if spec.userns:
+        if spec.userns and not self.fixed_base:
             from jailer.idpool import IdPool
 
             self.pool = IdPool(os.path.join(self.data_dir, "idpool"))
             self.base = self.pool.allocate()
         if spec.cow:
-            cdirs = os.path.join(self.data_dir, "containers")
-            os.makedirs(cdirs, mode=0o700, exist_ok=True)
-            self.cdir = os.path.join(cdirs, spec.id)
-            os.mkdir(self.cdir, 0o700)
+            if not self.persistent:
+                cdirs = os.path.join(self.data_dir, "containers")
+                os.makedirs(cdirs, mode=0o700, exist_ok=True)
+                self.cdir = os.path.join(cdirs, spec.id)
+            os.makedirs(self.cdir, 0o700, exist_ok=self.persistent)
             for sub in ("lower", "upper", "work", "merged"):
-                os.mkdir(os.path.join(self.cdir, sub), 0o755)
+                if not os.path.isdir(os.path.join(self.cdir, sub)):
+                    os.mkdir(os.path.join(self.cdir, sub), 0o755)
             os.chown(os.path.join(self.cdir, "upper"), self.base, self.base)
             self.root = os.path.join(self.cdir, "merged")
 
@@ -206,7 +220,7 @@ class Launch:
         if self.cg is not None:
             self.cg.delete()
             self.cg = None
-        if self.cdir and os.path.isdir(self.cdir):
+        if self.cdir and os.path.isdir(self.cdir) and not self.persistent:
             from jailer.fsutil import remove_tree
 
             if self.spec.keep:
@@ -234,6 +248,20 @@ class Launch:
             for s, h in old.items():
                 signal.signal(s, h)
             self.cleanup()
+
+    def start_detached(self) -> tuple[int, int]:
+        """Start without supervising: return (pid 1, pty master or -1). The caller owns the
+        container from here (it execs the monitor); on failure everything is undone."""
+        try:
+            self._prepare()
+            self._spawn()
+        except BaseException:
+            self.cleanup()
+            raise
+        for fd in self.cgroup_fds:
+            os.close(fd)
+        self.cgroup_fds = []
+        return self.pid, getattr(self, "_master", -1)
 
     def _forward(self, signum: int, _frame: object = None) -> None:
         """Pass a signal to the container's first process (queued until it exists)."""
@@ -298,6 +326,8 @@ class Launch:
                 self.pid = msg["pid"]
                 if self.pid != child:
                     os.waitpid(child, 0)  # the intermediate exits; pid 1 is now ours
+                    if self.on_pid is not None:
+                        self.on_pid(self.pid)
                     _send(w_down, "go")
             elif "pty" in msg:
                 import socket
@@ -327,20 +357,27 @@ class Launch:
             if self.spec.userns:
                 stage = "user namespace"
                 userns_fd = self._make_userns(w_up)
+            if self.rootless:
+                stage = "enter user namespace"
+                userns_fd = self._enter_userns_early(userns_fd)
             stage = "mount namespace"
             self.sys.unshare(S.CLONE_NEWNS)
             self.sys.mount(None, "/", None, S.MS_REC | S.MS_PRIVATE)
             stage = "mounts"
-            m = Mounter(self.sys, self.root, self.base, userns_fd)
+            if self.rootless:
+                self._rootless_root()
+            owner = 0 if self.rootless else self.base
+            m = Mounter(self.sys, self.root, owner, userns_fd)
             m.apply(host_plan(self.spec, self.spec.rootfs, self.root, self.cdir,
-                              self.init_path, self.base,
-                              (self.loopdev, self.spec.packed[1]) if self.loopdev else None))
+                              self.init_path, owner,
+                              (self.loopdev, self.spec.packed[1]) if self.loopdev else None,
+                              rootless=self.rootless))
             m.close()
             # pid 1 reaches its root through the working directory, which unshare(CLONE_NEWNS)
             # moves to the copy in the new namespace: the path may cross host directories
             # (0700 /root, /var/lib/jailer/containers) that the container's root cannot enter.
             os.chdir(self.root)
-            if userns_fd >= 0:
+            if userns_fd >= 0 and not self.rootless:
                 stage = "enter user namespace"
                 self.sys.setns(userns_fd, S.CLONE_NEWUSER)
                 os.close(userns_fd)
@@ -366,6 +403,34 @@ class Launch:
         except BaseException as e:  # noqa: BLE001 - every failure must reach the parent
             self._reap_helper()
             _report(w_up, stage, e)
+
+    def _enter_userns_early(self, userns_fd: int) -> int:
+        """Rootless: enter the container's user namespace before making any mount (only
+        there are we allowed to). We keep our own uid for now, with every capability in it."""
+        self.sys.setns(userns_fd, S.CLONE_NEWUSER)
+        os.close(userns_fd)
+        return -1
+
+    def _rootless_root(self) -> None:
+        """Rootless, in the new mount namespace: pin what only this user can reach (its home
+        may be 0700) as O_PATH fds, become the container's root, and bind the root onto
+        itself; from here on paths go through /proc/self/fd."""
+        def pin(path: str) -> str:
+            return f"/proc/self/fd/{os.open(path, Mounter.O_PATH | os.O_CLOEXEC)}"
+
+        os.chdir(self.root)
+        if self.init_path:
+            self.init_path = pin(self.init_path)
+        for mnt in self.spec.mounts:
+            if mnt.kind == "bind":
+                mnt.src = pin(mnt.src)
+        self.sys.setgroups_empty()
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+        tree = self.sys.open_tree(".", S.OPEN_TREE_CLONE | S.OPEN_TREE_CLOEXEC
+                                  | S.AT_RECURSIVE)
+        self.sys.move_mount(tree, ".")
+        self.root = f"/proc/self/fd/{tree}"
 
     def _make_userns(self, w_up: int) -> int:
         """Create the container's user namespace in a short-lived helper; return its fd."""
@@ -394,9 +459,14 @@ class Launch:
                 raise OSError(1, "unshare(CLONE_NEWUSER) failed in the helper")
             from jailer.idpool import RANGE
 
-            for kind in ("uid", "gid"):
-                with open(f"/proc/{helper}/{kind}_map", "w") as f:
-                    f.write(f"0 {self.base} {RANGE}\n")
+            if self.rootless:
+                from jailer.subids import newidmap
+
+                newidmap(helper, self.base, self.subgid, RANGE)
+            else:
+                for kind in ("uid", "gid"):
+                    with open(f"/proc/{helper}/{kind}_map", "w") as f:
+                        f.write(f"0 {self.base} {RANGE}\n")
             return os.open(f"/proc/{helper}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
         finally:
             os.close(ready_r)
@@ -454,7 +524,7 @@ class Launch:
                 if "uts" in spec.namespaces and spec.hostname:
                     stage = "hostname"
                     self.sys.sethostname(spec.hostname)
-                if "net" in spec.namespaces:
+                if "net" in spec.namespaces and spec.loopback:
                     stage = "network"
                     self.sys.loopback_up()
             if root is not None:
@@ -579,3 +649,107 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass
+
+
+class Join(Launch):
+    """Run one more process inside a running container (``jailer exec``): join every
+    namespace of its pid 1 with one setns(pidfd), its cgroup, and the same policy (caps,
+    seccomp, user, no_new_privs), then exec. Processes as in ``Launch``: the runtime
+    supervises, an intermediate joins and forks, the new process execs."""
+
+    def __init__(self, spec: Spec, target: int, cgroup_procs: list[str] | None = None,
+                 **kw: object) -> None:
+        super().__init__(spec, **kw)
+        self.target = target
+        self.cgroup_procs = cgroup_procs or []
+
+    def _prepare(self) -> None:
+        if self.spec.seccomp is not None:
+            from jailer import seccomp
+
+            self.bpf = seccomp.cached_bpf(self.spec.seccomp,
+                                          os.path.join(self.data_dir, "seccomp"))
+        self.cgroup_fds = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in self.cgroup_procs]
+        self.pidfd = os.pidfd_open(self.target)
+
+    def cleanup(self) -> None:
+        for fd in self.cgroup_fds:
+            os.close(fd)
+        self.cgroup_fds = []
+        if getattr(self, "pidfd", -1) >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
+
+    def _child(self, w_up: int, r_down: int) -> None:
+        stage = "join namespaces"
+        try:
+            for s in FORWARDED_SIGNALS:
+                signal.signal(s, signal.SIG_DFL)
+            for i, fd in enumerate(self.stdio):
+                if fd != i:
+                    os.dup2(fd, i)
+            self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
+            self.sys.prctl(S.PR_SET_DUMPABLE, 0)
+            flags = S.CLONE_NEWUSER if self.spec.userns else 0
+            for name in self.spec.namespaces:
+                flags |= _NS_FLAGS[name]
+            self.sys.setns(self.pidfd, flags)
+            if self.spec.userns:
+                self.sys.setgroups_empty()
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
+            pid = os.fork()
+            if pid == 0:
+                stage = "wait"
+                if _recv(r_down) != "go":
+                    os._exit(EXIT_RUNTIME)
+                self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
+                self._exec_joined(w_up)
+            _send(w_up, {"pid": pid})
+            os._exit(0)
+        except BaseException as e:  # noqa: BLE001
+            _report(w_up, stage, e)
+
+    def _exec_joined(self, w_up: int) -> None:
+        spec = self.spec
+        stage = "terminal"
+        try:
+            slave = -1
+            if spec.tty:
+                master = os.open("/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+                fcntl.ioctl(master, TIOCSPTLCK, b"\0\0\0\0")
+                slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+                import socket
+
+                _send(w_up, {"pty": 1})
+                socket.send_fds(self._sock, [b"m"], [master])
+                os.close(master)
+            stage = "workdir"
+            os.chdir(spec.cwd)
+            stage = "session"
+            os.setsid()
+            if slave >= 0:
+                fcntl.ioctl(slave, TIOCSCTTY, 0)
+                for i in range(3):
+                    os.dup2(slave, i)
+                os.close(slave)
+            stage = "exec"
+            caps = None if spec.caps is None else C.mask(spec.caps)
+            ambient = C.mask(spec.ambient) if spec.uid else 0
+            try:
+                self.sys.final_exec(
+                    _resolve_exec(spec.args[0], spec.env), spec.args, spec.env,
+                    cgroup_fds=self.cgroup_fds, cgroupns=False, caps=caps,
+                    inheritable=ambient, ambient=ambient, uid=spec.uid, gid=spec.gid,
+                    bpf=self.bpf or b"", bpf_flags=spec.seccomp.flags if self.bpf else 0)
+            except OSError as e:
+                stage = e.filename
+                raise OSError(e.errno, e.strerror) from None
+        except BaseException as e:  # noqa: BLE001
+            _report(w_up, stage, e, spec.args[0] if stage == "exec" else "")
+
+    def _supervise(self) -> Result:
+        from jailer.supervise import Supervisor
+
+        sup = Supervisor(self.pid, master=getattr(self, "_master", -1), stdio=self.stdio)
+        return Result(exit_code(sup.wait()), id=self.spec.id)

@@ -13,6 +13,11 @@ def main(argv: list[str] | None = None) -> None:
         parsed = cliopts.fast_parse(args[1:])
         if parsed is not None:
             sys.exit(cliopts.run_cli(*parsed))
+    if args[:1] == ["_cleanup"] and len(args) == 2:  # exec'd by the monitor: no click
+        from jailer import lifecycle
+
+        lifecycle.cleanup_after_exit(args[1])
+        sys.exit(0)
     import click
 
     from jailer.cli import cli

@@ -34,13 +34,16 @@ DEV_LINKS = (
 
 
 def host_plan(spec: Spec, rootfs: str, root: str, cdir: str | None, init_path: str | None,
-              base: int, packed: tuple[str, str] | None = None) -> list[tuple]:
+              base: int, packed: tuple[str, str] | None = None,
+              rootless: bool = False) -> list[tuple]:
     """Operations run as host root in the runtime's private mount namespace.
 
     ``root`` is where the container's root is assembled (the rootfs itself for a jail,
     ``cdir/merged`` for a copy-on-write container); ``base`` is the host uid/gid that the
     container's root maps to (0 without a user namespace); ``packed`` is a loop device holding
     the image and its filesystem type, used as the lower layer instead of the rootfs.
+    ``rootless``: run by an unprivileged user inside the container's user namespace (a
+    delegated jail), where device nodes cannot be made: the host's are bound instead.
     """
     ops: list[tuple] = []
     lower = rootfs
@@ -52,12 +55,15 @@ def host_plan(spec: Spec, rootfs: str, root: str, cdir: str | None, init_path: s
         else:
             ops.append(("bind_root", rootfs, lower, spec.userns and spec.idmap))
         ops.append(("overlay", lower, f"{cdir}/upper", f"{cdir}/work", root))
-    else:
+    elif not rootless:  # rootless: the launcher has bound the root onto itself already
         ops.append(("bind_root", rootfs, root, spec.userns and spec.idmap))
     ops.append(("tmpfs", "/dev", f"mode=755,size=65536k,uid={base},gid={base}",
                 S.MS_NOSUID | S.MS_STRICTATIME))
     for name, mode, major, minor in DEVICES:
-        ops.append(("mknod", f"/dev/{name}", mode, major, minor, base))
+        if rootless:
+            ops.append(("bind", f"/dev/{name}", f"/dev/{name}", False, "file"))
+        else:
+            ops.append(("mknod", f"/dev/{name}", mode, major, minor, base))
     for target, name in DEV_LINKS:
         ops.append(("symlink", target, f"/dev/{name}", base))
     for name in ("pts", "shm", "mqueue"):

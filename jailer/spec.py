@@ -80,6 +80,8 @@ class Spec(_Plain):
         "limits", "cgroup", "stats",
         # a packed copy of the image to use as the lower layer: (file, fstype) or None
         "packed",
+        # bring the network namespace's loopback up (a named jail's --net none does not)
+        "loopback",
     )
     _defaults = {
         "args": ["/bin/sh"], "level": "container", "env": [], "cwd": "/", "uid": 0, "gid": 0,
@@ -87,7 +89,7 @@ class Spec(_Plain):
         "namespaces": [], "userns": False, "pivot_root": False, "cow": False, "idmap": True,
         "masked_paths": list(MASKED_PATHS), "readonly_paths": list(READONLY_PATHS),
         "allow": [], "caps": None, "ambient": frozenset(), "seccomp_log": False,
-        "cgroup": False, "stats": False,
+        "cgroup": False, "stats": False, "loopback": True,
     }
 
 

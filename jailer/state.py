@@ -1,0 +1,139 @@
+"""Runtime state of a jail or container: ``<run>/<name>/state.json``, written atomically under
+the jail's lock, and never trusted alone.
+
+``observe()`` tells what is true now by checking: the recorded pid must still be the same
+process (pid + start time, same boot), else the jail has stopped whatever the file says (the
+runtime crashed, the jail was kill -9'd, or the machine rebooted). A paused jail is one whose
+freezer says so.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+
+from jailer.idpool import _starttime
+
+STATUSES = ("creating", "created", "running", "paused", "stopped")
+
+
+def boot_id() -> str:
+    with open("/proc/sys/kernel/random/boot_id") as f:
+        return f.read().strip()
+
+
+def process_alive(pid: int, start: str | None, boot: str | None) -> bool:
+    """Is ``pid`` still the process that was recorded (same start time, same boot)?"""
+    if not pid or (boot and boot != boot_id()):
+        return False
+    return _starttime(pid) == start if start else _starttime(pid) is not None
+
+
+class Lock:
+    """An exclusive flock on ``<dir>/lock``, for every change of a jail's state."""
+
+    def __init__(self, directory: str, *, create: bool = True) -> None:
+        self.dir = directory
+        self.create = create
+        self.fd = -1
+
+    def __enter__(self) -> Lock:
+        if self.create:
+            os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        self.fd = os.open(os.path.join(self.dir, "lock"),
+                          os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def read(directory: str) -> dict | None:
+    """The recorded state, or None when there is none (never started, or removed)."""
+    try:
+        with open(os.path.join(directory, "state.json")) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except (ValueError, OSError):
+        return None  # a torn write cannot happen (rename), but a foreign file could
+
+
+def write(directory: str, state: dict) -> None:
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    path = os.path.join(directory, "state.json")
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(state, f, indent=1, sort_keys=True)
+    os.rename(tmp, path)
+
+
+def update(directory: str, **changes: object) -> dict:
+    st = read(directory) or {}
+    st.update(changes)
+    write(directory, st)
+    return st
+
+
+def read_exit(directory: str) -> tuple[int | None, float | None]:
+    """What the monitor recorded when pid 1 ended: (shell-style code, time) or (None, None)."""
+    try:
+        with open(os.path.join(directory, "exit")) as f:
+            lines = f.read().split("\n")
+    except FileNotFoundError:
+        return None, None
+    kind, _, value = lines[0].partition(" ")
+    try:
+        code = int(value) + (128 if kind == "signal" else 0)
+        when = float(lines[1]) if len(lines) > 1 and lines[1] else None
+    except ValueError:
+        return None, None
+    return code, when
+
+
+def observe(directory: str, st: dict | None = None) -> dict:
+    """The state with ``status`` corrected to what is true now (the file is not changed)."""
+    st = dict(st if st is not None else (read(directory) or {}))
+    status = st.get("status", "stopped")
+    if status in ("creating", "created", "running", "paused"):
+        if not process_alive(st.get("pid", 0), st.get("pid_start"), st.get("boot_id")):
+            if status == "creating" and process_alive(*_owner(st), st.get("boot_id")):
+                return st  # still being set up by a live runtime
+            st["status"] = "stopped"
+            code, when = read_exit(directory)
+            if code is not None and st.get("exit_code") is None:
+                st["exit_code"], st["finished"] = code, when
+        elif status in ("running", "paused") and st.get("freezer"):
+            st["status"] = "paused" if _frozen(st["freezer"]) else "running"
+    return st
+
+
+def _owner(st: dict) -> tuple[int, str | None]:
+    kind, _, rest = (st.get("monitor") or "").partition(":")
+    if kind != "pid":
+        return 0, None
+    pid, _, start = rest.partition(":")
+    return int(pid), start
+
+
+def monitor_alive(st: dict) -> bool:
+    """Is the process that supervises (or is cleaning up after) the jail still there?"""
+    return process_alive(*_owner(st), st.get("boot_id"))
+
+
+def _frozen(path: str) -> bool:
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except OSError:
+        return False
+    return text in ("FROZEN", "FREEZING", "1")
+
+
+def now() -> float:
+    return round(time.time(), 3)
