@@ -284,3 +284,24 @@ def stats(name: str, as_json: bool) -> None:
         return
     for k, v in st.items():
         click.echo(f"{k:<20} {_size(v) if k.startswith('memory') else v}")
+
+
+@cli.command()
+@click.option("--to", "user", required=True, metavar="USER", help="The service user.")
+@click.argument("name")
+def delegate(name: str, user: str) -> None:
+    """Hand the (stopped) jail NAME to USER, who can then start, stop, exec, console,
+    list, logs and update it without root, within the limits set here (root only)."""
+    from jailer import delegation
+
+    _guard(delegation.delegate, name, user)
+
+
+@cli.command()
+@click.argument("name")
+def undelegate(name: str) -> None:
+    """Take a delegated jail back from its user: stop it, return its files to root and
+    remove the user's definition, state, cgroup and subordinate ids (root only)."""
+    from jailer import delegation
+
+    _guard(delegation.undelegate, name)

@@ -7,7 +7,8 @@ jail's start builds its ``Spec`` through the same conversion as ``jailer run``.
 
 Locations (environment overrides first, for tests and for packagers)::
 
-    config   $JAILER_CONFIG | /etc/jailer (root) | $XDG_CONFIG_HOME/jailer (user)
+    config   $JAILER_CONFIG | $JAILER_SYSTEM_CONFIG | /etc/jailer (root)
+             $JAILER_CONFIG | $XDG_CONFIG_HOME/jailer | ~/.config/jailer (user)
     run      $JAILER_RUN    | /run/jailer (root) | $XDG_RUNTIME_DIR/jailer | /tmp/jailer-run-UID
     data     $JAILER_DATA   | /var/lib/jailer    | $XDG_DATA_HOME/jailer  (see jailer.paths)
 
@@ -25,20 +26,26 @@ from jailer import paths
 from jailer.errors import JailerError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-NET_MODES = ("none", "loopback", "bridge")
+NET_MODES = ("none", "loopback", "bridge", "slirp")
 RESTART = ("no", "on-failure", "always")
 DEFAULT_COMMAND = ["/bin/sh", "-c", "sleep infinity"]
 # keys of the definition outside [run], with their types (checked on load)
 KEYS = {"name": str, "image": str, "rootfs": str, "command": list, "hostname": str,
         "net": str, "ip": str, "gateway": str, "ports": list, "restart": str,
-        "uid_base": int, "owner": str}
+        "uid_base": int, "gid_base": int, "owner": str, "cgroup_parent": str,
+        "ceiling": dict}
+
+
+def system_config_dir() -> str:
+    """Root's configuration (``$JAILER_SYSTEM_CONFIG`` overrides, for tests)."""
+    return os.environ.get("JAILER_SYSTEM_CONFIG") or "/etc/jailer"
 
 
 def config_dir() -> str:
     if os.environ.get("JAILER_CONFIG"):
         return os.environ["JAILER_CONFIG"]
     if os.geteuid() == 0:
-        return "/etc/jailer"
+        return system_config_dir()
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
     return os.path.join(base, "jailer")
 
@@ -110,7 +117,10 @@ def load(name: str, config: str | None = None) -> dict:
 
 def not_found(name: str) -> JailerError:
     """No such jail here; for a user, say so differently when root has one by that name."""
-    if os.geteuid() != 0 and os.path.exists(os.path.join("/etc/jailer/jails", name + ".toml")):
+    sysconf = system_config_dir()
+    if os.geteuid() != 0 and (os.path.exists(os.path.join(sysconf, "jails", name + ".toml"))
+                              or os.path.exists(os.path.join(sysconf, "delegated",
+                                                             name + ".toml"))):
         return JailerError(f"jail {name}: permission denied (it is root's and not delegated "
                            "to you)", errno=13, exit_code=126)
     return JailerError(f"no such jail: {name}", errno=2, exit_code=2)
@@ -154,10 +164,12 @@ def _value(v: object) -> str:
 
 def dumps(d: dict) -> str:
     lines = [f"# jailer jail definition (jailer create); edit, then jailer restart {d['name']}"]
+    tables = {k: v for k, v in d.items() if isinstance(v, dict)}
     for k, v in d.items():
-        if k != "run" and v is not None and v != [] and v != "":
+        if k not in tables and v is not None and v != [] and v != "":
             lines.append(f"{k} = {_value(v)}")
-    run = {k: v for k, v in d.get("run", {}).items() if v not in (None, False, [], "")}
-    if run:
-        lines += ["", "[run]"] + [f"{k} = {_value(v)}" for k, v in run.items()]
+    for table, values in tables.items():
+        kept = {k: v for k, v in values.items() if v not in (None, False, [], "")}
+        if kept:
+            lines += ["", f"[{table}]"] + [f"{k} = {_value(v)}" for k, v in kept.items()]
     return "\n".join(lines) + "\n"

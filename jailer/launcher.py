@@ -101,7 +101,7 @@ class Launch:
     def __init__(self, spec: Spec, sys_: S.Syscalls | None = None, *,
                  stdio: tuple[int, int, int] = (0, 1, 2), data_dir: str | None = None,
                  base: int = 0, layer_dir: str | None = None, on_pid=None,
-                 gid_base: int = 0) -> None:
+                 gid_base: int = 0, cgroup_parent: str | None = None) -> None:
         """``base`` and ``layer_dir`` are a named jail's fixed uid range and persistent
         upper-layer directory (default: a range from the pool and a throw-away layer);
         ``on_pid(pid)`` runs once pid 1 exists, before it goes on (network set-up)."""
@@ -120,6 +120,8 @@ class Launch:
         # their subordinate ids (newuidmap), and the root is assembled inside it
         self.rootless = os.geteuid() != 0
         self.subgid = gid_base or base
+        # a file in /proc/self/cgroup's format naming the parent cgroups (a delegated jail's)
+        self.cgroup_parent = cgroup_parent or "/proc/self/cgroup"
         self.root = spec.rootfs
         self.pool = None
         self.init_path: str | None = None
@@ -201,7 +203,9 @@ class Launch:
         import cgroups
 
         try:
-            self.cg = cgroups.open_manager(f"jailer-{self.spec.id}").create(self.spec.limits)
+            self.cg = cgroups.open_manager(f"jailer-{self.spec.id}",
+                                           proc_cgroup=self.cgroup_parent).create(
+                                               self.spec.limits)
             self.cgroup_fds = [os.open(p, os.O_WRONLY | os.O_CLOEXEC)
                                for p in self.cg.procs_paths]
         except (cgroups.CgroupError, OSError) as e:
@@ -358,6 +362,8 @@ class Launch:
                 stage = "user namespace"
                 userns_fd = self._make_userns(w_up)
             if self.rootless:
+                stage = "join cgroup"
+                self._join_cgroup_early()
                 stage = "enter user namespace"
                 userns_fd = self._enter_userns_early(userns_fd)
             stage = "mount namespace"
@@ -404,6 +410,15 @@ class Launch:
             self._reap_helper()
             _report(w_up, stage, e)
 
+    def _join_cgroup_early(self) -> None:
+        """Rootless on cgroup v1: only a process of the same uid may be moved, and the
+        container's root is another uid; so join now, as the user, and let pid 1 inherit
+        the cgroup (this short-lived setup process leaves before the workload runs)."""
+        for fd in self.cgroup_fds:
+            os.write(fd, b"0")
+            os.close(fd)
+        self.cgroup_fds = []
+
     def _enter_userns_early(self, userns_fd: int) -> int:
         """Rootless: enter the container's user namespace before making any mount (only
         there are we allowed to). We keep our own uid for now, with every capability in it."""
@@ -441,6 +456,8 @@ class Launch:
             for fd in (w_up, ready_r, hold_w):
                 os.close(fd)
             try:
+                if self.rootless:  # newuidmap, run as the user, must reach its /proc entry
+                    self.sys.prctl(S.PR_SET_DUMPABLE, 1)
                 self.sys.unshare(S.CLONE_NEWUSER)
                 os.write(ready_w, b"1")
                 if self.cgroup_fds:
@@ -693,6 +710,10 @@ class Join(Launch):
             flags = S.CLONE_NEWUSER if self.spec.userns else 0
             for name in self.spec.namespaces:
                 flags |= _NS_FLAGS[name]
+            if self.rootless:
+                stage = "join cgroup"
+                self._join_cgroup_early()
+                stage = "join namespaces"
             self.sys.setns(self.pidfd, flags)
             if self.spec.userns:
                 self.sys.setgroups_empty()

@@ -147,6 +147,8 @@ def build_spec(d: dict):
         raise JailerError(f"jail {d['name']}: the definition names no image or rootfs")
     spec = cliopts.to_spec(source, list(d.get("command") or []), o)
     spec.loopback = d.get("net", "loopback") != "none"
+    if os.geteuid() != 0:  # a delegated jail: its root is its own copy, owned by its range
+        spec.cow, spec.idmap, spec.packed = False, False, None
     return spec
 
 
@@ -249,8 +251,13 @@ def _launch(d: dict, spec) -> list[str]:
             os.unlink(os.path.join(sdir, stale))
         except FileNotFoundError:
             pass
-    with open("/proc/self/cgroup") as src, open(os.path.join(sdir, "cgroup.parent"), "w") as f:
-        f.write(src.read())
+    parent = os.path.join(sdir, "cgroup.parent")
+    with open(parent, "w") as f:
+        if d.get("cgroup_parent"):  # delegated: below the cgroup root made and limited
+            f.write(d["cgroup_parent"])
+        else:
+            with open("/proc/self/cgroup") as src:
+                f.write(src.read())
     monitor = monitor_binary(_data())
     st = {"name": name, "id": spec.id, "status": "creating", "pid": 0,
           "monitor": process_owner(), "boot_id": state.boot_id(), "image": spec.image or "",
@@ -260,23 +267,36 @@ def _launch(d: dict, spec) -> list[str]:
           "stop_requested": False, "uid_base": d.get("uid_base", 0)}
     state.write(sdir, st)
     attached = []
+    keep_fds = []
 
     def network_up(pid: int) -> None:
-        if d.get("net") != "bridge":
+        if d.get("net") not in ("bridge", "slirp"):
             return
         from jailer import network
 
-        attached.append(network.attach(pid, name, d["ip"]))
         ports = [network.parse_port(p) for p in d.get("ports", [])]
+        if d["net"] == "slirp":
+            # user-mode networking exits when this pipe's write end closes: the monitor
+            # holds it (exec keeps it open) until the container has ended
+            r, w = os.pipe()
+            keep_fds.append(w)
+            try:
+                network.start_usermode(pid, ports, r)
+            finally:
+                os.close(r)
+            return
+        attached.append(network.attach(pid, name, d["ip"]))
         if ports:
             network.publish(name, d["ip"], ports)
 
-    launch = Launch(spec, base=d.get("uid_base", 0),
+    launch = Launch(spec, base=d.get("uid_base", 0), gid_base=d.get("gid_base", 0),
                     layer_dir=os.path.join(ddir, "layer") if spec.cow else None,
-                    on_pid=network_up)
+                    on_pid=network_up, cgroup_parent=parent)
     try:
         pid, master = launch.start_detached()
     except BaseException:
+        for fd in keep_fds:
+            os.close(fd)
         if attached:
             from jailer import network
 
@@ -457,6 +477,8 @@ def update(name: str, opts: dict) -> dict:
         raise JailerError(str(e)) from None
     sdir = jails.jail_state_dir(name)
     d = jails.load(name)
+    if d.get("ceiling"):
+        _check_ceiling(name, limits, d["ceiling"])
     with state.Lock(sdir):
         d["run"].update(given)
         build_spec(d)
@@ -524,6 +546,37 @@ def listing() -> list[dict]:
         else:
             entry["pid"] = 0
         out.append(entry)
+    if os.geteuid() == 0:
+        out += _delegated_listing()
+    return out
+
+
+def _delegated_listing() -> list[dict]:
+    """Root's view of the jails it handed to users (their state, read from their run dir)."""
+    from jailer import delegation
+
+    out = []
+    d = os.path.join(jails.system_config_dir(), "delegated")
+    for entry in sorted(os.listdir(d)) if os.path.isdir(d) else ():
+        if not entry.endswith(".toml") or entry.endswith(".orig.toml"):
+            continue
+        rec = delegation.record(entry[:-5]) or {}
+        st: dict = {"status": "stopped"}
+        import pwd
+
+        try:
+            runs = delegation.user_paths(pwd.getpwnam(rec["user"]), rec["name"])["run"]
+        except (KeyError, TypeError):
+            runs = []
+        for run in runs:
+            if state.read(run):
+                st = state.observe(run)
+                break
+        out.append({"name": rec.get("name", entry[:-5]), "status": st["status"],
+                    "pid": st.get("pid") or 0 if st["status"] != "stopped" else 0,
+                    "ip": "", "hostname": st.get("hostname", ""), "image": "",
+                    "memory": None, "uptime": None, "exit_code": st.get("exit_code"),
+                    "restarts": st.get("restarts", 0), "owner": rec.get("user")})
     return out
 
 
@@ -626,3 +679,23 @@ def collect() -> list[str]:
         except ImportError:
             pass
     return done
+
+
+def _check_ceiling(name: str, limits, ceiling: dict) -> None:
+    """A delegated jail's user may lower its limits, never raise them above root's."""
+    import cgroups
+
+    top = cgroups.limits_from_options(**ceiling)
+    for field in ("memory_max", "memory_swap", "pids_max"):
+        want, cap = getattr(limits, field), getattr(top, field)
+        if cap is None or cap < 0 or want is None:
+            continue
+        if want < 0 or want > cap:
+            raise JailerError(f"jail {name}: permission denied: {field.replace('_', ' ')} "
+                              f"above the {cap} root set when delegating it (ask root)",
+                              errno=13)
+    if top.cpu_quota and top.cpu_quota > 0 and limits.cpu_quota is not None and (
+            limits.cpu_quota < 0 or limits.cpu_quota / limits.cpu_period
+            > top.cpu_quota / top.cpu_period):
+        raise JailerError(f"jail {name}: permission denied: cpus above the limit root set "
+                          "when delegating it (ask root)", errno=13)
