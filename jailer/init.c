@@ -29,9 +29,11 @@ int main(int argc, char **argv) {
     pid_t child = fork();
     if (child < 0) { perror("jailer-init: fork"); return 125; }
     if (child == 0) {
-        sigprocmask(SIG_SETMASK, &old, NULL);
         setpgid(0, 0);
+        /* take the terminal while SIGTTOU is still blocked: from a background process
+         * group tcsetpgrp would otherwise stop us before exec */
         if (isatty(0)) tcsetpgrp(0, getpid());
+        sigprocmask(SIG_SETMASK, &old, NULL);
         execvp(argv[first], argv + first);
         int e = errno;
         fprintf(stderr, "jailer-init: exec %s: %s\n", argv[first], strerror(e));

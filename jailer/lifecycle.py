@@ -68,6 +68,7 @@ def create(name: str, source: str, command: list[str], run_opts: dict, *,
         d["gateway"] = gw.split("/")[0]
         parsed = [network.parse_port(p) for p in ports]
         _check_port_clash(name, parsed)
+        network.check_ports(parsed)
         d["ports"] = [f"{h}:{j}" for h, j in parsed]
     pool = IdPool(os.path.join(_data(), "idpool"))
     d["uid_base"] = pool.allocate(owner=f"jail:{name}")
@@ -215,7 +216,10 @@ def _daemon(d: dict, spec, w: int) -> None:
     """The detached runtime: start the container, report, become the monitor."""
     from jailer.launcher import _send
 
-    os.setsid()
+    try:
+        os.setsid()
+    except OSError:  # a restart: this process leads its session already
+        pass
     null = os.open("/dev/null", os.O_RDWR)
     for i in range(3):
         os.dup2(null, i)
