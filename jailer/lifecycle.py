@@ -237,6 +237,12 @@ def _daemon(d: dict, spec, w: int) -> None:
     if w >= 0:
         _send(w, {"ok": state.read(jails.jail_state_dir(d["name"]))})
         os.close(w)
+    import _signal
+
+    # a signal arriving before the monitor has set up must wait for it, not kill it
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, {_signal.SIGTERM, _signal.SIGINT,
+                                                _signal.SIGHUP, _signal.SIGQUIT,
+                                                _signal.SIGCHLD})
     os.execv(monitor[0], monitor)
 
 
