@@ -40,10 +40,16 @@ def nft_tables() -> set[str]:
 
 
 @pytest.fixture(scope="session")
-def jail_root(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("jails")
+def jail_root():
+    """Config and run dirs for the session's jails, under /tmp itself: a service user must
+    read the system config as it would /etc/jailer (pytest's tmp dirs are private)."""
+    import shutil
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="jltest-jails-", dir="/tmp"))
     os.chmod(d, 0o755)
-    return d
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

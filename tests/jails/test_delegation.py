@@ -1,0 +1,215 @@
+"""Delegation to a real service user made by the test: the user runs their jail without root,
+cannot touch other jails or raise limits, and has nothing left after undelegate."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import secrets
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import JAILER, REPO
+from tests.jails.test_lifecycle import _read_until
+
+pytestmark = pytest.mark.root
+
+
+
+def _ids_file_has(user: str, path: str = "/etc/subuid") -> bool:
+    with open(path) as f:
+        return any(line.split(":")[0] == user for line in f)
+
+
+@pytest.fixture
+def service_user(jail_env):
+    """A system user with a home under /tmp, removed afterwards with all its ids."""
+    name = "jlsvc" + secrets.token_hex(3)
+    home = Path(tempfile.mkdtemp(prefix="jltest-home-", dir="/tmp"))
+    os.chmod(home, 0o755)
+    subprocess.run(["useradd", "--system", "-M", "-d", str(home), "-s", "/bin/sh", name],
+                   check=True)
+    pw = __import__("pwd").getpwnam(name)
+    os.chown(home, pw.pw_uid, pw.pw_gid)
+    code = Path(tempfile.mkdtemp(prefix="jltest-code-", dir="/tmp"))
+    os.chmod(code, 0o755)
+    try:
+        yield pw, home, code
+    finally:
+        subprocess.run(["userdel", name], capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
+        os.rmdir(code)
+        for path in ("/etc/subuid", "/etc/subgid"):  # in case undelegate never ran
+            with open(path) as f:
+                lines = f.readlines()
+            kept = [line for line in lines if line.split(":")[0] != name]
+            if kept != lines:
+                with open(path, "w") as f:
+                    f.writelines(kept)
+
+
+@pytest.fixture
+def as_user(service_user, jail_env):
+    """Run ``jailer ARGS`` as the service user, without root and without sudo: runuser with
+    a clean environment. Where the checkout is out of the user's reach (a clone under
+    /root), a private mount namespace shows it at a reachable path first."""
+    pw, home, code = service_user
+    venv_py = Path(JAILER).parent / "python"
+    env = ["env", "-i", f"HOME={home}", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+           f"JAILER_SYSTEM_CONFIG={jail_env['JAILER_SYSTEM_CONFIG']}", "TERM=xterm"]
+    reach = subprocess.run(["runuser", "-u", pw.pw_name, "--", "test", "-r",
+                            str(REPO / "jailer" / "__init__.py"), "-a", "-x", str(venv_py)])
+    if reach.returncode == 0:
+        prefix = ["runuser", "-u", pw.pw_name, "--", *env, JAILER]
+    else:
+        real_py = os.path.realpath(venv_py)
+        assert subprocess.run(["runuser", "-u", pw.pw_name, "--", "test", "-x", real_py]
+                              ).returncode == 0, (
+            f"the venv's interpreter {real_py} is out of reach of a service user: "
+            "recreate .venv with ./scripts/setup (it uses Debian's python3)")
+        rel = venv_py.parent.parent.relative_to(REPO)
+        site = next((code / rel / "lib").glob("python3*/site-packages"))
+        launch = (f"import sys; sys.path[0:0] = [{str(code)!r}, {str(site)!r}]; "
+                  "from jailer.main import main; sys.exit(main())")
+        prefix = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                  'mount --bind "$0" "$1" && shift 2 && exec "$@"', str(REPO), str(code),
+                  "runuser", "-u", pw.pw_name, "--", *env, f"PYTHONPATH={code}",
+                  str(code / rel / "bin" / "python"), "-S", "-c", launch]
+
+    def run(*args: str, check: bool = False, **kw) -> subprocess.CompletedProcess:
+        if kw.pop("popen", False):
+            return subprocess.Popen([*prefix, *args], **kw)
+        r = subprocess.run([*prefix, *args], capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL, **kw)
+        if check and r.returncode != 0:
+            raise AssertionError(f"as user: jailer {' '.join(args)} -> {r.returncode}: "
+                                 f"{r.stderr}")
+        return r
+
+    run.user = pw
+    return run
+
+
+def _user_list(as_user) -> dict:
+    return {e["name"]: e for e in json.loads(as_user("list", "--json", check=True).stdout)}
+
+
+def _files_owned_in(top: Path, lo: int, hi: int) -> list[str]:
+    out = []
+    for root, dirs, files in os.walk(top):
+        for n in [*dirs, *files]:
+            st = os.lstat(os.path.join(root, n))
+            if lo <= st.st_uid < hi:
+                out.append(os.path.join(root, n))
+    return out
+
+
+def test_delegated_jail_is_the_users(jl, listing, as_user, service_user):
+    pw, home, _code = service_user
+    user = pw.pw_name
+    jl("create", "svcweb", "--image", "busybox", "--memory", "64M", "--pids", "64",
+       "--", "/bin/sh", check=True)
+    jl("create", "rootonly", "--image", "busybox", check=True)
+    r = as_user("start", "svcweb")
+    assert r.returncode != 0 and "permission denied" in r.stderr  # not theirs yet
+
+    jl("delegate", "svcweb", "--to", user, check=True)
+    assert listing()["svcweb"]["owner"] == user
+    assert _ids_file_has(user) and _ids_file_has(user, "/etc/subgid")
+    assert _user_list(as_user)["svcweb"]["status"] == "stopped"
+
+    as_user("start", "svcweb", check=True)
+    entry = _user_list(as_user)["svcweb"]
+    assert entry["status"] == "running"
+    assert listing()["svcweb"]["status"] == "running"  # root sees it too
+    r = as_user("exec", "svcweb", "sh", "-c", "id -u; cat /proc/self/uid_map; "
+                "echo kept > /root/note", check=True)
+    lines = r.stdout.split("\n")
+    assert lines[0] == "0"
+    inside, outside, count = map(int, lines[1].split())
+    assert (inside, count) == (0, 65536) and outside >= 100000
+    with open(f"/proc/{entry['pid']}/status") as f:
+        host_uid = int(next(line for line in f if line.startswith("Uid:")).split()[1])
+    assert host_uid == outside  # the jail's root is the user's subordinate range
+
+    # console under a pty, then logs
+    master, slave = pty.openpty()
+    proc = as_user("console", "svcweb", popen=True, stdin=slave, stdout=slave, stderr=slave,
+                   start_new_session=True)
+    os.close(slave)
+    try:
+        _read_until(master, b"attached")
+        os.write(master, b"echo svc-$((5*5))\r")
+        _read_until(master, b"svc-25")
+        os.write(master, b"\x1d")
+        _read_until(master, b"detached")
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    assert "svc-25" in as_user("logs", "svcweb", check=True).stdout
+
+    # limits: lower is fine, above root's is refused, and the kernel holds the line too
+    as_user("update", "svcweb", "--memory", "32M", check=True)
+    r = as_user("update", "svcweb", "--memory", "1G")
+    assert r.returncode != 0 and "permission denied" in r.stderr
+    r = as_user("exec", "svcweb", "sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes"
+                " 2>/dev/null || cat /sys/fs/cgroup/memory.max", check=True)
+    assert int(r.stdout.split()[0]) == 32 << 20
+
+    # other jails, and root's verbs, answer permission denied
+    for args in (("start", "rootonly"), ("stop", "rootonly"), ("exec", "rootonly", "true"),
+                 ("rm", "rootonly"), ("console", "rootonly"), ("logs", "rootonly")):
+        r = as_user(*args)
+        assert r.returncode != 0 and "permission denied" in r.stderr, (args, r.stderr)
+    r = as_user("delegate", "rootonly", "--to", user)
+    assert r.returncode != 0 and "only root" in r.stderr
+    r = as_user("undelegate", "svcweb")
+    assert r.returncode != 0 and "only root" in r.stderr
+
+    as_user("pause", "svcweb", check=True)
+    assert _user_list(as_user)["svcweb"]["status"] == "paused"
+    as_user("resume", "svcweb", check=True)
+    as_user("stop", "-t", "0", "svcweb", check=True)
+    assert _user_list(as_user)["svcweb"]["status"] == "stopped"
+    as_user("start", "svcweb", check=True)
+
+    # undelegate takes it back while it runs: the user has nothing left
+    jl("undelegate", "svcweb", check=True)
+    assert _user_list(as_user) == {}
+    r = as_user("start", "svcweb")
+    assert r.returncode != 0 and "permission denied" in r.stderr
+    assert not _ids_file_has(user) and not _ids_file_has(user, "/etc/subgid")
+    assert _files_owned_in(home, outside, outside + 65536) == []
+    assert not list(home.glob(".config/jailer/jails/*"))
+    # root has the jail again, with what the user's jail wrote
+    assert listing()["svcweb"].get("owner") is None
+    jl("start", "svcweb", check=True)
+    assert jl("exec", "svcweb", "cat", "/root/note", check=True).stdout == "kept\n"
+    jl("rm", "-f", "svcweb", "rootonly", check=True)
+
+
+def test_delegation_bad_input(jl, as_user, service_user):
+    pw = service_user[0]
+    jl("create", "dbad", "--image", "busybox", check=True)
+    r = jl("delegate", "dbad", "--to", "no-such-user-xyz")
+    assert r.returncode != 0 and "unknown user" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = jl("delegate", "nosuchjail", "--to", pw.pw_name)
+    assert r.returncode != 0 and "no such jail" in r.stderr
+    r = jl("delegate", "dbad", "--to", "root")
+    assert r.returncode != 0
+    r = jl("undelegate", "dbad")
+    assert r.returncode != 0 and "not delegated" in r.stderr
+    jl("start", "dbad", check=True)
+    r = jl("delegate", "dbad", "--to", pw.pw_name)
+    assert r.returncode != 0 and "running" in r.stderr
+    assert not _ids_file_has(pw.pw_name)  # nothing was registered
+    jl("rm", "-f", "dbad", check=True)
