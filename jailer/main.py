@@ -13,6 +13,8 @@ def main(argv: list[str] | None = None) -> None:
         parsed = cliopts.fast_parse(args[1:])
         if parsed is not None:
             sys.exit(cliopts.run_cli(*parsed))
+    if args[:1] == ["start"] and len(args) > 1 and not any(a.startswith("-") for a in args):
+        sys.exit(_start(args[1:]))  # the hot verb of a jail host: no click (~55 ms)
     if args[:1] == ["_cleanup"] and len(args) == 2:  # exec'd by the monitor: no click
         from jailer import lifecycle
 
@@ -33,6 +35,19 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except click.Abort:
         sys.exit(130)
+
+
+def _start(names: list[str]) -> int:
+    from jailer import lifecycle
+    from jailer.errors import JailerError
+
+    for name in names:
+        try:
+            lifecycle.start(name)
+        except JailerError as e:
+            sys.stderr.write(f"jailer: {e}\n")
+            return e.exit_code if e.exit_code != 125 else 1
+    return 0
 
 
 if __name__ == "__main__":
