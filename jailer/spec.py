@@ -49,10 +49,34 @@ class _Plain:
 
 
 class Mount(_Plain):
-    """A user-requested mount: ``kind`` is "bind" or "tmpfs"; ``dst`` is inside the root."""
+    """A mount inside the root: ``kind`` is "bind" or a filesystem type ("tmpfs", "proc",
+    "sysfs", "devpts", "mqueue", "cgroup", "cgroup2", ...); ``dst`` is inside the root.
 
-    __slots__ = ("kind", "src", "dst", "readonly", "options")
-    _defaults = {"kind": "bind", "readonly": False, "options": ""}
+    ``options`` is the filesystem's data string (e.g. "mode=755,size=65536k"); ``flags`` are
+    extra MS_* flags (nosuid, nodev, noexec, ...); ``propagation`` is an MS_* propagation
+    flag for the mount point (MS_PRIVATE, MS_SLAVE, MS_SHARED, MS_UNBINDABLE, optionally
+    with MS_REC) or 0; ``recursive`` binds submounts too (rbind); ``readonly`` applies to
+    the mount only.
+    """
+
+    __slots__ = ("kind", "src", "dst", "readonly", "options", "flags", "propagation",
+                 "recursive")
+    _defaults = {"kind": "bind", "readonly": False, "options": "", "flags": 0,
+                 "propagation": 0, "recursive": True}
+
+
+class Device(_Plain):
+    """A device node to create in the container's /dev: ``kind`` "c", "b", "p" (fifo)."""
+
+    __slots__ = ("path", "kind", "major", "minor", "mode", "uid", "gid")
+    _defaults = {"mode": 0o666, "uid": 0, "gid": 0, "major": 0, "minor": 0}
+
+
+class Hook(_Plain):
+    """An OCI hook: run ``path`` with ``args`` and ``env``, the state JSON on stdin."""
+
+    __slots__ = ("path", "args", "env", "timeout")
+    _defaults = {"args": [], "env": [], "timeout": None}
 
 
 class Rlimit(_Plain):
@@ -82,6 +106,15 @@ class Spec(_Plain):
         "packed",
         # bring the network namespace's loopback up (a named jail's --net none does not)
         "loopback",
+        # ── set by the OCI front end (jailer.oci); jails and `run` keep the defaults ──
+        # oci: the config lists every mount (no default /proc, /sys, /dev set-up)
+        "oci", "ns_mounts", "devices",
+        # {ns name: path} to join instead of creating; config's id mappings [(ctr, host, n)]
+        "ns_paths", "uid_mappings", "gid_mappings",
+        "sysctl", "groups", "umask", "oom_score_adj", "domainname", "no_new_privs",
+        # {"bounding"|"effective"|"permitted"|"inheritable"|"ambient": frozenset of names}
+        "cap_sets",
+        "hooks", "rootfs_propagation", "console_size", "annotations", "cgroups_path",
     )
     _defaults = {
         "args": ["/bin/sh"], "level": "container", "env": [], "cwd": "/", "uid": 0, "gid": 0,
@@ -90,6 +123,8 @@ class Spec(_Plain):
         "masked_paths": list(MASKED_PATHS), "readonly_paths": list(READONLY_PATHS),
         "allow": [], "caps": None, "ambient": frozenset(), "seccomp_log": False,
         "cgroup": False, "stats": False, "loopback": True,
+        "oci": False, "ns_mounts": [], "devices": [], "ns_paths": {}, "sysctl": {},
+        "groups": [], "no_new_privs": True, "hooks": {}, "annotations": {},
     }
 
 
