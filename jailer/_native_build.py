@@ -12,7 +12,10 @@ FINAL_STRUCT = """
 struct jl_final {
     int *cg_fds; int n_cg; int cgroupns;
     int caps; unsigned long long keep, inh, amb;
+    int sets; unsigned long long eff, prm;
     int uid, gid;
+    const unsigned int *groups; int n_groups;
+    int nnp;
     const unsigned char *bpf; size_t bpf_len; unsigned int bpf_flags;
     const char *path; int exec_fd; char **argv; char **envp;
 };
@@ -157,23 +160,27 @@ static int jl_final_exec(struct jl_final *f, int *stage) {
         for (cap = 0; cap < 64; cap++)
             if (!(f->keep >> cap & 1) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0
                 && errno != EINVAL) return -1;
-        if (f->uid && f->amb && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) return -1;
+        if (f->uid && (f->amb || (f->sets && f->prm))
+            && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) return -1;
     }
     *stage = 4;
-    if (f->uid || f->gid) {
-        if (setgroups(0, NULL) < 0 || setresgid(f->gid, f->gid, f->gid) < 0
+    if (f->uid || f->gid || f->n_groups) {
+        if (setgroups((size_t)f->n_groups, (const gid_t *)f->groups) < 0
+            || setresgid(f->gid, f->gid, f->gid) < 0
             || setresuid(f->uid, f->uid, f->uid) < 0) return -1;
     }
     if (f->caps) {
         *stage = 5;
+        /* sets: the effective and permitted sets as given (OCI); else derived from keep */
         unsigned long long mine = f->uid ? (f->amb & f->keep) : f->keep;
-        if (jl_capset(mine, mine, f->inh) < 0) return -1;
+        if (jl_capset(f->sets ? f->eff : mine, f->sets ? f->prm : mine, f->inh) < 0)
+            return -1;
         for (cap = 0; cap < 64; cap++)
             if ((f->amb & f->keep) >> cap & 1
                 && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0) return -1;
     }
     *stage = 6;
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
+    if (f->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
     *stage = 7;
     if (syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) < 0) return -1;
     if (f->bpf_len) {

@@ -147,10 +147,14 @@ class Syscalls:
     def final_exec(self, path: str | int, argv: list[str], envp: list[str], *,
                    cgroup_fds: list[int] = (), cgroupns: bool = False,
                    caps: int | None = None, inheritable: int = 0, ambient: int = 0,
-                   uid: int = 0, gid: int = 0, bpf: bytes = b"", bpf_flags: int = 0) -> None:
+                   uid: int = 0, gid: int = 0, bpf: bytes = b"", bpf_flags: int = 0,
+                   effective: int | None = None, permitted: int | None = None,
+                   groups: list[int] = (), nnp: bool = True) -> None:
         """The last steps, in C (no Python runs inside the container's cgroup): join the
         cgroup, unshare a cgroup namespace, bounding set and capabilities (``caps`` is a mask,
-        None leaves them), user, no_new_privs, close fds >= 3 on exec, seccomp, execve.
+        None leaves them; ``effective``/``permitted`` masks override what is derived from it),
+        user (``groups``: supplementary gids), no_new_privs (unless ``nnp`` is False), close
+        fds >= 3 on exec, seccomp, execve.
         ``path`` may be an open fd (execveat). Only returns by raising ``OSError`` with the
         failed step as its ``filename``."""
         ffi = self._ffi
@@ -161,10 +165,15 @@ class Syscalls:
         fds = ffi.new("int[]", list(cgroup_fds) or [0])
         c_bpf = ffi.from_buffer(bpf)
         c_path = ffi.new("char[]", path.encode()) if isinstance(path, str) else ffi.NULL
+        c_groups = ffi.new("unsigned int[]", list(groups) or [0])
+        sets = effective is not None
         f = ffi.new("struct jl_final *", {
             "cg_fds": fds, "n_cg": len(cgroup_fds), "cgroupns": int(cgroupns),
             "caps": int(caps is not None), "keep": caps or 0, "inh": inheritable,
-            "amb": ambient, "uid": uid, "gid": gid, "bpf": c_bpf, "bpf_len": len(bpf),
+            "amb": ambient, "sets": int(sets), "eff": effective or 0,
+            "prm": (permitted if permitted is not None else effective) or 0,
+            "groups": c_groups, "n_groups": len(groups), "nnp": int(nnp),
+            "uid": uid, "gid": gid, "bpf": c_bpf, "bpf_len": len(bpf),
             "bpf_flags": bpf_flags, "path": c_path,
             "exec_fd": path if isinstance(path, int) else -1, "argv": c_argv, "envp": c_envp})
         stage = ffi.new("int *")
