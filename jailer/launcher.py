@@ -38,7 +38,7 @@ from jailer.errors import (
     EXIT_TIMEOUT,
     JailerError,
 )
-from jailer.mounts import Mounter, host_plan, ns_plan
+from jailer.mounts import Mounter, host_plan, ns_plan, oci_host_plan, oci_ns_plan
 from jailer.spec import Spec
 
 _NS_FLAGS = {"mount": S.CLONE_NEWNS, "pid": S.CLONE_NEWPID, "uts": S.CLONE_NEWUTS,
@@ -101,7 +101,8 @@ class Launch:
     def __init__(self, spec: Spec, sys_: S.Syscalls | None = None, *,
                  stdio: tuple[int, int, int] = (0, 1, 2), data_dir: str | None = None,
                  base: int = 0, layer_dir: str | None = None, on_pid=None,
-                 gid_base: int = 0, cgroup_parent: str | None = None) -> None:
+                 gid_base: int = 0, cgroup_parent: str | None = None,
+                 exec_fifo: str | None = None) -> None:
         """``base`` and ``layer_dir`` are a named jail's fixed uid range and persistent
         upper-layer directory (default: a range from the pool and a throw-away layer);
         ``on_pid(pid)`` runs once pid 1 exists, before it goes on (network set-up)."""
@@ -122,6 +123,10 @@ class Launch:
         self.subgid = gid_base or base
         # a file in /proc/self/cgroup's format naming the parent cgroups (a delegated jail's)
         self.cgroup_parent = cgroup_parent or "/proc/self/cgroup"
+        # OCI create: pid 1 stops right before exec, until `start` opens this fifo; the
+        # container then belongs to the caller's subreaper (the engine's shim), not to us
+        self.exec_fifo = exec_fifo
+        self._fifo_fd = -1
         self.root = spec.rootfs
         self.pool = None
         self.init_path: str | None = None
@@ -160,6 +165,10 @@ class Launch:
             from jailer import seccomp
 
             self.bpf = seccomp.cached_bpf(spec.seccomp, os.path.join(self.data_dir, "seccomp"))
+        if spec.userns and spec.uid_mappings:  # an OCI config brings its own mappings
+            self.base = next((h for c, h, _n in spec.uid_mappings if c == 0), 0)
+            self.subgid = next((h for c, h, _n in spec.gid_mappings or () if c == 0), 0)
+            self.fixed_base = True
         if spec.userns and not self.fixed_base:
             from jailer.idpool import IdPool
 
@@ -285,8 +294,10 @@ class Launch:
             import socket
 
             self._sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        if spec.pivot_root:
+        if spec.pivot_root and not self.exec_fifo:
             self.sys.prctl(S.PR_SET_CHILD_SUBREAPER, 1)
+        if self.exec_fifo:  # pid 1 reaches it through this fd after pivot_root
+            self._fifo_fd = os.open(self.exec_fifo, Mounter.O_PATH | os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
             os.close(r_up)
@@ -330,6 +341,9 @@ class Launch:
                 self.pid = msg["pid"]
                 if self.pid != child:
                     os.waitpid(child, 0)  # the intermediate exits; pid 1 is now ours
+                    if self.spec.oom_score_adj is not None:
+                        with open(f"/proc/{self.pid}/oom_score_adj", "w") as f:
+                            f.write(str(self.spec.oom_score_adj))
                     if self.on_pid is not None:
                         self.on_pid(self.pid)
                     _send(w_down, "go")
@@ -338,6 +352,8 @@ class Launch:
 
                 _, fds, _, _ = socket.recv_fds(self._sock, 16, 1)
                 self._master = fds[0]
+            elif "created" in msg:
+                return  # OCI create: pid 1 waits on the exec fifo
 
     # ── children ───────────────────────────────────────────────────────────────────────
     def _child(self, w_up: int, r_down: int) -> None:
@@ -358,7 +374,10 @@ class Launch:
             stage = "rlimits"
             self._set_rlimits()
             userns_fd = -1
-            if self.spec.userns:
+            if "user" in self.spec.ns_paths:
+                stage = "user namespace"
+                userns_fd = os.open(self.spec.ns_paths["user"], os.O_RDONLY | os.O_CLOEXEC)
+            elif self.spec.userns:
                 stage = "user namespace"
                 userns_fd = self._make_userns(w_up)
             if self.rootless:
@@ -374,10 +393,13 @@ class Launch:
                 self._rootless_root()
             owner = 0 if self.rootless else self.base
             m = Mounter(self.sys, self.root, owner, userns_fd)
-            m.apply(host_plan(self.spec, self.spec.rootfs, self.root, self.cdir,
-                              self.init_path, owner,
-                              (self.loopdev, self.spec.packed[1]) if self.loopdev else None,
-                              rootless=self.rootless))
+            if self.spec.oci:
+                m.apply(oci_host_plan(self.spec, self.root, owner))
+            else:
+                m.apply(host_plan(self.spec, self.spec.rootfs, self.root, self.cdir,
+                                  self.init_path, owner,
+                                  (self.loopdev, self.spec.packed[1]) if self.loopdev
+                                  else None, rootless=self.rootless))
             m.close()
             # pid 1 reaches its root through the working directory, which unshare(CLONE_NEWNS)
             # moves to the copy in the new namespace: the path may cross host directories
@@ -397,12 +419,21 @@ class Launch:
                 if name != "cgroup":  # unshared last, once in the container's cgroup
                     flags |= _NS_FLAGS[name]
             self.sys.unshare(flags)
+            for name, path in self.spec.ns_paths.items():  # an OCI config's "path"s
+                if name in ("user", "cgroup"):
+                    continue
+                stage = f"join {name} namespace {path}"
+                nsfd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                self.sys.setns(nsfd, _NS_FLAGS[name])
+                os.close(nsfd)
+            stage = "namespaces"
             pid = os.fork()
             if pid == 0:
                 stage = "wait"
                 if _recv(r_down) != "go":
                     os._exit(EXIT_RUNTIME)
-                self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
+                if not self.exec_fifo:  # an OCI container outlives `jailer create`
+                    self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
                 self._container_init(w_up, os.open(".", Mounter.O_PATH | os.O_CLOEXEC))
             _send(w_up, {"pid": pid})
             os._exit(0)
@@ -481,9 +512,12 @@ class Launch:
 
                 newidmap(helper, self.base, self.subgid, RANGE)
             else:
+                maps = {"uid": self.spec.uid_mappings or [(0, self.base, RANGE)],
+                        "gid": self.spec.gid_mappings or self.spec.uid_mappings
+                        or [(0, self.base, RANGE)]}
                 for kind in ("uid", "gid"):
                     with open(f"/proc/{helper}/{kind}_map", "w") as f:
-                        f.write(f"0 {self.base} {RANGE}\n")
+                        f.write("".join(f"{c} {h} {n}\n" for c, h, n in maps[kind]))
             return os.open(f"/proc/{helper}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
         finally:
             os.close(ready_r)
@@ -537,8 +571,11 @@ class Launch:
                 os.close(root)
                 root = tree
                 m = Mounter(self.sys, spec.rootfs, root_fd=root)
-                m.apply(ns_plan(spec, self._cgroup_dirs()))
-                if "uts" in spec.namespaces and spec.hostname:
+                if spec.oci:
+                    m.apply(oci_ns_plan(spec, self._cgroup_dirs()))
+                else:
+                    m.apply(ns_plan(spec, self._cgroup_dirs()))
+                if ("uts" in spec.namespaces or "uts" in spec.ns_paths) and spec.hostname:
                     stage = "hostname"
                     self.sys.sethostname(spec.hostname)
                 if "net" in spec.namespaces and spec.loopback:
@@ -562,6 +599,11 @@ class Launch:
                 for i in range(3):
                     os.dup2(slave, i)
                 os.close(slave)
+            if spec.umask is not None:
+                os.umask(spec.umask)
+            if self._fifo_fd >= 0:
+                stage = "wait for start"
+                self._wait_for_start(w_up)
             stage = "exec"
             if spec.init:
                 path, argv = init, ["/dev/init", "--", *spec.args]
@@ -572,14 +614,24 @@ class Launch:
             try:  # from here on C only: see jl_final_exec
                 self.sys.final_exec(
                     path, argv, spec.env, cgroup_fds=self.cgroup_fds,
-                    cgroupns="cgroup" in spec.namespaces, caps=caps, inheritable=ambient,
-                    ambient=ambient, uid=spec.uid, gid=spec.gid, bpf=self.bpf or b"",
-                    bpf_flags=spec.seccomp.flags if self.bpf else 0)
+                    cgroupns="cgroup" in spec.namespaces, bpf=self.bpf or b"",
+                    bpf_flags=spec.seccomp.flags if self.bpf else 0,
+                    **_cred_args(spec, caps, ambient))
             except OSError as e:
                 stage = e.filename
                 raise OSError(e.errno, e.strerror) from None
         except BaseException as e:  # noqa: BLE001
             _report(w_up, stage, e, spec.args[0] if stage == "exec" else "")
+
+    def _wait_for_start(self, w_up: int) -> None:
+        """OCI create: tell the runtime we are ready, then block until `jailer start` opens
+        the exec fifo for reading (runc's protocol); a byte tells it we went on."""
+        _send(w_up, {"created": 1})
+        fifo = os.open(f"/proc/self/fd/{self._fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        os.close(self._fifo_fd)
+        self._fifo_fd = -1
+        os.write(fifo, b"0")
+        os.close(fifo)
 
     def _open_pty(self, mounter: Mounter | None, w_up: int) -> int:
         """Open a pty (inside the container's devpts when it has one); send the master up."""
@@ -619,6 +671,18 @@ class Launch:
             return {}
         paths = getattr(self.cg, "paths", None)
         return dict(paths) if paths else {"": self.cg.path}
+
+
+def _cred_args(spec: Spec, caps: int | None, ambient: int) -> dict:
+    """final_exec's credential arguments: the jail policy's, or an OCI config's sets."""
+    kw = {"caps": caps, "inheritable": ambient, "ambient": ambient, "uid": spec.uid,
+          "gid": spec.gid, "groups": list(spec.groups), "nnp": spec.no_new_privs}
+    if spec.cap_sets is not None:
+        sets = {k: C.mask(v) for k, v in spec.cap_sets.items()}
+        kw.update(caps=sets.get("bounding", 0), effective=sets.get("effective", 0),
+                  permitted=sets.get("permitted", 0), inheritable=sets.get("inheritable", 0),
+                  ambient=sets.get("ambient", 0))
+    return kw
 
 
 def _resolve_exec(cmd: str, env: list[str]) -> str:
@@ -754,15 +818,17 @@ class Join(Launch):
                 for i in range(3):
                     os.dup2(slave, i)
                 os.close(slave)
+            if spec.umask is not None:
+                os.umask(spec.umask)
             stage = "exec"
             caps = None if spec.caps is None else C.mask(spec.caps)
             ambient = C.mask(spec.ambient) if spec.uid else 0
             try:
                 self.sys.final_exec(
                     _resolve_exec(spec.args[0], spec.env), spec.args, spec.env,
-                    cgroup_fds=self.cgroup_fds, cgroupns=False, caps=caps,
-                    inheritable=ambient, ambient=ambient, uid=spec.uid, gid=spec.gid,
-                    bpf=self.bpf or b"", bpf_flags=spec.seccomp.flags if self.bpf else 0)
+                    cgroup_fds=self.cgroup_fds, cgroupns=False, bpf=self.bpf or b"",
+                    bpf_flags=spec.seccomp.flags if self.bpf else 0,
+                    **_cred_args(spec, caps, ambient))
             except OSError as e:
                 stage = e.filename
                 raise OSError(e.errno, e.strerror) from None

@@ -190,11 +190,14 @@ class Mounter:
             getattr(self, "op_" + op[0])(*op[1:])
 
     def _attach(self, src: str, to_path: str = "", to_fd: int = S.AT_FDCWD,
-                readonly: bool = False, idmap: bool = False) -> None:
-        """Recursive bind of ``src`` with its attributes set before it becomes visible."""
-        fd = self.sys.open_tree(src, S.OPEN_TREE_CLONE | S.OPEN_TREE_CLOEXEC | S.AT_RECURSIVE)
+                readonly: bool = False, idmap: bool = False, recursive: bool = True,
+                attrs: int = 0) -> None:
+        """Bind of ``src`` (recursive unless told) with its attributes (MOUNT_ATTR_*) set
+        before it becomes visible."""
+        fd = self.sys.open_tree(src, S.OPEN_TREE_CLONE | S.OPEN_TREE_CLOEXEC
+                                | (S.AT_RECURSIVE if recursive else 0))
         try:
-            attrs = (S.MOUNT_ATTR_RDONLY if readonly else 0)
+            attrs |= (S.MOUNT_ATTR_RDONLY if readonly else 0)
             if idmap:
                 attrs |= S.MOUNT_ATTR_IDMAP
             if attrs:
@@ -279,6 +282,57 @@ class Mounter:
         finally:
             os.close(fd)
 
+    def op_oci_bind(self, src: str, rel: str, readonly: bool, kind: str, recursive: bool,
+                    attrs: int) -> None:
+        fd = self.resolve(rel, kind)
+        try:
+            self._attach(src, to_fd=fd, readonly=readonly, recursive=recursive, attrs=attrs)
+        finally:
+            os.close(fd)
+
+    def op_propagation(self, rel: str, flags: int) -> None:
+        fd, target = self._target(rel)
+        try:
+            self.sys.mount(None, target, None, flags)
+        finally:
+            os.close(fd)
+
+    def op_mknod_missing(self, rel: str, mode: int, major: int, minor: int, uid: int,
+                         gid: int) -> None:
+        """A device node, unless the config put something there (a bind) already."""
+        try:
+            os.close(self.resolve(rel))
+            return
+        except FileNotFoundError:
+            pass
+        pfd = self.resolve(os.path.dirname(rel), "dir")
+        try:
+            name = os.path.basename(rel)
+            os.mknod(name, mode, os.makedev(major, minor), dir_fd=pfd)
+            os.chmod(name, mode & 0o7777, dir_fd=pfd)
+            os.chown(name, uid, gid, dir_fd=pfd, follow_symlinks=False)
+        finally:
+            os.close(pfd)
+
+    def op_symlink_missing(self, target: str, rel: str, owner: int) -> None:
+        pfd = self.resolve(os.path.dirname(rel), "dir")
+        try:
+            os.symlink(target, os.path.basename(rel), dir_fd=pfd)
+            os.chown(os.path.basename(rel), owner, owner, dir_fd=pfd, follow_symlinks=False)
+        except FileExistsError:
+            pass
+        finally:
+            os.close(pfd)
+
+    def op_sysctl(self, key: str, value: str) -> None:
+        """Write /proc/sys/KEY (dots become slashes) inside the container's /proc."""
+        fd, target = self._target("/proc/sys/" + key.replace(".", "/"))
+        try:
+            with open(target, "w") as f:
+                f.write(str(value))
+        finally:
+            os.close(fd)
+
     def op_mask(self, rel: str) -> None:
         """Hide ``rel``: /dev/null over a file, an empty read-only tmpfs over a directory."""
         try:
@@ -297,3 +351,83 @@ class Mounter:
                     os.close(null)
         finally:
             os.close(fd)
+
+
+# ── OCI bundles: the plan comes from config.json ───────────────────────────────────────────
+# MS_* flags that a bind takes as mount attributes (the new mount API's names)
+_BIND_ATTRS = ((S.MS_NOSUID, S.MOUNT_ATTR_NOSUID), (S.MS_NODEV, S.MOUNT_ATTR_NODEV),
+               (S.MS_NOEXEC, S.MOUNT_ATTR_NOEXEC), (S.MS_NOATIME, S.MOUNT_ATTR_NOATIME),
+               (S.MS_STRICTATIME, S.MOUNT_ATTR_STRICTATIME),
+               (S.MS_NODIRATIME, S.MOUNT_ATTR_NODIRATIME),
+               (S.MS_NOSYMFOLLOW, S.MOUNT_ATTR_NOSYMFOLLOW))
+NS_KINDS = ("proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2")
+
+
+def oci_host_plan(spec: Spec, root: str, base: int) -> list[tuple]:
+    """An OCI config's root and its mounts that need no namespace (binds, tmpfs, ...), in
+    order, then the default devices (runtime-spec) and the config's, as host root.
+
+    ``base`` is the host uid/gid of the container's root (0 without a user namespace): a
+    tmpfs gets it as owner unless the config says otherwise."""
+    ops: list[tuple] = [("bind_root", spec.rootfs, root, False)]
+    for m in spec.mounts:
+        if m.kind == "bind":
+            kind = "dir" if os.path.isdir(m.src) else "file"
+            attrs = 0
+            for flag, attr in _BIND_ATTRS:
+                if m.flags & flag:
+                    attrs |= attr
+            ops.append(("oci_bind", m.src, m.dst, m.readonly, kind, m.recursive, attrs))
+        else:
+            data = m.options
+            if m.kind == "tmpfs" and base and "uid=" not in data:
+                data = ",".join(filter(None, [data, f"uid={base},gid={base}"]))
+            ops.append(("mount", m.src or m.kind, m.dst, m.kind,
+                        m.flags | (S.MS_RDONLY if m.readonly else 0), data or None))
+        if m.propagation:
+            ops.append(("propagation", m.dst, m.propagation))
+    for name, mode, major, minor in DEVICES:
+        ops.append(("mknod_missing", f"/dev/{name}", 0o020000 | mode, major, minor, base,
+                    base))
+    for d in spec.devices:
+        kind = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}[d.kind]
+        ops.append(("mknod_missing", d.path, kind | (d.mode & 0o7777), d.major, d.minor,
+                    base + d.uid, base + d.gid))
+    for target, name in DEV_LINKS:
+        ops.append(("symlink_missing", target, f"/dev/{name}", base))
+    if spec.rootfs_propagation:
+        ops.append(("propagation", "/", spec.rootfs_propagation))
+    if spec.readonly:
+        ops.append(("readonly", "/"))
+    return ops
+
+
+def oci_ns_plan(spec: Spec, cgroup_dirs: dict[str, str] | None = None) -> list[tuple]:
+    """The config's mounts that need the container's namespaces (proc, sysfs, devpts,
+    mqueue, cgroup), in order; then sysctl, the masked and the read-only paths."""
+    ops: list[tuple] = []
+    for m in spec.ns_mounts:
+        flags = m.flags | (S.MS_RDONLY if m.readonly else 0)
+        if m.kind in ("cgroup", "cgroup2"):
+            ops += _cgroup_ops(m.dst, cgroup_dirs or {}, flags)
+        else:
+            ops.append(("mount", m.src or m.kind, m.dst, m.kind, flags, m.options or None))
+    if spec.domainname:
+        ops.append(("sysctl", "kernel.domainname", spec.domainname))
+    ops += [("sysctl", k, v) for k, v in sorted(spec.sysctl.items())]
+    ops += [("mask", p) for p in spec.masked_paths]
+    ops += [("readonly", p) for p in spec.readonly_paths]
+    return ops
+
+
+def _cgroup_ops(dst: str, cgroup_dirs: dict[str, str], flags: int) -> list[tuple]:
+    """The container's own cgroup at ``dst`` (what a cgroup namespace would show)."""
+    if "" in cgroup_dirs:
+        return [("bind", cgroup_dirs[""], dst, bool(flags & S.MS_RDONLY), "dir")]
+    ops: list[tuple] = [("mount", "cgroup", dst, "tmpfs", NODEV_NOSUID_NOEXEC,
+                         "mode=755,size=64k")]
+    for ctrl, path in sorted(cgroup_dirs.items()):
+        ops.append(("bind", path, f"{dst}/{ctrl}", bool(flags & S.MS_RDONLY), "dir"))
+    if flags & S.MS_RDONLY:
+        ops.append(("readonly", dst))
+    return ops
