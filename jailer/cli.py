@@ -12,13 +12,87 @@ from jailer import cliopts
 
 def _fail(msg: str, code: int = 125) -> None:
     click.echo(f"jailer: {msg}", err=True)
+    log_error(msg)
     sys.exit(code)
 
 
+def log_error(msg: str) -> None:
+    """Also append the error to --log (engines such as podman read it from there)."""
+    import os
+
+    path = os.environ.get("JAILER_LOG")
+    if not path:
+        return
+    import time
+
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if os.environ.get("JAILER_LOG_FORMAT") == "json":
+        line = json.dumps({"level": "error", "msg": msg, "time": now})
+    else:
+        line = f'time="{now}" level=error msg={json.dumps(msg)}'
+    try:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+    except OSError:
+        pass
+
+
+def _version(ctx: click.Context, _param: object, value: bool) -> None:
+    """runc's version format: name version, commit, spec (engines parse these lines)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import version
+
+    from jailer.containers import OCI_VERSION
+
+    click.echo(f"jailer version {version('jailer')}\ncommit: {_commit()}\n"
+               f"spec: {OCI_VERSION}")
+    ctx.exit()
+
+
+def _commit() -> str:
+    import os
+    import subprocess
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        out = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=2)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="jailer", prog_name="jailer")
-def cli() -> None:
-    """jailer: Linux containers from kernel primitives (chroot -> jail -> container)."""
+@click.option("-v", "--version", is_flag=True, callback=_version, expose_value=False,
+              is_eager=True, help="Print the version (runc's format) and exit.")
+@click.option("--root", metavar="DIR",
+              help="Where jail and container state lives (default /run/jailer as root).")
+@click.option("--log", metavar="FILE", help="Also append errors to FILE (as runc's --log).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              help="Format of --log.")
+@click.option("--debug", is_flag=True, help="Accepted for runc compatibility.")
+@click.option("--systemd-cgroup", is_flag=True,
+              help="Not supported: jailer drives cgroupfs itself (use the engine's cgroupfs "
+                   "manager).")
+def cli(root: str | None, log: str | None, log_format: str, debug: bool,
+        systemd_cgroup: bool) -> None:
+    """jailer: Linux containers from kernel primitives (chroot -> jail -> container).
+
+    Named jails (create --image, start, exec, console, ...) and OCI containers (create
+    --bundle, start, state, kill, delete: runc's command line, for podman, containerd and
+    CRI-O) share one engine and one state directory.
+    """
+    import os
+
+    if root:
+        os.environ["JAILER_RUN"] = os.path.abspath(root)
+    if log:
+        os.environ["JAILER_LOG"] = log
+        os.environ["JAILER_LOG_FORMAT"] = log_format
+    if systemd_cgroup:
+        _fail("--systemd-cgroup is not supported: jailer manages cgroupfs itself; set the "
+              "engine's cgroup manager to cgroupfs", 1)
 
 
 def run_options(exclude: tuple[str, ...] = ()):
@@ -330,4 +404,5 @@ def image_export(name: str, output: str) -> None:
         click.echo(output)
 
 
-from jailer import cli_jails  # noqa: E402,F401  (registers the named-jail verbs)
+# the named-jail verbs, the verbs jails share with OCI containers, and runc's own verbs
+from jailer import cli_jails, cli_oci  # noqa: E402,F401

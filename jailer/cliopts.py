@@ -59,6 +59,12 @@ RUN_OPTIONS: tuple = (
      "Print peak memory, cpu time and OOM kills when the container ends."),
     (("-t", "--tty"), "tty", "flag", None, "Allocate a pty even if stdin is not a terminal."),
     (("-T", "--no-tty"), "no_tty", "flag", None, "Never allocate a pty."),
+    (("-b", "--bundle"), "bundle", "str", "DIR",
+     "OCI (runc run): start the container named by the argument from this bundle."),
+    (("-d", "--detach"), "detach", "flag", None, "OCI: return once the container runs."),
+    (("--pid-file",), "pid_file", "str", "FILE", "OCI: write the container's pid here."),
+    (("--console-socket",), "console_socket", "str", "SOCKET",
+     "OCI: send the pty master of a terminal container to this unix socket."),
 )
 
 RLIMITS = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
@@ -380,6 +386,8 @@ def run_cli(rootfs_arg: str, cmd: list[str], opts: dict) -> int:
     """``jailer run`` after parsing: build the Spec, start, wait, return the exit status."""
     import sys
 
+    if opts.get("bundle"):
+        return _run_bundle(rootfs_arg, cmd, opts)
     try:
         spec = to_spec(rootfs_arg, cmd, opts)
         check_privileges(spec)
@@ -394,3 +402,21 @@ def run_cli(rootfs_arg: str, cmd: list[str], opts: dict) -> int:
     except OSError as e:
         sys.stderr.write(f"jailer: {JailerError.from_oserror('start', e)}\n")
         return 125
+
+
+def _run_bundle(cid: str, cmd: list[str], opts: dict) -> int:
+    """``jailer run --bundle DIR ID``: runc run."""
+    import sys
+
+    from jailer import containers
+
+    if cmd:
+        sys.stderr.write("jailer: run --bundle: the command comes from config.json\n")
+        return 1
+    try:
+        return containers.run(cid, opts["bundle"], detach=bool(opts.get("detach")),
+                              pid_file=opts.get("pid_file"),
+                              console_socket=opts.get("console_socket"))
+    except JailerError as e:
+        sys.stderr.write(f"jailer: {e}\n")
+        return 1

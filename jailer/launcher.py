@@ -102,7 +102,7 @@ class Launch:
                  stdio: tuple[int, int, int] = (0, 1, 2), data_dir: str | None = None,
                  base: int = 0, layer_dir: str | None = None, on_pid=None,
                  gid_base: int = 0, cgroup_parent: str | None = None,
-                 exec_fifo: str | None = None) -> None:
+                 exec_fifo: str | None = None, record_owner: str | None = None) -> None:
         """``base`` and ``layer_dir`` are a named jail's fixed uid range and persistent
         upper-layer directory (default: a range from the pool and a throw-away layer);
         ``on_pid(pid)`` runs once pid 1 exists, before it goes on (network set-up)."""
@@ -127,6 +127,9 @@ class Launch:
         # container then belongs to the caller's subreaper (the engine's shim), not to us
         self.exec_fifo = exec_fifo
         self._fifo_fd = -1
+        self.record_owner = record_owner  # who answers for this start (default: us)
+        self.cgroup_name: str | None = None  # default jailer-<id>
+        self.subreaper = True  # False: whoever called us reaps the container (OCI)
         self.root = spec.rootfs
         self.pool = None
         self.init_path: str | None = None
@@ -203,7 +206,7 @@ class Launch:
         starts = os.path.join(self.data_dir, "starts")
         os.makedirs(starts, mode=0o700, exist_ok=True)
         self.record = os.path.join(starts, self.spec.id)
-        self.owner = process_owner()
+        self.owner = self.record_owner or process_owner()
         with open(self.record, "w") as f:
             f.write(self.owner + "\n" + (self.spec.image or "") + "\n")
 
@@ -212,7 +215,7 @@ class Launch:
         import cgroups
 
         try:
-            self.cg = cgroups.open_manager(f"jailer-{self.spec.id}",
+            self.cg = cgroups.open_manager(self.cgroup_name or f"jailer-{self.spec.id}",
                                            proc_cgroup=self.cgroup_parent).create(
                                                self.spec.limits)
             self.cgroup_fds = [os.open(p, os.O_WRONLY | os.O_CLOEXEC)
@@ -294,7 +297,7 @@ class Launch:
             import socket
 
             self._sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        if spec.pivot_root and not self.exec_fifo:
+        if spec.pivot_root and self.subreaper and not self.exec_fifo:
             self.sys.prctl(S.PR_SET_CHILD_SUBREAPER, 1)
         if self.exec_fifo:  # pid 1 reaches it through this fd after pivot_root
             self._fifo_fd = os.open(self.exec_fifo, Mounter.O_PATH | os.O_CLOEXEC)
@@ -714,6 +717,8 @@ def _report(w_up: int, stage: str, exc: BaseException, exec_path: str = "") -> N
         err = JailerError(f"{type(exc).__name__}: {exc}", stage=stage)
     try:
         _send(w_up, {"error": err.to_dict()})
+    except OSError:  # nobody listens any more (an OCI container after create): stderr
+        os.write(2, f"jailer: {err}\n".encode())
     finally:
         os._exit(err.exit_code)
 
@@ -788,7 +793,8 @@ class Join(Launch):
                 stage = "wait"
                 if _recv(r_down) != "go":
                     os._exit(EXIT_RUNTIME)
-                self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
+                if self.subreaper:
+                    self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
                 self._exec_joined(w_up)
             _send(w_up, {"pid": pid})
             os._exit(0)
