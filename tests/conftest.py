@@ -116,7 +116,14 @@ def snapshot(data_dir: Path) -> dict:
         "starts": _entries(data_dir / "starts"),
         "idpool": {e for e in _entries(data_dir / "idpool") if not e.startswith(".")},
         "tmp": {e for e in _entries(Path("/tmp")) if "jailer" in e},
+        "/dev/null": {_devnull()},
     }
+
+
+def _devnull() -> str:
+    """The host's /dev/null must stay a world-writable character device."""
+    st = os.stat("/dev/null")
+    return f"mode={st.st_mode:o} rdev={os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
 
 
 @pytest.fixture(autouse=True)
