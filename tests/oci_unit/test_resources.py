@@ -1,0 +1,151 @@
+"""linux.resources into cgroups.Limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from cgroups import UNLIMITED, Limits
+from jailer.oci import config as oc
+
+
+def limits(res: dict, warnings: list[str] | None = None) -> Limits:
+    out = [] if warnings is None else warnings
+    return oc.limits_from_resources(res, warn=out.append)
+
+
+def test_nothing_is_an_empty_limits():
+    assert limits({}) == Limits() and oc.limits_from_resources(None) == Limits()
+    # the runc spec default: the device cgroup list is accepted and ignored
+    warnings: list[str] = []
+    assert limits({"devices": [{"allow": False, "access": "rwm"}]}, warnings) == Limits()
+    assert warnings == []
+
+
+@pytest.mark.parametrize("res,want", [
+    ({"memory": {"limit": 67108864}}, Limits(memory_max=67108864)),
+    ({"memory": {"limit": -1}}, Limits(memory_max=UNLIMITED)),
+    ({"memory": {"limit": 0}}, Limits()),  # 0: not set
+    ({"memory": {"limit": 1 << 30, "swap": 2 << 30}},
+     Limits(memory_max=1 << 30, memory_swap=2 << 30)),
+    ({"memory": {"limit": 1 << 30, "swap": -1}},
+     Limits(memory_max=1 << 30, memory_swap=UNLIMITED)),
+    ({"memory": {"limit": -1, "swap": -1}},
+     Limits(memory_max=UNLIMITED, memory_swap=UNLIMITED)),
+    ({"memory": {"limit": 1 << 30, "swap": 1 << 30}},
+     Limits(memory_max=1 << 30, memory_swap=1 << 30)),
+    ({"cpu": {"quota": 50000, "period": 100000}}, Limits(cpu_quota=50000, cpu_period=100000)),
+    ({"cpu": {"quota": -1}}, Limits(cpu_quota=UNLIMITED)),
+    ({"cpu": {"quota": 0, "period": 0, "shares": 0}}, Limits()),
+    ({"cpu": {"cpus": "0-3,6", "mems": "0"}}, Limits(cpuset_cpus="0-3,6", cpuset_mems="0")),
+    ({"cpu": {"cpus": ""}}, Limits()),
+    ({"pids": {"limit": 100}}, Limits(pids_max=100)),
+    ({"pids": {"limit": 0}}, Limits(pids_max=UNLIMITED)),
+    ({"pids": {"limit": -1}}, Limits(pids_max=UNLIMITED)),
+    ({"blockIO": {"weight": 500}}, Limits(io_weight=500)),
+    ({"blockIO": {"weight": 0}}, Limits()),
+    ({"blockIO": {
+        "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}],
+        "throttleWriteBpsDevice": [{"major": 8, "minor": 0, "rate": 524288},
+                                   {"major": 8, "minor": 16, "rate": 0}],
+        "throttleReadIOPSDevice": [{"major": 8, "minor": 0, "rate": 100}],
+        "throttleWriteIOPSDevice": [{"major": 253, "minor": 1, "rate": 50}]}},
+     Limits(io_max={"8:0": {"rbps": 1048576, "wbps": 524288, "riops": 100},
+                    "8:16": {"wbps": UNLIMITED}, "253:1": {"wiops": 50}})),
+])
+def test_conversion(res, want):
+    warnings: list[str] = []
+    assert limits(res, warnings) == want
+    assert warnings == []
+
+
+@pytest.mark.parametrize("shares,weight", [
+    (2, 1), (1024, 39), (2048, 79), (262144, 10000), (100, 4),
+])
+def test_cpu_shares_to_weight_like_crun(shares, weight):
+    assert limits({"cpu": {"shares": shares}}).cpu_weight == weight
+    assert weight == 1 + ((shares - 2) * 9999) // 262142
+
+
+@pytest.mark.parametrize("res,words", [
+    ({"memory": {"limit": -5}}, ["linux.resources.memory.limit", "-5"]),
+    ({"memory": {"limit": "5"}}, ["linux.resources.memory.limit must be an integer",
+                                  "got a string"]),
+    ({"memory": {"swap": 1 << 30}}, ["linux.resources.memory.swap needs memory.limit"]),
+    ({"memory": {"limit": -1, "swap": 1 << 30}},
+     ["linux.resources.memory.swap (1073741824) must be -1 when memory.limit is -1"]),
+    ({"memory": {"limit": 1 << 30, "swap": 1000}},
+     ["linux.resources.memory.swap (1000) must be at least memory.limit"]),
+    ({"memory": {"limit": 1 << 30, "swap": -7}}, ["linux.resources.memory.swap", "-7"]),
+    ({"memory": []}, ["linux.resources.memory must be an object, got an array"]),
+    ({"cpu": {"shares": 1}}, ["linux.resources.cpu.shares 1: must be at least 2"]),
+    ({"cpu": {"shares": 999999}}, ["linux.resources.cpu.shares 999999: must be at most "
+                                   "262144"]),
+    ({"cpu": {"shares": -1}}, ["linux.resources.cpu.shares must be an integer of at least 0, "
+                               "got -1"]),
+    ({"cpu": {"quota": 10}}, ["linux.resources.cpu.quota 10: must be at least 1000"]),
+    ({"cpu": {"quota": -2}}, ["linux.resources.cpu.quota -2: must be at least 1000"]),
+    ({"cpu": {"period": 10}}, ["linux.resources.cpu.period 10: must be at least 1000"]),
+    ({"cpu": {"period": 5000000}}, ["linux.resources.cpu.period", "at most 1000000"]),
+    ({"cpu": {"cpus": "0-"}}, ["linux.resources.cpu.cpus", "not a CPU list"]),
+    ({"cpu": {"mems": "x"}}, ["linux.resources.cpu.mems", "not a CPU list"]),
+    ({"cpu": {"cpus": 3}}, ["linux.resources.cpu.cpus must be a string"]),
+    ({"pids": {"limit": "10"}}, ["linux.resources.pids.limit must be an integer"]),
+    ({"blockIO": {"weight": 5}}, ["linux.resources.blockIO.weight 5: must be at least 10"]),
+    ({"blockIO": {"weight": 5000}}, ["linux.resources.blockIO.weight 5000: must be at most "
+                                     "1000"]),
+    ({"blockIO": {"throttleReadBpsDevice": [{"major": 8, "rate": 1}]}},
+     ["linux.resources.blockIO.throttleReadBpsDevice[0].minor is missing"]),
+    ({"blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": -1}]}},
+     ["linux.resources.blockIO.throttleReadBpsDevice[0].rate must be an integer of at "
+      "least 0"]),
+    ({"blockIO": {"throttleWriteIOPSDevice": {}}},
+     ["linux.resources.blockIO.throttleWriteIOPSDevice must be an array of objects"]),
+    ({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]},
+     ["linux.resources.hugepageLimits is not supported"]),
+    ({"unified": {"memory.high": "1G"}}, ["linux.resources.unified is not supported"]),
+    ({"rdma": {"mlx5_1": {"hcaHandles": 3}}}, ["linux.resources.rdma is not supported"]),
+    ({"devices": {}}, ["linux.resources.devices must be an array of objects"]),
+])
+def test_bad_values(res, words):
+    with pytest.raises(oc.ConfigError) as info:
+        limits(res)
+    text = str(info.value)
+    assert text.startswith("config.json: ") and "\n" not in text
+    for w in words:
+        assert w in text, text
+
+
+@pytest.mark.parametrize("res,field", [
+    ({"memory": {"reservation": 1 << 20}}, "memory.reservation"),
+    ({"memory": {"swappiness": 10}}, "memory.swappiness"),
+    ({"memory": {"kernel": 1 << 20}}, "memory.kernel"),
+    ({"memory": {"kernelTCP": 1 << 20}}, "memory.kernelTCP"),
+    ({"memory": {"disableOOMKiller": True}}, "memory.disableOOMKiller"),
+    ({"cpu": {"realtimeRuntime": 950000}}, "cpu.realtimeRuntime"),
+    ({"cpu": {"idle": 1}}, "cpu.idle"),
+    ({"blockIO": {"leafWeight": 100}}, "blockIO.leafWeight"),
+    ({"blockIO": {"weightDevice": [{"major": 8, "minor": 0, "weight": 100}]}},
+     "blockIO.weightDevice"),
+    ({"network": {"classID": 1048577}}, "network"),
+])
+def test_unsupported_knobs_warn_and_are_ignored(res, field):
+    warnings: list[str] = []
+    assert limits(res, warnings) == Limits()
+    assert warnings == [f"config.json: linux.resources.{field} is not supported, ignored"]
+
+
+def test_unset_knobs_do_not_warn():
+    warnings: list[str] = []
+    limits({"memory": {"reservation": 0, "swappiness": None, "disableOOMKiller": False},
+            "blockIO": {"weightDevice": []}}, warnings)
+    assert warnings == []
+
+
+def test_limits_reach_the_spec(tmp_path):
+    from . import ALL_CAPS, make_bundle, runc_spec
+
+    cfg = runc_spec()
+    cfg["linux"]["resources"] = {"memory": {"limit": 1 << 26}, "pids": {"limit": 64}}
+    spec = oc.to_spec(cfg, make_bundle(tmp_path, cfg), "c1", available=ALL_CAPS)
+    assert spec.limits == Limits(memory_max=1 << 26, pids_max=64) and spec.cgroup is True
+    assert spec.limits.controllers() == {"memory", "pids"}
