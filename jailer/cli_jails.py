@@ -19,7 +19,8 @@ from jailer import lifecycle
 from jailer.cli import _fail, cli, run_options
 from jailer.errors import JailerError
 
-NOT_FOR_JAILS = ("timeout", "keep", "tty", "no_tty", "stats", "hostname")
+NOT_FOR_JAILS = ("timeout", "keep", "tty", "no_tty", "stats", "hostname", "bundle", "detach",
+                 "pid_file", "console_socket")
 
 
 def _guard(fn, *args, **kw):
