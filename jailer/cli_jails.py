@@ -286,7 +286,7 @@ def _oci_limits(resources: str | None, limits: dict, quota, period, shares, mems
         except (OSError, ValueError) as e:
             _fail(f"update: --resources {resources}: {e}", 1)
         try:
-            extra = oci.resources_to_limits(raw)
+            extra = oci.limits_from_resources(raw)
         except JailerError as e:
             _fail(str(e), 1)
         for k in extra.__slots__:

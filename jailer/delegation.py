@@ -168,7 +168,10 @@ def delegate(name: str, user: str) -> dict:
     uid_start, gid_start, added = subids.register(user, pw.pw_uid, RANGE)
     made: list = []
     try:
-        cg = cgroups.open_manager(f"jailer-d-{name}").create(limits)
+        try:
+            cg = cgroups.open_manager(f"jailer-d-{name}").create(limits)
+        except cgroups.CgroupError as e:
+            raise JailerError(f"delegate: {e}", exit_code=1) from None
         made.append(cg)
         cg.delegate(pw.pw_uid, pw.pw_gid)
         jail_dir = paths["data"]

@@ -682,9 +682,11 @@ def _cred_args(spec: Spec, caps: int | None, ambient: int) -> dict:
           "gid": spec.gid, "groups": list(spec.groups), "nnp": spec.no_new_privs}
     if spec.cap_sets is not None:
         sets = {k: C.mask(v) for k, v in spec.cap_sets.items()}
+        prm, inh = sets.get("permitted", 0), sets.get("inheritable", 0)
+        # the kernel raises an ambient capability only if it is permitted and inheritable:
+        # runc warns and goes on (`runc spec` asks for three it cannot have), so do we
         kw.update(caps=sets.get("bounding", 0), effective=sets.get("effective", 0),
-                  permitted=sets.get("permitted", 0), inheritable=sets.get("inheritable", 0),
-                  ambient=sets.get("ambient", 0))
+                  permitted=prm, inheritable=inh, ambient=sets.get("ambient", 0) & prm & inh)
     return kw
 
 

@@ -284,17 +284,9 @@ def _launch(d: dict, spec) -> list[str]:
             return
         from jailer import network
 
-        ports = [network.parse_port(p) for p in d.get("ports", [])]
         if d["net"] == "slirp":
-            # user-mode networking exits when this pipe's write end closes: the monitor
-            # holds it (exec keeps it open) until the container has ended
-            r, w = os.pipe()
-            keep_fds.append(w)
-            try:
-                network.start_usermode(pid, ports, r)
-            finally:
-                os.close(r)
-            return
+            return  # once the command runs (see below)
+        ports = [network.parse_port(p) for p in d.get("ports", [])]
         attached.append(network.attach(pid, name, d["ip"]))
         if ports:
             network.publish(name, d["ip"], ports)
@@ -304,6 +296,8 @@ def _launch(d: dict, spec) -> list[str]:
                     on_pid=network_up, cgroup_parent=parent)
     try:
         pid, master = launch.start_detached()
+        if d.get("net") == "slirp":
+            _usermode_network(d, pid, keep_fds)
     except BaseException:
         for fd in keep_fds:
             os.close(fd)
@@ -324,6 +318,20 @@ def _launch(d: dict, spec) -> list[str]:
         os.set_inheritable(master, True)
         argv += ["--pty-fd", str(master)]
     return [*argv, "--", sys.executable, "-m", "jailer", "_cleanup", name]
+
+
+def _usermode_network(d: dict, pid: int, keep_fds: list[int]) -> None:
+    """slirp4netns for a delegated jail, once its command runs: only then may the user (the
+    owner of its user namespace) enter the namespace; the set-up process was not dumpable.
+    slirp exits when the pipe's write end closes: the monitor holds it until the end."""
+    from jailer import network
+
+    r, w = os.pipe()
+    keep_fds.append(w)
+    try:
+        network.start_usermode(pid, [network.parse_port(p) for p in d.get("ports", [])], r)
+    finally:
+        os.close(r)
 
 
 def _restarting() -> bool:

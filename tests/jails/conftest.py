@@ -76,6 +76,9 @@ def jl(jail_env, jail_root):
         return r
 
     yield run
+    for path in sorted((jail_root / "etc" / "delegated").glob("*.toml")):
+        if not path.name.endswith(".orig.toml"):
+            run("undelegate", path.stem)
     for path in sorted((jail_root / "etc" / "jails").glob("*.toml")):
         run("rm", "--force", path.stem)
 

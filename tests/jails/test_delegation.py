@@ -213,3 +213,24 @@ def test_delegation_bad_input(jl, as_user, service_user):
     assert r.returncode != 0 and "running" in r.stderr
     assert not _ids_file_has(pw.pw_name)  # nothing was registered
     jl("rm", "-f", "dbad", check=True)
+
+
+def test_delegated_bridged_jail_gets_user_mode_networking(jl, listing, as_user, service_user):
+    """A bridged jail handed to a user runs with slirp4netns; its published port still
+    answers on the host's loopback."""
+    from tests.jails.conftest import wait_for
+    from tests.jails.test_network import HTTPD, fetch, free_port
+
+    port = free_port()
+    jl("create", "svcnet", "--image", "busybox", "-p", f"{port}:80", "--", *HTTPD,
+       check=True)
+    jl("delegate", "svcnet", "--to", service_user[0].pw_name, check=True)
+    as_user("start", "svcnet", check=True)
+    got = wait_for(lambda: fetch(f"http://127.0.0.1:{port}/"), 15, "the published port")
+    assert got.strip() == "hello-from-svcnet"
+    r = as_user("exec", "svcnet", "ip", "route", check=True)
+    assert "default via 10.0.2.2" in r.stdout  # slirp's gateway
+    as_user("stop", "-t", "1", "svcnet", check=True)
+    assert fetch(f"http://127.0.0.1:{port}/") is None
+    jl("undelegate", "svcnet", check=True)
+    jl("rm", "svcnet", check=True)
