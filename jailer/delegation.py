@@ -245,8 +245,11 @@ def undelegate(name: str) -> None:
     rec = record(name)
     if rec is None:
         raise JailerError(f"jail {name} is not delegated", exit_code=1)
-    pw = _user(rec["user"])
-    paths = user_paths(pw, name)
+    try:
+        paths = user_paths(pwd.getpwnam(rec["user"]), name)
+    except KeyError:  # the user is gone already: what the record says is enough
+        uid = rec["uid"]
+        paths = {"run": [f"/run/user/{uid}/jailer/{name}", f"/tmp/jailer-run-{uid}/{name}"]}
     cg = cgroups.open_manager(rec["cgroup"])
     _stop_user_jail(cg, paths["run"])
     orig = os.path.join(os.path.dirname(_record_path(name)), name + ".orig.toml")

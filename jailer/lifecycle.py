@@ -327,6 +327,7 @@ def _usermode_network(d: dict, pid: int, keep_fds: list[int]) -> None:
     from jailer import network
 
     r, w = os.pipe()
+    os.set_inheritable(w, True)  # through the execve into the monitor
     keep_fds.append(w)
     try:
         network.start_usermode(pid, [network.parse_port(p) for p in d.get("ports", [])], r)

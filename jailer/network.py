@@ -655,9 +655,11 @@ def start_usermode(pid: int, ports: list[tuple[int, int]], exit_fd: int) -> int:
     child = 0
     try:
         with tempfile.TemporaryFile(dir=tmp) as err:
+            # (no --enable-sandbox: it binds the API socket as the jail's root, a uid the
+            # caller cannot then connect as; seccomp alone still confines slirp)
             argv = [exe, "--configure", "--mtu=65520", "--disable-host-loopback",
-                    "--enable-sandbox", "--enable-seccomp",
-                    f"--exit-fd={exit_fd}", f"--ready-fd={ready_w}", f"--api-socket={api}",
+                    "--enable-seccomp", f"--exit-fd={exit_fd}", f"--ready-fd={ready_w}",
+                    f"--api-socket={api}",
                     str(pid), "tap0"]
             child = _spawn(argv, (exit_fd, ready_w), err.fileno())
             os.close(ready_w)
