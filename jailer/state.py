@@ -14,8 +14,6 @@ import json
 import os
 import time
 
-from jailer.idpool import _starttime
-
 STATUSES = ("creating", "created", "running", "paused", "stopped")
 
 
@@ -25,10 +23,18 @@ def boot_id() -> str:
 
 
 def process_alive(pid: int, start: str | None, boot: str | None) -> bool:
-    """Is ``pid`` still the process that was recorded (same start time, same boot)?"""
+    """Is ``pid`` still the process that was recorded (same start time, same boot), and not
+    a zombie waiting for its parent?"""
     if not pid or (boot and boot != boot_id()):
         return False
-    return _starttime(pid) == start if start else _starttime(pid) is not None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return False
+    if fields[0] in (b"Z", b"X"):
+        return False
+    return fields[19].decode() == start if start else True
 
 
 class Lock:
