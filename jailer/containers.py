@@ -133,6 +133,8 @@ def create(cid: str, bundle: str, *, pid_file: str | None = None,
         def on_pid(pid: int) -> None:
             st["pid"] = pid
             payload = _hook_state(cid, st, "created")
+            if spec.hooks.get("startContainer"):
+                launch.hook_state = _hook_state(cid, st, "running")
             run_hooks(spec.hooks.get("prestart", []), payload, "prestart")
             run_hooks(spec.hooks.get("createRuntime", []), payload, "createRuntime")
             run_hooks(spec.hooks.get("createContainer", []), payload, "createContainer",

@@ -130,6 +130,7 @@ class Launch:
         self.record_owner = record_owner  # who answers for this start (default: us)
         self.cgroup_name: str | None = None  # default jailer-<id>
         self.subreaper = True  # False: whoever called us reaps the container (OCI)
+        self.hook_state: bytes | None = None  # OCI state JSON for startContainer hooks
         self.root = spec.rootfs
         self.pool = None
         self.init_path: str | None = None
@@ -349,7 +350,8 @@ class Launch:
                             f.write(str(self.spec.oom_score_adj))
                     if self.on_pid is not None:
                         self.on_pid(self.pid)
-                    _send(w_down, "go")
+                    # the go, with the state startContainer hooks get (OCI), if any
+                    _send(w_down, self.hook_state or "go")
             elif "pty" in msg:
                 import socket
 
@@ -433,8 +435,10 @@ class Launch:
             pid = os.fork()
             if pid == 0:
                 stage = "wait"
-                if _recv(r_down) != "go":
+                go = _recv(r_down)
+                if go != "go" and not isinstance(go, bytes):
                     os._exit(EXIT_RUNTIME)
+                self.hook_state = go if isinstance(go, bytes) else None
                 if not self.exec_fifo:  # an OCI container outlives `jailer create`
                     self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
                 self._container_init(w_up, os.open(".", Mounter.O_PATH | os.O_CLOEXEC))
@@ -607,6 +611,9 @@ class Launch:
             if self._fifo_fd >= 0:
                 stage = "wait for start"
                 self._wait_for_start(w_up)
+            if spec.hooks.get("startContainer"):
+                stage = "startContainer hooks"
+                _run_hooks_here(spec.hooks["startContainer"], self.hook_state or b"{}")
             stage = "exec"
             if spec.init:
                 path, argv = init, ["/dev/init", "--", *spec.args]
@@ -674,6 +681,31 @@ class Launch:
             return {}
         paths = getattr(self.cg, "paths", None)
         return dict(paths) if paths else {"": self.cg.path}
+
+
+def _run_hooks_here(hooks: list, payload: bytes) -> None:
+    """OCI startContainer hooks, run by pid 1 inside the container before exec (paths are
+    the container's); any failure stops the start."""
+    for hook in hooks:
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.dup2(r, 0)
+                os.execve(hook.path, hook.args or [hook.path],
+                          dict(e.split("=", 1) for e in hook.env if "=" in e))
+            finally:
+                os._exit(127)
+        os.close(r)
+        try:
+            os.write(w, payload)
+        except OSError:
+            pass
+        os.close(w)
+        _, status = os.waitpid(pid, 0)
+        if status:
+            raise JailerError(f"startContainer hook {hook.path} exited with "
+                              f"{exit_code(status)}", stage="hooks")
 
 
 def _cred_args(spec: Spec, caps: int | None, ambient: int) -> dict:

@@ -147,9 +147,15 @@ def test_hooks_see_the_state(oci, bundle, tmp_path):
     hook.chmod(0o755)
     hooks = {phase: [{"path": str(hook), "args": ["hook.sh", phase]}]
              for phase in ("prestart", "createRuntime", "poststart", "poststop")}
+    # startContainer runs inside the container: a busybox script that leaves a mark there
+    (bundle / "rootfs" / "hook.sh").write_text("#!/bin/sh\ncat > /dev/shm/start-hook.json\n")
+    (bundle / "rootfs" / "hook.sh").chmod(0o755)
+    hooks["startContainer"] = [{"path": "/hook.sh"}]
     set_config(bundle, hooks=hooks)
     oci("create", "--bundle", str(bundle), "c9", check=True)
     oci("start", "c9", check=True)
+    inside = json.loads(oci("exec", "c9", "cat", "/dev/shm/start-hook.json", check=True).stdout)
+    assert inside["id"] == "c9" and inside["status"] == "running"
     oci("delete", "--force", "c9", check=True)
     lines = out.read_text().splitlines()
     phases = lines[0::2]
