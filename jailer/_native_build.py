@@ -155,6 +155,14 @@ static int jl_final_exec(struct jl_final *f, int *stage) {
         if (write(f->cg_fds[i], "0", 1) != 1) return -1;
     *stage = 2;
     if (f->cgroupns && unshare(0x02000000 /* CLONE_NEWCGROUP */) < 0) return -1;
+    if (!f->nnp && f->bpf_len) {
+        /* without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we
+         * still have it (runc does the same); the filter then sees the steps below */
+        struct sock_fprog prog = { (unsigned short)(f->bpf_len / 8),
+                                   (struct sock_filter *)f->bpf };
+        *stage = 8;
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, f->bpf_flags, &prog) < 0) return -1;
+    }
     if (f->caps) {
         *stage = 3;
         for (cap = 0; cap < 64; cap++)
@@ -183,7 +191,7 @@ static int jl_final_exec(struct jl_final *f, int *stage) {
     if (f->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
     *stage = 7;
     if (syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) < 0) return -1;
-    if (f->bpf_len) {
+    if (f->nnp && f->bpf_len) {
         struct sock_fprog prog = { (unsigned short)(f->bpf_len / 8),
                                    (struct sock_filter *)f->bpf };
         *stage = 8;

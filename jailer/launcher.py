@@ -227,6 +227,8 @@ class Launch:
 
     def cleanup(self) -> None:
         """Undo what the start made on the host: cgroup, upper layer and the id range."""
+        if getattr(self, "_was_subreaper", True) is False:
+            self.sys.prctl(S.PR_SET_CHILD_SUBREAPER, 0)
         for fd in self.cgroup_fds:
             os.close(fd)
         self.cgroup_fds = []
@@ -299,6 +301,8 @@ class Launch:
 
             self._sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         if spec.pivot_root and self.subreaper and not self.exec_fifo:
+            # a library caller (jailer.run) gets its own state back in cleanup()
+            self._was_subreaper = self.sys.child_subreaper()
             self.sys.prctl(S.PR_SET_CHILD_SUBREAPER, 1)
         if self.exec_fifo:  # pid 1 reaches it through this fd after pivot_root
             self._fifo_fd = os.open(self.exec_fifo, Mounter.O_PATH | os.O_CLOEXEC)
@@ -793,6 +797,8 @@ class Join(Launch):
         self.pidfd = os.pidfd_open(self.target)
 
     def cleanup(self) -> None:
+        if getattr(self, "_was_subreaper", True) is False:
+            self.sys.prctl(S.PR_SET_CHILD_SUBREAPER, 0)
         for fd in self.cgroup_fds:
             os.close(fd)
         self.cgroup_fds = []

@@ -50,6 +50,7 @@ RESOLVE_IN_ROOT = 0x10
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
 PR_SET_NO_NEW_PRIVS = 38
 
 
@@ -140,6 +141,12 @@ class Syscalls:
 
     def prctl(self, option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
         return self._check(self._lib.jl_prctl(option, a2, a3, a4, a5), "prctl", option, a2)
+
+    def child_subreaper(self) -> bool:
+        """Is this process a child subreaper (PR_GET_CHILD_SUBREAPER)?"""
+        flag = self._ffi.new("int *")
+        self.prctl(PR_GET_CHILD_SUBREAPER, int(self._ffi.cast("uintptr_t", flag)))
+        return bool(flag[0])
 
     def loopback_up(self) -> None:
         self._check(self._lib.jl_loopback_up(), "ioctl(SIOCSIFFLAGS)", "lo")
@@ -247,6 +254,10 @@ class FakeSyscalls:
 
     def prctl(self, option, a2=0, a3=0, a4=0, a5=0):
         return self._rec("prctl", option, a2)
+
+    def child_subreaper(self):
+        self._rec("child_subreaper")
+        return False
 
     def loopback_up(self):
         self._rec("loopback_up")
