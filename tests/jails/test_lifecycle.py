@@ -178,3 +178,31 @@ def test_bad_signal_name(jl):
     finally:
         jl("rm", "badsig", check=True)
 
+
+
+def test_bad_names_and_duplicates_change_nothing(jl, listing, jail_root):
+    before = sorted(p.name for p in (jail_root / "etc").rglob("*"))
+    for name in ("a/b", "..", "../x", ".hidden", "-dash", "x" * 64, "sp ace", ""):
+        r = jl("create", name, "--image", "busybox")
+        assert r.returncode != 0, name
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert any(w in r.stderr for w in ("invalid jail name", "Missing argument",
+                                           "No such option")), r.stderr
+    r = jl("create", "ok", "--image", "nosuchimage")
+    assert r.returncode != 0 and "nosuchimage" in r.stderr
+    r = jl("create", "ok", "--image", "busybox", "--memory", "lots")
+    assert r.returncode != 0 and "--memory" in r.stderr
+    r = jl("create", "ok", "--image", "busybox", "--rootfs", "/tmp")
+    assert r.returncode != 0
+    assert sorted(p.name for p in (jail_root / "etc").rglob("*")) == before
+    jl("create", "dup", "--image", "busybox", check=True)
+    r = jl("create", "dup", "--image", "busybox")
+    assert r.returncode != 0 and "exists already" in r.stderr
+    for verb in ("start", "stop", "exec", "console", "logs", "pause", "update", "rm"):
+        args = [verb, "nosuch"] + (["true"] if verb == "exec" else []) + \
+            (["--memory", "1M"] if verb == "update" else [])
+        r = jl(*args)
+        assert r.returncode != 0 and ("does not exist" in r.stderr or "no such jail"
+                                      in r.stderr), (verb, r.stderr)
+    jl("rm", "dup", check=True)
+    assert listing() == {}
