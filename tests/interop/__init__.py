@@ -1,0 +1,1 @@
+"""Interop tests: real OCI clients (podman, containerd) drive runc and jailer the same way."""
