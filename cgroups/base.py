@@ -354,10 +354,12 @@ class Cgroup:
                     pids.update(int(p) for p in (read_opt(f"{sub}/cgroup.procs") or "").split())
         return sorted(pids)
 
-    def delete(self, timeout: float = 5.0) -> None:
+    def delete(self, timeout: float = 5.0, *, parents: bool = True) -> None:
         """Kill whatever still runs in the cgroup, remove it with its sub-cgroups (retrying
-        while the kernel reports it busy, for up to ``timeout`` seconds) and any intermediate
-        level of a nested name left empty. Does nothing if the cgroup does not exist."""
+        while the kernel reports it busy, for up to ``timeout`` seconds) and, with
+        ``parents``, any intermediate level of a nested name left empty (not for a path
+        someone else chose, e.g. an OCI cgroupsPath: its parents may be theirs). Does
+        nothing if the cgroup does not exist."""
         if not self.exists():
             return
         if self.procs():
@@ -377,7 +379,7 @@ class Cgroup:
                                        f"{self.procs() or 'none visible'}") from None
                         self._kill_all()
                         time.sleep(0.01)
-            for _ in range(self.name.count("/")):  # empty intermediate levels
+            for _ in range(self.name.count("/") if parents else 0):  # empty levels
                 d = os.path.dirname(d)
                 try:
                     rmdir(d)

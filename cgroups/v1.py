@@ -82,10 +82,12 @@ class V1Cgroup(Cgroup):
                         if i == len(parts) - 1 and not exist_ok:
                             raise CgroupError(f"cgroups: {cur} already exists (left over from "
                                               "an earlier run? delete it first)")
-                        continue
-                    base.mkdir(cur)
-                    made.append(cur)
-                    for f in ("cpuset.cpus", "cpuset.mems"):  # a new cpuset starts empty
+                    else:
+                        base.mkdir(cur)
+                        made.append(cur)
+                    # a new cpuset starts empty, and so may a level someone else made: a
+                    # task cannot join a cpuset without cpus and mems (runc fills them too)
+                    for f in ("cpuset.cpus", "cpuset.mems"):
                         if os.path.exists(f"{cur}/{f}") and not read(f"{cur}/{f}"):
                             write(f"{cur}/{f}", read(f"{parent}/{f}"))
             self.update(limits)

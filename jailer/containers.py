@@ -143,7 +143,7 @@ def create(cid: str, bundle: str, *, pid_file: str | None = None,
         launch = Launch(spec, exec_fifo=fifo, cgroup_parent=parent, on_pid=on_pid,
                         record_owner=f"container:{cdir}")
         if spec.cgroups_path:
-            launch.cgroup_name = spec.cgroups_path.strip("/")
+            launch.cgroup_name, launch.cgroup_root = _cgroup_place(spec.cgroups_path)
         launch._prepare()
         launch._spawn()
         pid = launch.pid
@@ -157,7 +157,7 @@ def create(cid: str, bundle: str, *, pid_file: str | None = None,
         launch.cgroup_fds = []
         cg = launch.cg
         st.update(status="created", pid=pid, pid_start=_starttime(pid),
-                  cgroup=cg.name if cg is not None else "",
+                  cgroup=cg.name if cg is not None else "", cgroup_root=launch.cgroup_root,
                   freezer=_freezer(cg), start_id=spec.id)
         st["hooks"] = {k: [{"path": h.path, "args": h.args, "env": h.env,
                             "timeout": h.timeout} for h in v]
@@ -176,6 +176,20 @@ def create(cid: str, bundle: str, *, pid_file: str | None = None,
             from jailer.fsutil import remove_tree
 
             remove_tree(cdir)
+
+
+def _cgroup_place(path: str) -> tuple[str, bool]:
+    """Where an OCI cgroupsPath goes: (name, absolute). An absolute path is taken from the
+    hierarchy's root, as runc does, when it lies below our own cgroup in every hierarchy;
+    otherwise (and for a relative path) it is nested below our own cgroup, the only place
+    jailer creates cgroups."""
+    name = path.strip("/")
+    if not path.startswith("/"):
+        return name, False
+    with open("/proc/self/cgroup") as f:
+        owns = [line.rstrip("\n").split(":", 2)[2] for line in f]
+    inside = all(own == "/" or path.startswith(own.rstrip("/") + "/") for own in owns)
+    return name, inside
 
 
 def _now_iso() -> str:
@@ -312,7 +326,7 @@ def _cgroup(st: dict):
     if not st.get("cgroup"):
         return None
     return cgroups.open_manager(st["cgroup"], proc_cgroup=os.path.join(
-        container_dir(st["id"]), "cgroup.parent"))
+        container_dir(st["id"]), "cgroup.parent"), parent="/" if st.get("cgroup_root") else None)
 
 
 def delete(cid: str, force: bool = False) -> None:
@@ -338,8 +352,8 @@ def delete(cid: str, force: bool = False) -> None:
     cdir = container_dir(cid)
     if st.get("start_id"):
         gc.undo_start(data_dir(), st["start_id"], "", os.path.join(cdir, "cgroup.parent"))
-    if cg is not None and cg.exists():  # a cgroupsPath of the config's own naming
-        cg.delete()
+    if cg is not None and cg.exists():  # a cgroupsPath of the config's own naming:
+        cg.delete(parents=False)         # only the leaf, as runc (the parents are theirs)
     hooks = [Hook(**h) for h in st.get("hooks", {}).get("poststop", [])]
     run_hooks(hooks, _hook_state(cid, st, "stopped"), "poststop", warn_only=True)
     remove_tree(cdir)

@@ -129,6 +129,7 @@ class Launch:
         self._fifo_fd = -1
         self.record_owner = record_owner  # who answers for this start (default: us)
         self.cgroup_name: str | None = None  # default jailer-<id>
+        self.cgroup_root = False  # cgroup_name is from the hierarchies' root (OCI)
         self.subreaper = True  # False: whoever called us reaps the container (OCI)
         self.hook_state: bytes | None = None  # OCI state JSON for startContainer hooks
         self.root = spec.rootfs
@@ -217,7 +218,8 @@ class Launch:
 
         try:
             self.cg = cgroups.open_manager(self.cgroup_name or f"jailer-{self.spec.id}",
-                                           proc_cgroup=self.cgroup_parent).create(
+                                           proc_cgroup=self.cgroup_parent,
+                                           parent="/" if self.cgroup_root else None).create(
                                                self.spec.limits)
             self.cgroup_fds = [os.open(p, os.O_WRONLY | os.O_CLOEXEC)
                                for p in self.cg.procs_paths]

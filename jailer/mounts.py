@@ -33,6 +33,11 @@ DEV_LINKS = (
 )
 
 
+def dev_links() -> list[tuple[str, str]]:
+    """DEV_LINKS, without /dev/core where the kernel has no /proc/kcore (as runc)."""
+    return [(t, n) for t, n in DEV_LINKS if t != "/proc/kcore" or os.path.exists(t)]
+
+
 def host_plan(spec: Spec, rootfs: str, root: str, cdir: str | None, init_path: str | None,
               base: int, packed: tuple[str, str] | None = None,
               rootless: bool = False) -> list[tuple]:
@@ -64,7 +69,7 @@ def host_plan(spec: Spec, rootfs: str, root: str, cdir: str | None, init_path: s
             ops.append(("bind", f"/dev/{name}", f"/dev/{name}", False, "file"))
         else:
             ops.append(("mknod", f"/dev/{name}", mode, major, minor, base))
-    for target, name in DEV_LINKS:
+    for target, name in dev_links():
         ops.append(("symlink", target, f"/dev/{name}", base))
     for name in ("pts", "shm", "mqueue"):
         ops.append(("mkdir", f"/dev/{name}"))
@@ -106,7 +111,7 @@ def ns_plan(spec: Spec, cgroup_dirs: dict[str, str] | None = None) -> list[tuple
                     "mode=755,size=64k"))
         for ctrl, path in sorted(cgroup_dirs.items()):
             ops.append(("bind", path, f"/sys/fs/cgroup/{ctrl}", True, "dir"))
-        ops.append(("readonly", "/sys/fs/cgroup"))
+        ops.append(("readonly_mount", "/sys/fs/cgroup"))
     ops += [("mask", p) for p in spec.masked_paths]
     ops += [("readonly", p) for p in spec.readonly_paths]
     return ops
@@ -333,6 +338,14 @@ class Mounter:
         finally:
             os.close(fd)
 
+    def op_readonly_mount(self, rel: str) -> None:
+        """Make the mount at ``rel`` itself read-only (no second mount on top of it)."""
+        fd, _target = self._target(rel)
+        try:
+            self.sys.mount_setattr(fd, S.MOUNT_ATTR_RDONLY, recursive=False)
+        finally:
+            os.close(fd)
+
     def op_mask(self, rel: str) -> None:
         """Hide ``rel``: /dev/null over a file, an empty read-only tmpfs over a directory."""
         try:
@@ -393,7 +406,7 @@ def oci_host_plan(spec: Spec, root: str, base: int) -> list[tuple]:
         kind = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}[d.kind]
         ops.append(("mknod_missing", d.path, kind | (d.mode & 0o7777), d.major, d.minor,
                     base + d.uid, base + d.gid))
-    for target, name in DEV_LINKS:
+    for target, name in dev_links():
         ops.append(("symlink_missing", target, f"/dev/{name}", base))
     if spec.rootfs_propagation:
         ops.append(("propagation", "/", spec.rootfs_propagation))
@@ -429,5 +442,5 @@ def _cgroup_ops(dst: str, cgroup_dirs: dict[str, str], flags: int) -> list[tuple
     for ctrl, path in sorted(cgroup_dirs.items()):
         ops.append(("bind", path, f"{dst}/{ctrl}", bool(flags & S.MS_RDONLY), "dir"))
     if flags & S.MS_RDONLY:
-        ops.append(("readonly", dst))
+        ops.append(("readonly_mount", dst))
     return ops
