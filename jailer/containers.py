@@ -107,6 +107,7 @@ def create(cid: str, bundle: str, *, pid_file: str | None = None,
     if os.path.exists(jails.definition_path(cid)) if jails.NAME_RE.match(cid) else False:
         raise fail("container with given ID already exists")
     spec, raw = load_bundle(bundle, cid)
+    _default_home(spec)
     if spec.tty and not console_socket and not start_now:
         raise fail("cannot allocate tty if runc will detach without setting console socket")
     cdir = container_dir(cid)
@@ -176,6 +177,17 @@ def create(cid: str, bundle: str, *, pid_file: str | None = None,
             from jailer.fsutil import remove_tree
 
             remove_tree(cdir)
+
+
+def _default_home(spec) -> None:
+    """As runc: without HOME in the process env, the user's home from the rootfs's
+    /etc/passwd (else /)."""
+    if any(e.startswith("HOME=") for e in spec.env):
+        return
+    from jailer.cliopts import _passwd
+
+    entry = _passwd(spec.rootfs, str(spec.uid))
+    spec.env = [*spec.env, f"HOME={entry[2] if entry else '/'}"]
 
 
 def _cgroup_place(path: str) -> tuple[str, bool]:
@@ -466,6 +478,7 @@ def exec_process(cid: str, args: list[str], *, process: str | None = None,
         spec.tty = tty
     if env:
         spec.env = merge_env(spec.env, list(env))
+    _default_home(spec)
     if cwd:
         spec.cwd = cwd
     if user:

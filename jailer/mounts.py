@@ -439,8 +439,6 @@ def _cgroup_ops(dst: str, cgroup_dirs: dict[str, str], flags: int) -> list[tuple
         return [("bind", cgroup_dirs[""], dst, bool(flags & S.MS_RDONLY), "dir")]
     ops: list[tuple] = [("mount", "cgroup", dst, "tmpfs", NODEV_NOSUID_NOEXEC,
                          "mode=755,size=64k")]
-    for ctrl, path in sorted(cgroup_dirs.items()):
+    for ctrl, path in sorted(cgroup_dirs.items()):  # (the tmpfs itself stays rw, as runc)
         ops.append(("bind", path, f"{dst}/{ctrl}", bool(flags & S.MS_RDONLY), "dir"))
-    if flags & S.MS_RDONLY:
-        ops.append(("readonly_mount", dst))
     return ops
