@@ -365,7 +365,9 @@ def delete(cid: str, force: bool = False) -> None:
     if st.get("start_id"):
         gc.undo_start(data_dir(), st["start_id"], "", os.path.join(cdir, "cgroup.parent"))
     if cg is not None and cg.exists():  # a cgroupsPath of the config's own naming:
-        cg.delete(parents=False)         # only the leaf, as runc (the parents are theirs)
+        # from the root (runc's place): only the leaf, the parents are the engine's;
+        # nested below our own cgroup: the levels we made too, once empty
+        cg.delete(parents=not st.get("cgroup_root"))
     hooks = [Hook(**h) for h in st.get("hooks", {}).get("poststop", [])]
     run_hooks(hooks, _hook_state(cid, st, "stopped"), "poststop", warn_only=True)
     remove_tree(cdir)
