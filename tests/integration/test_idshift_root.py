@@ -7,7 +7,6 @@ import os
 import stat
 import struct
 import subprocess
-import sys
 import time
 import uuid
 
@@ -234,23 +233,36 @@ def userns_process(service_user):
         p.wait()
 
 
-MAP = """
-import sys
-from jailer.errors import JailerError
-from jailer.subids import newidmap
-try:
-    newidmap(*map(int, sys.argv[1:]))
-except JailerError as e:
-    print(e)
-    sys.exit(3)
-"""
-
-
 def run_newidmap(uid: int, gid: int, *args: int) -> subprocess.CompletedProcess:
-    p = as_user(uid, gid, sys.executable, "-c", MAP, *map(str, args), stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, text=True, cwd="/")
-    out, err = p.communicate(timeout=30)
-    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+    """newidmap() run as the user: a fork of this process drops to the user's ids (no new
+    interpreter, which could not read a checkout under /root) and reports on a pipe."""
+    from jailer.errors import JailerError
+    from jailer.subids import newidmap
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setresgid(gid, gid, gid)
+            os.setresuid(uid, uid, uid)
+            os.chdir("/")
+            try:
+                newidmap(*args)
+            except JailerError as e:
+                os.write(w, str(e).encode() + b"\n")
+                code = 3
+        except BaseException as e:  # noqa: BLE001
+            os.write(w, f"{type(e).__name__}: {e}\n".encode())
+            code = 1
+        os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as f:
+        out = f.read()
+    _, status = os.waitpid(pid, 0)
+    return subprocess.CompletedProcess([], os.waitstatus_to_exitcode(status), out, "")
 
 
 def test_newidmap_maps_the_users_range(service_user, userns_process):

@@ -73,7 +73,9 @@ def as_user(service_user, jail_env):
             f"the venv's interpreter {real_py} is out of reach of a service user: "
             "recreate .venv with ./scripts/setup (it uses Debian's python3)")
         rel = venv_py.parent.parent.relative_to(REPO)
-        site = next((code / rel / "lib").glob("python3*/site-packages"))
+        # (the checkout shows at `code` only inside that namespace: look it up at REPO)
+        site = code / next((REPO / rel / "lib").glob("python3*/site-packages")) \
+            .relative_to(REPO)
         launch = (f"import sys; sys.path[0:0] = [{str(code)!r}, {str(site)!r}]; "
                   "from jailer.main import main; sys.exit(main())")
         prefix = ["unshare", "-m", "--propagation", "private", "sh", "-c",
