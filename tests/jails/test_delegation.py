@@ -79,7 +79,7 @@ def as_user(service_user, jail_env):
         launch = (f"import sys; sys.path[0:0] = [{str(code)!r}, {str(site)!r}]; "
                   "from jailer.main import main; sys.exit(main())")
         prefix = ["unshare", "-m", "--propagation", "private", "sh", "-c",
-                  'mount --bind "$0" "$1" && shift 2 && exec "$@"', str(REPO), str(code),
+                  'mount --bind "$0" "$1" && shift && exec "$@"', str(REPO), str(code),
                   "runuser", "-u", pw.pw_name, "--", *env, f"PYTHONPATH={code}",
                   str(code / rel / "bin" / "python"), "-S", "-c", launch]
 
