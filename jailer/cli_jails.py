@@ -281,8 +281,11 @@ def _oci_limits(resources: str | None, limits: dict, quota, period, shares, mems
         _fail(str(e), 1)
     if resources:
         try:
-            with open(resources if resources != "-" else "/dev/stdin") as f:
-                raw = json.load(f)
+            if resources == "-":
+                raw = json.load(sys.stdin)
+            else:
+                with open(resources) as f:
+                    raw = json.load(f)
         except (OSError, ValueError) as e:
             _fail(f"update: --resources {resources}: {e}", 1)
         try:

@@ -466,8 +466,13 @@ def exec_process(cid: str, args: list[str], *, process: str | None = None,
     spec, _raw = load_bundle(st["bundle"], cid)
     if process:
         try:
-            with open(process if process != "-" else "/dev/stdin") as f:
-                proc = json.load(f)
+            if process == "-":
+                import sys
+
+                proc = json.load(sys.stdin)
+            else:
+                with open(process) as f:
+                    proc = json.load(f)
         except (OSError, ValueError) as e:
             raise fail(f"process {process}: {e}") from None
         if not isinstance(proc, dict):

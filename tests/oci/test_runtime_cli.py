@@ -24,6 +24,7 @@ def state(oci, cid: str) -> dict:
     return json.loads(oci("state", cid, check=True).stdout)
 
 
+@pytest.mark.vm
 def test_lifecycle_follows_runtime_md(oci, bundle, tmp_path):
     pid_file = tmp_path / "pid"
     oci("create", "--bundle", str(bundle), "--pid-file", str(pid_file), "c1", check=True)
@@ -127,6 +128,7 @@ def test_exec(oci, bundle, tmp_path):
              open(f"/proc/{pid}/stat").read().split(") ")[1][0] == "Z", what="exec'd gone")
 
 
+@pytest.mark.vm
 def test_limits_update_and_events(oci, bundle):
     set_config(bundle, linux__resources={"memory": {"limit": 64 << 20}, "pids": {"limit": 32}})
     oci("run", "--detach", "--bundle", str(bundle), "c8", check=True)
