@@ -60,6 +60,7 @@ def memory_limit_inside(jl, name: str) -> int:
     return int(r.stdout.split()[0])
 
 
+@pytest.mark.vm
 def test_whole_lifecycle(jl, listing, jail_env):
     jl("create", "life", "--image", "busybox", "--memory", "64M", "--hostname", "lifehost",
        "--", "/bin/sh", check=True)
