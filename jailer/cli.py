@@ -405,4 +405,4 @@ def image_export(name: str, output: str) -> None:
 
 
 # the named-jail verbs, the verbs jails share with OCI containers, and runc's own verbs
-from jailer import cli_jails, cli_oci  # noqa: E402,F401
+from jailer import cli_bench, cli_jails, cli_oci  # noqa: E402,F401
