@@ -49,27 +49,10 @@ def run_hooks(hooks: list, payload: bytes, phase: str, *, warn_only: bool = Fals
     import select
     import signal
 
+    from jailer.launcher import start_hook
+
     for hook in hooks:
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.dup2(r, 0)
-                os.close(r)
-                os.close(w)
-                if nsenter:
-                    fd = os.open(f"/proc/{nsenter}/ns/mnt", os.O_RDONLY)
-                    os.setns(fd, os.CLONE_NEWNS)
-                os.execve(hook.path, hook.args or [hook.path],
-                          dict(e.split("=", 1) for e in hook.env if "=" in e))
-            except BaseException:  # noqa: BLE001
-                os._exit(127)
-        os.close(r)
-        try:
-            os.write(w, payload)
-        except OSError:
-            pass
-        os.close(w)
+        pid = start_hook(hook, payload, nsenter)
         pidfd = os.pidfd_open(pid)
         try:
             done = select.select([pidfd], [], [], hook.timeout)[0] if hook.timeout else [1]

@@ -604,16 +604,7 @@ class Launch:
                 self.sys.umount2(".", S.MNT_DETACH)
                 os.chdir("/")
             stage = "workdir"
-            os.chdir(spec.cwd)
-            stage = "session"
-            os.setsid()
-            if slave >= 0:
-                fcntl.ioctl(slave, TIOCSCTTY, 0)
-                for i in range(3):
-                    os.dup2(slave, i)
-                os.close(slave)
-            if spec.umask is not None:
-                os.umask(spec.umask)
+            _enter_session(spec, slave)
             if self._fifo_fd >= 0:
                 stage = "wait for start"
                 self._wait_for_start(w_up)
@@ -689,26 +680,49 @@ class Launch:
         return dict(paths) if paths else {"": self.cg.path}
 
 
+def _enter_session(spec: Spec, slave: int) -> None:
+    """The last steps before exec of pid 1 or a joined process: its working directory, a
+    session of its own, the pty as controlling terminal and stdio, the umask."""
+    os.chdir(spec.cwd)
+    os.setsid()
+    if slave >= 0:
+        fcntl.ioctl(slave, TIOCSCTTY, 0)
+        for i in range(3):
+            os.dup2(slave, i)
+        os.close(slave)
+    if spec.umask is not None:
+        os.umask(spec.umask)
+
+
+def start_hook(hook, payload: bytes, mntns_of: int = 0) -> int:
+    """Start one OCI hook with ``payload`` (the state JSON) on its stdin, optionally in the
+    mount namespace of process ``mntns_of``; return its pid (the caller waits)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.dup2(r, 0)
+            if mntns_of:
+                fd = os.open(f"/proc/{mntns_of}/ns/mnt", os.O_RDONLY)
+                os.setns(fd, os.CLONE_NEWNS)
+            os.execve(hook.path, hook.args or [hook.path],
+                      dict(e.split("=", 1) for e in hook.env if "=" in e))
+        finally:
+            os._exit(127)
+    os.close(r)
+    try:
+        os.write(w, payload)
+    except OSError:
+        pass
+    os.close(w)
+    return pid
+
+
 def _run_hooks_here(hooks: list, payload: bytes) -> None:
     """OCI startContainer hooks, run by pid 1 inside the container before exec (paths are
     the container's); any failure stops the start."""
     for hook in hooks:
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.dup2(r, 0)
-                os.execve(hook.path, hook.args or [hook.path],
-                          dict(e.split("=", 1) for e in hook.env if "=" in e))
-            finally:
-                os._exit(127)
-        os.close(r)
-        try:
-            os.write(w, payload)
-        except OSError:
-            pass
-        os.close(w)
-        _, status = os.waitpid(pid, 0)
+        _, status = os.waitpid(start_hook(hook, payload), 0)
         if status:
             raise JailerError(f"startContainer hook {hook.path} exited with "
                               f"{exit_code(status)}", stage="hooks")
@@ -858,16 +872,7 @@ class Join(Launch):
                 socket.send_fds(self._sock, [b"m"], [master])
                 os.close(master)
             stage = "workdir"
-            os.chdir(spec.cwd)
-            stage = "session"
-            os.setsid()
-            if slave >= 0:
-                fcntl.ioctl(slave, TIOCSCTTY, 0)
-                for i in range(3):
-                    os.dup2(slave, i)
-                os.close(slave)
-            if spec.umask is not None:
-                os.umask(spec.umask)
+            _enter_session(spec, slave)
             stage = "exec"
             caps = None if spec.caps is None else C.mask(spec.caps)
             ambient = C.mask(spec.ambient) if spec.uid else 0
