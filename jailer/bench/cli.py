@@ -172,91 +172,124 @@ def run(o: dict, image_root: str, subject_names: list[str], workload_names: list
     if "host" not in subject_names:
         subject_names = ["host", *subject_names]  # the reference of every ratio
     info = machine.machine()
+    info["versions"] = machine.versions(VERSIONS | {"qemu-user": [qemu_user() or "qemu-user",
+                                                                  "--version"]})
     notes: list[str] = []
-    for s in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(s, _on_signal)
-    notes.append(machine.enter_private_mount_namespace())
-    top = tempfile.mkdtemp(prefix=PREFIX)
-    os.chmod(top, 0o755)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JAILER_")}
-    env.update(ENV, JAILER_DATA=f"{top}/data", JAILER_SYSTEM_CONFIG=f"{top}/etc",
-               JAILER_RUN=f"{top}/run")
-    ctx = Context(top=top, root=f"{top}/root", env=env, quick=quick, jailer=jailer_prefix(),
-                  python=helper_prefix())
     data: dict = {"format": report.FORMAT, "machine": info, "notes": notes, "subjects": {},
                   "workloads": {},
                   "method": {"quick": quick, "command": " ".join(["jailer", *sys.argv[1:]]),
                              "image": image_root}}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+    notes.append(machine.enter_private_mount_namespace())
+    ctx = workspace(quick)
     progress = None
     try:
-        try:
-            os.makedirs(ctx.root)
-            from jailer.bench.workloads import build_program, make_root
-
-            build_program(f"{top}/bench")
-            make_root(image_root, ctx.root, f"{top}/bench")
-        except BuildError as e:
-            raise SystemExit(f"jailer: bench: {e}") from None
-        chosen = []
-        for name in subject_names:
-            s = SUBJECTS[name]
-            if not any(w in s.workloads for w in workload_names):
-                continue
-            why = s.missing(ctx)
-            data["subjects"][name] = {"kind": s.kind, "title": s.title,
-                                      "status": "skipped" if why else "ok"}
-            if why:
-                data["subjects"][name]["note"] = why
-                notes.append(f"{name}: skipped, {why}")
-            else:
-                chosen.append(s)
+        build(ctx, image_root)
+        chosen = select(ctx, subject_names, workload_names, data)
         plan = []
-        for wname in workload_names:
-            w = WORKLOADS[wname]
-            subs = [s for s in chosen if wname in s.workloads]
+        for name in workload_names:
+            w = WORKLOADS[name]
+            subs = [s for s in chosen if name in s.workloads]
             if not subs:
-                notes.append(f"{wname}: no selected subject runs it")
+                notes.append(f"{name}: no selected subject runs it")
                 continue
             runs = o.get("runs") or w.runs[quick]
             warmup = w.warmup[quick] if o.get("warmup") is None else o["warmup"]
-            if wname == "density":
+            if name == "density":
                 runs, warmup = o.get("jails") or w.sizes(quick)[0], 0
             plan.append((w, subs, runs, warmup))
         total = sum(len(subs) * (runs + warmup) for _w, subs, runs, warmup in plan)
         progress = runner.Progress(total, enabled=not o.get("no_progress"))
         for w, subs, runs, warmup in plan:
-            t0 = time.monotonic()
-            entry = {"name": w.name, "title": w.title, "unit": w.unit, "better": w.better,
-                     "note": w.note, "runs": runs, "warmup": warmup,
-                     "args": " ".join(w.command(quick)) if w.mode else
-                     ("/bin/true" if w.name == "start" else f"{runs} jails")}
-            if w.name == "density":
-                entry["results"] = {}
-                for s in subs:
-                    net = "bridge" if s.name == "container-bridge" else "loopback"
-                    try:
-                        d = named.density(ctx, runs, net, tick=lambda s=s: progress.step(
-                            f"density: {s.name}"))
-                        entry["results"][s.name] = {"status": "ok", "density": d}
-                    except RuntimeError as e:
-                        entry["results"][s.name] = {"status": "failed", "note": str(e)}
-            else:
-                entry["results"] = runner.measure(ctx, w, subs, runs, warmup, progress)
-            if w.name == "syscall" and any(s.kind in ("jailer", "ablation") for s in subs):
-                from jailer.bench import seccost
-
-                entry["seccomp_start_cost"] = seccost.measure(f"{top}/seccost-cache")
-            entry["elapsed_s"] = round(time.monotonic() - t0, 1)
-            data["workloads"][w.name] = entry
+            data["workloads"][w.name] = entry = measure(ctx, w, subs, runs, warmup, progress)
             progress.say(f"{w.name} done in {entry['elapsed_s']:.0f} s")
     finally:
         if progress:
             progress.close()
         named.remove_all(ctx)
-        shutil.rmtree(top, ignore_errors=True)
+        shutil.rmtree(ctx.top, ignore_errors=True)
         notes += ctx.notes
     report.add_ratios(data)
     return data
+
+
+VERSIONS = {"jailer": ["git", "-C", os.path.dirname(os.path.dirname(os.path.dirname(
+                os.path.abspath(__file__)))), "describe", "--always", "--dirty"],
+            "runc": ["runc", "--version"], "crun": ["crun", "--version"],
+            "bwrap": ["bwrap", "--version"], "cc": ["cc", "--version"]}
+
+
+def workspace(quick: bool) -> Context:
+    """The private working directory and the environment every command runs with: its own
+    jailer data, config and run directories, bridge and nft table."""
+    top = tempfile.mkdtemp(prefix=PREFIX)
+    os.chmod(top, 0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAILER_")}
+    env.update(ENV, JAILER_DATA=f"{top}/data", JAILER_SYSTEM_CONFIG=f"{top}/etc",
+               JAILER_RUN=f"{top}/run")
+    return Context(top=top, root=f"{top}/root", env=env, quick=quick, jailer=jailer_prefix(),
+                   python=helper_prefix())
+
+
+def build(ctx: Context, image_root: str) -> None:
+    """The workload program and the benchmark's rootfs (exit 1 with a message if cc fails)."""
+    from jailer.bench.workloads import build_program, make_root
+
+    try:
+        os.makedirs(ctx.root)
+        build_program(f"{ctx.top}/bench")
+        make_root(image_root, ctx.root, f"{ctx.top}/bench")
+    except BuildError as e:
+        raise SystemExit(f"jailer: bench: {e}") from None
+
+
+def select(ctx: Context, names: list[str], workloads: list[str], data: dict) -> list:
+    """The subjects that take part in a chosen workload and can run here; the others are
+    recorded as skipped, with why."""
+    chosen = []
+    for name in names:
+        s = SUBJECTS[name]
+        if not any(w in s.workloads for w in workloads):
+            continue
+        why = s.missing(ctx)
+        data["subjects"][name] = {"kind": s.kind, "title": s.title,
+                                  "status": "skipped" if why else "ok"}
+        if why:
+            data["subjects"][name]["note"] = why
+            data["notes"].append(f"{name}: skipped, {why}")
+        else:
+            chosen.append(s)
+    return chosen
+
+
+def measure(ctx: Context, w, subs: list, runs: int, warmup: int, progress) -> dict:
+    """One workload on its subjects: the entry of the JSON results."""
+    from jailer.bench import named, runner
+
+    t0 = time.monotonic()
+    entry = {"name": w.name, "title": w.title, "unit": w.unit, "better": w.better,
+             "note": w.note, "runs": runs, "warmup": warmup,
+             "args": " ".join(w.command(ctx.quick)) if w.mode else
+             ("/bin/true" if w.name == "start" else f"{runs} jails")}
+    if w.name == "density":
+        entry["results"] = {}
+        for s in subs:
+            net = "bridge" if s.name == "container-bridge" else "loopback"
+            try:
+                d = named.density(ctx, runs, net,
+                                  tick=lambda s=s: progress.step(f"density: {s.name}"))
+                entry["results"][s.name] = {"status": "ok", "density": d}
+            except RuntimeError as e:
+                entry["results"][s.name] = {"status": "failed", "note": str(e)}
+    else:
+        entry["results"] = runner.measure(ctx, w, subs, runs, warmup, progress)
+    if w.name == "syscall" and any(s.kind in ("jailer", "ablation") for s in subs):
+        from jailer.bench import seccost
+
+        entry["seccomp_start_cost"] = seccost.measure(f"{ctx.top}/seccost-cache")
+    entry["elapsed_s"] = round(time.monotonic() - t0, 1)
+    return entry
 
 
 def output(data: dict, o: dict, failed_status: bool = False) -> int:

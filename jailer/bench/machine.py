@@ -55,6 +55,25 @@ def machine() -> dict[str, str | int]:
             "date": datetime.now().astimezone().isoformat("T", "seconds")}
 
 
+def versions(tools: dict[str, list[str]]) -> dict[str, str]:
+    """{name: the first line of its version output} of the tools that are installed."""
+    import shutil
+    import subprocess
+
+    out = {}
+    for name, argv in tools.items():
+        if not shutil.which(argv[0]):
+            continue
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        lines = (r.stdout or r.stderr).strip().splitlines()
+        if lines:
+            out[name] = lines[0].strip()
+    return out
+
+
 def enter_private_mount_namespace() -> str:
     """Move this process into a new private mount namespace and lazily unmount the hybrid
     host's cgroup2 mount there, so crun (which refuses hybrid cgroups) runs, and every subject

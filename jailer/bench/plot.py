@@ -1,10 +1,12 @@
 """The PNG chart (``jailer bench --plot FILE``): one panel per workload, a bar per subject.
-Start latency is drawn in ms (log scale); every other workload as speed in % of the host's,
-with the runs' spread as error bars. Needs matplotlib (``pip install 'jailer[plot]'``)."""
+Start latency is drawn in ms (log scale, min-max as error bars); every other workload as speed
+in % of the host's: the median of the per-round paired ratios (the report's speed), with the
+rounds' min and max as error bars. Needs matplotlib (``pip install 'jailer[plot]'``)."""
 
 from __future__ import annotations
 
 import math
+import statistics
 
 COLORS = {"host": "#444444", "jailer": "#1f77b4", "ablation": "#9ecae1", "peer": "#ff7f0e",
           "emulation": "#d62728"}
@@ -18,8 +20,14 @@ def available() -> bool:
     return True
 
 
-def _speed(value: float, host: float, better: str) -> float:
-    return 100 * (host / value if better == "lower" else value / host)
+def speeds(r: dict, host: dict, better: str) -> list[float]:
+    """Per-round speed in % of the host's run of the same round (the paired ratios whose
+    median is the report's speed); the medians' ratio when the runs do not line up."""
+    a, b = r.get("values") or [], host.get("values") or []
+    if not (a and len(a) == len(b)):
+        a, b = [r["median"]], [host["median"]]
+    return [100 * (h / x if better == "lower" else x / h) for x, h in zip(a, b, strict=True)
+            if x > 0 and h > 0]
 
 
 def plot(data: dict, path: str) -> None:
@@ -38,8 +46,8 @@ def plot(data: dict, path: str) -> None:
     kinds = {name: s["kind"] for name, s in data["subjects"].items()}
     for ax, w in zip(axes.flat, panels, strict=False):
         ok = [(n, r) for n, r in w["results"].items() if r.get("status") == "ok"]
-        host = w["results"].get("host", {}).get("median") \
-            if w["results"].get("host", {}).get("status") == "ok" else None
+        host = w["results"].get("host")
+        host = host if host and host.get("status") == "ok" else None
         names = [n for n, _ in ok]
         if w["name"] == "start" or host is None:
             mids = [r["median"] for _, r in ok]
@@ -49,14 +57,11 @@ def plot(data: dict, path: str) -> None:
             if w["name"] == "start":
                 ax.set_xscale("log")
         else:
-            mids = [_speed(r["median"], host, w["better"]) for _, r in ok]
-            worst = [_speed(r["max" if w["better"] == "lower" else "min"], host, w["better"])
-                     for _, r in ok]
-            best = [_speed(r["min" if w["better"] == "lower" else "max"], host, w["better"])
-                    for _, r in ok]
-            lo = [max(m - x, 0) for m, x in zip(mids, worst, strict=True)]
-            hi = [max(x - m, 0) for m, x in zip(mids, best, strict=True)]
-            label = "% of host speed"
+            per_round = [speeds(r, host, w["better"]) for _, r in ok]
+            mids = [statistics.median(v) for v in per_round]
+            lo = [m - min(v) for m, v in zip(mids, per_round, strict=True)]
+            hi = [max(v) - m for m, v in zip(mids, per_round, strict=True)]
+            label = "% of host speed (paired per round; bars: min-max of the rounds)"
             ax.axvline(100, color="#888888", linewidth=0.8, linestyle="--")
         y = list(range(len(names)))
         ax.barh(y, mids, xerr=[lo, hi], color=[COLORS.get(kinds.get(n, ""), "#999999")
@@ -76,6 +81,6 @@ def plot(data: dict, path: str) -> None:
     fig.suptitle(f"jailer bench{' --quick' if data['method']['quick'] else ''}: {m['cpu']}, "
                  f"{m['cpus']} cpus, kernel {m['kernel']}, cgroups {m['cgroups']}",
                  fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985))
     fig.savefig(path, dpi=110)
     plt.close(fig)

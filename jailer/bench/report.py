@@ -83,6 +83,8 @@ def header_lines(data: dict) -> list[str]:
              "runs; x host = median of per-round ratios to the host's run; speed = % of the "
              "host's speed",
              f"command  {meth['command']}"]
+    if m.get("versions"):
+        lines.append("versions " + "; ".join(f"{k}: {v}" for k, v in m["versions"].items()))
     return lines
 
 
@@ -201,6 +203,8 @@ def markdown(data: dict) -> str:
     out = [f"- machine: {m['cpu']}, {m['cpus']} cpus, {m['memory_mib']} MiB, kernel "
            f"`{m['kernel']}`, cgroups {m['cgroups']}, load at start {m['load']}, {m['date']}",
            f"- command: `{data['method']['command']}`",
+           *([f"- versions: {'; '.join(f'{k}: {v}' for k, v in m['versions'].items())}"]
+             if m.get("versions") else []),
            "- method: per workload, warm-up runs then interleaved runs of every subject; "
            "median, min, max; *x host* (and *x runc*, *x crun*) = the median over rounds of the "
            "subject's run divided by the reference's run in the same round (paired); *speed* = "
