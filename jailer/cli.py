@@ -18,23 +18,9 @@ def _fail(msg: str, code: int = 125) -> None:
 
 def log_error(msg: str) -> None:
     """Also append the error to --log (engines such as podman read it from there)."""
-    import os
+    from jailer.errors import log_line
 
-    path = os.environ.get("JAILER_LOG")
-    if not path:
-        return
-    import time
-
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    if os.environ.get("JAILER_LOG_FORMAT") == "json":
-        line = json.dumps({"level": "error", "msg": msg, "time": now})
-    else:
-        line = f'time="{now}" level=error msg={json.dumps(msg)}'
-    try:
-        with open(path, "a") as f:
-            f.write(line + "\n")
-    except OSError:
-        pass
+    log_line("error", msg)
 
 
 def _version(ctx: click.Context, _param: object, value: bool) -> None:

@@ -89,7 +89,7 @@ def create(cid: str, bundle: str, *, pid_file: str | None = None,
         raise fail(f"chdir {bundle}: not a directory")
     if os.path.exists(jails.definition_path(cid)) if jails.NAME_RE.match(cid) else False:
         raise fail("container with given ID already exists")
-    spec, raw = load_bundle(bundle, cid)
+    spec, raw = load_bundle(bundle, cid, warn=warn)
     _default_home(spec)
     if spec.tty and not console_socket and not start_now:
         raise fail("cannot allocate tty if runc will detach without setting console socket")
@@ -160,6 +160,17 @@ def create(cid: str, bundle: str, *, pid_file: str | None = None,
             from jailer.fsutil import remove_tree
 
             remove_tree(cdir)
+
+
+def warn(msg: str) -> None:
+    """A warning goes where runc's go: the --log file when the engine gave one (the
+    container's stderr is the workload's, which the engine shows to its user), else stderr."""
+    from jailer.errors import log_line
+
+    if not log_line("warning", msg):
+        import sys
+
+        sys.stderr.write(f"jailer: warning: {msg}\n")
 
 
 def _default_home(spec) -> None:
@@ -446,7 +457,7 @@ def exec_process(cid: str, args: list[str], *, process: str | None = None,
         raise fail("cannot exec in a paused container")
     if st["status"] not in ("running", "created"):
         raise fail("cannot exec in a stopped container")
-    spec, _raw = load_bundle(st["bundle"], cid)
+    spec, _raw = load_bundle(st["bundle"], cid, warn=warn)
     if process:
         try:
             if process == "-":

@@ -63,3 +63,26 @@ class JailerError(Exception):
             text = f"{exc.filename}: {text}"
         return cls(text, stage=stage, syscall=call, path=exc.filename or "", errno=err,
                    exit_code=exit_code, hint=hint)
+
+
+def log_line(level: str, msg: str) -> bool:
+    """Append ``msg`` to the runc-style --log file (``$JAILER_LOG``, text or json as
+    ``$JAILER_LOG_FORMAT`` says), where engines such as podman read a runtime's messages.
+    False when there is no log file."""
+    path = os.environ.get("JAILER_LOG")
+    if not path:
+        return False
+    import json
+    import time
+
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if os.environ.get("JAILER_LOG_FORMAT") == "json":
+        line = json.dumps({"level": level, "msg": msg, "time": now})
+    else:
+        line = f'time="{now}" level={level} msg={json.dumps(msg)}'
+    try:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+    except OSError:
+        return False
+    return True
