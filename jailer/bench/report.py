@@ -28,6 +28,7 @@ def add_ratios(data: dict) -> None:
             refs = REFERENCES if w["name"] == "start" else ("host",)
             for ref in refs:
                 r[f"x_{ref}"] = ratio(r, ok[ref]) if ref in ok else None
+            r["x_host_iqr"] = spread(r, ok["host"]) if "host" in ok else None
             x = r["x_host"]
             if x:
                 r["speed"] = round(100 / x if w["better"] == "lower" else 100 * x, 1)
@@ -42,6 +43,20 @@ def ratio(r: dict, ref: dict) -> float | None:
     if a and len(a) == len(b) and all(v > 0 for v in b):
         return round(statistics.median(x / y for x, y in zip(a, b, strict=True)), 3)
     return round(r["median"] / ref["median"], 3) if ref.get("median") else None
+
+
+def spread(r: dict, ref: dict) -> list[float] | None:
+    """[first, third] quartile of the per-round ratios r/ref: how far to trust x_host."""
+    a, b = r.get("values") or [], ref.get("values") or []
+    if len(a) < 4 or len(a) != len(b) or not all(v > 0 for v in b):
+        return None
+    q = statistics.quantiles([x / y for x, y in zip(a, b, strict=True)], n=4)
+    return [round(q[0], 3), round(q[2], 3)]
+
+
+def _iqr(r: dict) -> str:
+    q = r.get("x_host_iqr")
+    return f"{q[0]:.2f}-{q[1]:.2f}" if q else "-"
 
 
 def failed(data: dict) -> list[str]:
@@ -80,8 +95,8 @@ def header_lines(data: dict) -> list[str]:
              f"{m['kernel']}, cgroups {m['cgroups']}, load {m['load']}, {m['date']}",
              f"method   {'--quick: ' if meth['quick'] else ''}per workload, warm-up runs then "
              "interleaved runs of every subject (A B C A B C ...); median, min, max of the "
-             "runs; x host = median of per-round ratios to the host's run; speed = % of the "
-             "host's speed",
+             "runs; x host = median of per-round ratios to the host's run (q1-q3: their "
+             "quartiles); speed = % of the host's speed",
              f"command  {meth['command']}"]
     if m.get("versions"):
         lines.append("versions " + "; ".join(f"{k}: {v}" for k, v in m["versions"].items()))
@@ -97,7 +112,8 @@ def table(data: dict) -> str:
         start = w["name"] == "start"
         out.append(f"{w['title']} ({w['unit']}, {w['better']} is better; {w['warmup']} "
                    f"warm-up + {w['runs']} runs; {w['args']})")
-        cols = f"{'median':>10}{'min':>10}{'max':>10}{'x host':>8}{'speed%':>8}"
+        cols = (f"{'median':>10}{'min':>10}{'max':>10}{'x host':>8}{'(q1-q3)':>14}"
+                f"{'speed%':>8}")
         if start:
             cols += f"{'x runc':>8}{'x crun':>8}"
         out.append(f"  {'subject':22}{cols}")
@@ -107,7 +123,7 @@ def table(data: dict) -> str:
                 continue
             line = (f"  {name:22}{_value(r['median'], w['unit']):>10}"
                     f"{_value(r['min'], w['unit']):>10}{_value(r['max'], w['unit']):>10}"
-                    f"{_num(r.get('x_host'), 8)}{_num(r.get('speed'), 8, 1)}")
+                    f"{_num(r.get('x_host'), 8)}{_iqr(r):>14}{_num(r.get('speed'), 8, 1)}")
             if start:
                 line += f"{_num(r.get('x_runc'), 8)}{_num(r.get('x_crun'), 8)}"
             out.append(line)
@@ -207,7 +223,8 @@ def markdown(data: dict) -> str:
              if m.get("versions") else []),
            "- method: per workload, warm-up runs then interleaved runs of every subject; "
            "median, min, max; *x host* (and *x runc*, *x crun*) = the median over rounds of the "
-           "subject's run divided by the reference's run in the same round (paired); *speed* = "
+           "subject's run divided by the reference's run in the same round (paired), *q1-q3* "
+           "the quartiles of those per-round ratios to the host; *speed* = "
            "% of the host's speed on that workload (100 = host speed)", ""]
     cols, rows = summary(data)
     if rows:
@@ -223,7 +240,7 @@ def markdown(data: dict) -> str:
         out += [f"### {w['name']}: {w['title']} ({w['unit']}, {w['better']} is better)", "",
                 f"{w['warmup']} warm-up + {w['runs']} interleaved runs; `{w['args']}`"
                 + (f"; {w['note']}" if w.get("note") else ""), ""]
-        head = "| subject | median | min | max | x host | speed % |"
+        head = "| subject | median | min | max | x host | x host q1-q3 | speed % |"
         if start:
             head += " x runc | x crun |"
         out += [head, "|---|" + "---:|" * (head.count("|") - 2)]
@@ -235,7 +252,7 @@ def markdown(data: dict) -> str:
                 continue
             cells = [_value(r["median"], w["unit"]), _value(r["min"], w["unit"]),
                      _value(r["max"], w["unit"]), _num(r.get("x_host"), 0),
-                     _num(r.get("speed"), 0, 1)]
+                     _iqr(r), _num(r.get("speed"), 0, 1)]
             if start:
                 cells += [_num(r.get("x_runc"), 0), _num(r.get("x_crun"), 0)]
             out.append(f"| {name} | " + " | ".join(c.strip() for c in cells) + " |")

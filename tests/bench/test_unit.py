@@ -203,7 +203,7 @@ def test_table_markdown_and_json_render():
     assert "summary: speed in % of the host's" in table
     assert "note: a note" in table and "monitor Pss 270.0 KiB" in table
     md = report.markdown(data)
-    assert "| container | 20.00 | 18.00 | 24.00 | 20.00 | 5.0 | 0.50 | - |" in md
+    assert "| container | 20.00 | 18.00 | 24.00 | 20.00 | - | 5.0 | 0.50 | - |" in md
     assert "**skipped**: crun not installed" in md
     assert json.loads(report.to_json(data)) == data
 
