@@ -257,7 +257,8 @@ def markdown(data: dict) -> str:
                 cells += [_num(r.get("x_runc"), 0), _num(r.get("x_crun"), 0)]
             out.append(f"| {name} | " + " | ".join(c.strip() for c in cells) + " |")
         if w.get("seccomp_start_cost"):
-            out += ["", seccomp_line(w["seccomp_start_cost"]).capitalize()]
+            line = seccomp_line(w["seccomp_start_cost"])
+            out += ["", line[0].upper() + line[1:]]
         out.append("")
     out += density_lines(data, md=True)
     if data["subjects"]:
