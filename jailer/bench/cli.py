@@ -21,8 +21,7 @@ from jailer.bench.subjects import SUBJECTS, Context, helper_prefix, qemu_user
 from jailer.bench.workloads import WORKLOADS, BuildError
 
 PREFIX = "jlbench-"  # of the working directory in /tmp (tests' leak checks look for "jailer")
-ENV = {"JAILER_BRIDGE": "jlbench0", "JAILER_SUBNET": "10.232.0.0/16",
-       "JAILER_NFT_TABLE": "jailer_bench"}
+SLOTS = 16  # concurrent runs, each with its own bridge, subnet and nft table
 
 
 class Usage(Exception):
@@ -183,6 +182,8 @@ def run(o: dict, image_root: str, subject_names: list[str], workload_names: list
         signal.signal(sig, _on_signal)
     notes.append(machine.enter_private_mount_namespace())
     ctx = workspace(quick)
+    data["method"].update(workdir=ctx.top, bridge=ctx.env["JAILER_BRIDGE"],
+                          nft_table=ctx.env["JAILER_NFT_TABLE"])
     progress = None
     try:
         build(ctx, image_root)
@@ -220,16 +221,33 @@ VERSIONS = {"jailer": ["git", "-C", os.path.dirname(os.path.dirname(os.path.dirn
             "bwrap": ["bwrap", "--version"], "cc": ["cc", "--version"]}
 
 
+def claim_slot() -> tuple[int, object]:
+    """A network slot no other running benchmark holds: (number, the socket holding it, an
+    abstract unix socket, so it is released when this process ends and leaves no file)."""
+    import socket
+
+    for i in range(SLOTS):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(f"\0jailer-bench-{i}")
+            return i, sock
+        except OSError:
+            sock.close()
+    raise SystemExit(f"jailer: bench: {SLOTS} benchmarks are running already")
+
+
 def workspace(quick: bool) -> Context:
     """The private working directory and the environment every command runs with: its own
-    jailer data, config and run directories, bridge and nft table."""
+    jailer data, config and run directories, bridge, subnet and nft table."""
+    slot, lock = claim_slot()
     top = tempfile.mkdtemp(prefix=PREFIX)
     os.chmod(top, 0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAILER_")}
-    env.update(ENV, JAILER_DATA=f"{top}/data", JAILER_SYSTEM_CONFIG=f"{top}/etc",
-               JAILER_RUN=f"{top}/run")
+    env.update(JAILER_DATA=f"{top}/data", JAILER_SYSTEM_CONFIG=f"{top}/etc",
+               JAILER_RUN=f"{top}/run", JAILER_BRIDGE=f"jlbench{slot}",
+               JAILER_SUBNET=f"10.{232 + slot}.0.0/16", JAILER_NFT_TABLE=f"jailer_bench{slot}")
     return Context(top=top, root=f"{top}/root", env=env, quick=quick, jailer=jailer_prefix(),
-                   python=helper_prefix())
+                   python=helper_prefix(), lock=lock)
 
 
 def build(ctx: Context, image_root: str) -> None:

@@ -19,7 +19,11 @@ from pathlib import Path
 
 from jailer.bench.workloads import BIN
 
-SERVER = "jlb-server"
+
+def prefix(ctx) -> str:
+    """The run's own prefix of jail names (its bridge's name: jlbench0, jlbench1, ...): veth
+    names derive from jail names alone, so concurrent runs must not share jail names."""
+    return ctx.env["JAILER_BRIDGE"]
 
 
 def jl(ctx, *args: str) -> str:
@@ -47,11 +51,12 @@ def remove_all(ctx) -> None:
 
 def start_server(ctx, port: str) -> dict:
     """A bridged jail running the workload program's TCP server; returns name, ip, port."""
-    out = jl(ctx, "create", SERVER, "--rootfs", ctx.root, "--net", "bridge", "--",
+    name = f"{prefix(ctx)}-server"
+    out = jl(ctx, "create", name, "--rootfs", ctx.root, "--net", "bridge", "--",
              BIN, "tcp-server", port)
     ip = out.split()[1].split("/")[0]
-    jl(ctx, "start", SERVER)
-    return {"name": SERVER, "ip": ip, "port": port}
+    jl(ctx, "start", name)
+    return {"name": name, "ip": ip, "port": port}
 
 
 def ensure_link(ctx) -> bool:
@@ -59,11 +64,12 @@ def ensure_link(ctx) -> bool:
     config (a concurrent test suite) removes every jailer veth that it does not know."""
     from jailer.network import host_ifname
 
-    if os.path.exists(f"/sys/class/net/{host_ifname(SERVER)}"):
+    name = ctx.server["name"]
+    if os.path.exists(f"/sys/class/net/{host_ifname(name)}"):
         return False
-    jl(ctx, "stop", "-t", "0", SERVER)
-    jl(ctx, "start", SERVER)
-    note = (f"{SERVER}'s veth vanished during the run (another `jailer gc` removes jailer "
+    jl(ctx, "stop", "-t", "0", name)
+    jl(ctx, "start", name)
+    note = (f"{name}'s veth vanished during the run (another `jailer gc` removes jailer "
             "veths it does not know); the jail was restarted")
     if note not in ctx.notes:
         ctx.notes.append(note)
@@ -119,8 +125,7 @@ def density(ctx, n: int, net: str, tick=lambda: None) -> dict:
     """Create N idle jails, start them one ``jailer start`` each (the rate), restart them all
     with one ``jailer start`` (no interpreter start per jail), measure memory, stop, remove.
     ``tick()`` is called once per jail started (progress)."""
-    prefix = "jlb-b" if net == "bridge" else "jlb-d"
-    names = [f"{prefix}{i:04d}" for i in range(n)]
+    names = [f"{prefix(ctx)}-{net[0]}{i:04d}" for i in range(n)]
     created: list[str] = []
     try:
         for name in names:

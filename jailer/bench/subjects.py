@@ -41,6 +41,7 @@ class Context:
     bundles: dict = field(default_factory=dict)  # (runtime, seccomp, cmd) -> bundle dir
     server: dict = field(default_factory=dict)  # the bridged server jail: name, ip, port
     notes: list = field(default_factory=list)  # what subjects want the report to say
+    lock: object = None  # holds this run's network slot (see cli.claim_slot)
 
 
 @dataclass
@@ -300,7 +301,8 @@ class Bridge(Subject):
     def command(self, ctx, cmd, run):
         from jailer.bench import named
 
-        named.ensure_link(ctx)
+        if ctx.server:
+            named.ensure_link(ctx)
         path, argv0, args = host_command(ctx.root, cmd)
         return Cmd([path, *args])
 
