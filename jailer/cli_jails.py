@@ -280,12 +280,10 @@ def _oci_limits(resources: str | None, limits: dict, quota, period, shares, mems
     except cgroups.CgroupError as e:
         _fail(str(e), 1)
     if resources:
+        from jailer.containers import read_json
+
         try:
-            if resources == "-":
-                raw = json.load(sys.stdin)
-            else:
-                with open(resources) as f:
-                    raw = json.load(f)
+            raw = read_json(resources)
         except (OSError, ValueError) as e:
             _fail(f"update: --resources {resources}: {e}", 1)
         try:
@@ -400,13 +398,10 @@ def logs(name: str, follow: bool) -> None:
 
 
 def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "K", "M", "G"):
-        if n < 1024 or unit == "G":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1024
-    return str(n)
+    """Sizes in a table column: 1.5M, 744.0K, or - when unknown."""
+    from jailer.cliopts import _size as size
+
+    return "-" if n is None else size(n, short=True)
 
 
 def _uptime(s: float | None) -> str:

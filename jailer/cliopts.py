@@ -352,12 +352,14 @@ def check_privileges(spec: Spec) -> None:
                           hint="run it as root (sudo jailer run ...)")
 
 
-def _size(n: int | None) -> str:
+def _size(n: int | None, short: bool = False) -> str:
+    """Bytes for people: "1.5 MiB" (or "1.5M" with ``short``); "?" when unknown."""
     if n is None:
         return "?"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    units = ("B", "K", "M", "G") if short else ("B", " KiB", " MiB", " GiB")
+    for unit in units:
+        if n < 1024 or unit == units[-1]:
+            return f"{n:.0f}{unit if short else ' B'}" if unit == "B" else f"{n:.1f}{unit}"
         n /= 1024
     return str(n)
 

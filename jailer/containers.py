@@ -414,6 +414,16 @@ def stats(cid: str) -> dict:
 
 
 # ── exec ──────────────────────────────────────────────────────────────────────────────────
+def read_json(path: str):
+    """JSON from a file, or from stdin for "-" (as runc's --process and -r take it)."""
+    if path == "-":
+        import sys
+
+        return json.load(sys.stdin)
+    with open(path) as f:
+        return json.load(f)
+
+
 def _apply_process(spec, proc: dict) -> None:
     """An OCI process object (exec --process FILE) over the container's spec."""
     from jailer import caps as C
@@ -460,13 +470,7 @@ def exec_process(cid: str, args: list[str], *, process: str | None = None,
     spec, _raw = load_bundle(st["bundle"], cid, warn=warn)
     if process:
         try:
-            if process == "-":
-                import sys
-
-                proc = json.load(sys.stdin)
-            else:
-                with open(process) as f:
-                    proc = json.load(f)
+            proc = read_json(process)
         except (OSError, ValueError) as e:
             raise fail(f"process {process}: {e}") from None
         if not isinstance(proc, dict):

@@ -367,14 +367,18 @@ class Launch:
                 return  # OCI create: pid 1 waits on the exec fifo
 
     # ── children ───────────────────────────────────────────────────────────────────────
+    def _child_stdio(self) -> None:
+        """A child's first step: default signal handlers, the container's stdio as 0-2."""
+        for s in FORWARDED_SIGNALS:
+            signal.signal(s, signal.SIG_DFL)
+        for i, fd in enumerate(self.stdio):
+            if fd != i:
+                os.dup2(fd, i)
+
     def _child(self, w_up: int, r_down: int) -> None:
         stage = "start"
         try:
-            for s in FORWARDED_SIGNALS:
-                signal.signal(s, signal.SIG_DFL)
-            for i, fd in enumerate(self.stdio):
-                if fd != i:
-                    os.dup2(fd, i)
+            self._child_stdio()
             if not self.spec.pivot_root:
                 self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
                 _send(w_up, {"pid": os.getpid()})
@@ -825,11 +829,7 @@ class Join(Launch):
     def _child(self, w_up: int, r_down: int) -> None:
         stage = "join namespaces"
         try:
-            for s in FORWARDED_SIGNALS:
-                signal.signal(s, signal.SIG_DFL)
-            for i, fd in enumerate(self.stdio):
-                if fd != i:
-                    os.dup2(fd, i)
+            self._child_stdio()
             self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
             self.sys.prctl(S.PR_SET_DUMPABLE, 0)
             flags = S.CLONE_NEWUSER if self.spec.userns else 0
