@@ -173,9 +173,14 @@ static int jl_final_exec(struct jl_final *f, int *stage) {
     }
     *stage = 4;
     if (f->uid || f->gid || f->n_groups) {
+        /* a change of credentials clears the parent-death signal: re-arm it, or a workload
+         * run as a non-root user outlives a SIGKILLed runtime */
+        int pdeath = 0;
+        if (prctl(PR_GET_PDEATHSIG, &pdeath, 0, 0, 0) < 0) return -1;
         if (setgroups((size_t)f->n_groups, (const gid_t *)f->groups) < 0
             || setresgid(f->gid, f->gid, f->gid) < 0
             || setresuid(f->uid, f->uid, f->uid) < 0) return -1;
+        if (pdeath && prctl(PR_SET_PDEATHSIG, pdeath, 0, 0, 0) < 0) return -1;
     }
     if (f->caps) {
         *stage = 5;

@@ -45,11 +45,13 @@ def test_default_hostname_is_the_image_name(jailer):
     assert probe(jailer, "jail")["host"] == "busybox"
 
 
+@pytest.mark.parametrize("user", [[], ["-u", "1000"]], ids=["root", "uid1000"])
 @pytest.mark.parametrize("level", ["jail", "container"])
 def test_host_sees_a_nonzero_uid_and_sigkill_of_runtime_is_cleaned(jailer, jailer_cmd, jenv,
-                                                                    level):
+                                                                    level, user):
+    """Also as a non-root user inside: the uid change must not disarm the parent-death signal."""
     proc = subprocess.Popen(
-        [jailer_cmd, "run", "--level", level, "busybox", "/bin/sh", "-c",
+        [jailer_cmd, "run", "--level", level, *user, "busybox", "/bin/sh", "-c",
          "echo ready; exec sleep 31"],
         env=jenv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
     try:
