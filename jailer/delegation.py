@@ -163,6 +163,13 @@ def delegate(name: str, user: str) -> dict:
     paths = user_paths(pw, name)
     if os.path.exists(paths["config"]):
         raise JailerError(f"delegate: {user} has a jail named {name} already")
+    if d.get("net") == "bridge":  # the user's jail gets slirp4netns, which opens the tun device
+        from jailer import network
+
+        try:
+            network.check_tun(pw.pw_uid, pw.pw_gid)
+        except JailerError as e:
+            raise JailerError(f"delegate: {e.message}", exit_code=1) from None
     ceiling = {k: v for k, v in d.get("run", {}).items() if k in cliopts.RESOURCE_OPTIONS}
     limits = cgroups.limits_from_options(**ceiling)
     uid_start, gid_start, added = subids.register(user, pw.pw_uid, RANGE)

@@ -195,6 +195,10 @@ def start(name: str) -> dict:
             from jailer import network
 
             network.check_ports([network.parse_port(p) for p in d["ports"]], ignore_jail=name)
+        if d.get("net") == "slirp":  # before anything starts: never a half-started jail
+            from jailer import network
+
+            network.check_tun()
         r, w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:

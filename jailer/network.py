@@ -592,6 +592,52 @@ def leftovers(live: set[str]) -> list[str]:
 
 
 # ── user mode (slirp4netns) ─────────────────────────────────────────────────────────────────
+TUN = "/dev/net/tun"
+
+
+def check_tun(uid: int | None = None, gid: int | None = None) -> None:
+    """Raise one line with the fix unless `uid`/`gid` (default: this process) can open
+    /dev/net/tun read-write, which slirp4netns needs. Root asks for another user in a forked
+    child dropped to that user (nothing is created; the open is all)."""
+    if uid is None:
+        uid, gid = os.geteuid(), os.getegid()
+    if uid == os.geteuid() and gid == os.getegid():
+        try:
+            os.close(os.open(TUN, os.O_RDWR | os.O_CLOEXEC))
+            return
+        except OSError as e:
+            err = e.errno or 0
+    else:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setgroups([])
+                os.setresgid(gid, gid, gid)
+                os.setresuid(uid, uid, uid)
+                os.close(os.open(TUN, os.O_RDWR | os.O_CLOEXEC))
+                code = 0
+            except OSError as e:
+                code = min(e.errno or 1, 254)
+            except BaseException:  # noqa: BLE001 - a forked child must never return
+                code = 255
+            os._exit(code)
+        err = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        if err == 0:
+            return
+    import pwd
+
+    try:
+        who = f"user {pwd.getpwuid(uid).pw_name}"
+    except KeyError:
+        who = f"uid {uid}"
+    reason = os.strerror(err) if 0 < err < 255 else "failed"
+    fix = (f"`chmod 0666 {TUN}` (the mode udev gives it on Debian; jailer's scripts/setup does "
+           "it)")
+    raise _fail(f"{who} cannot open {TUN} ({reason}), which slirp4netns needs for the jail's "
+                "network: " + (f"run {fix} as root" if os.geteuid() == 0 else
+                               f"ask root to run {fix}"))
+
+
 def _spawn(argv: list[str], keep: tuple[int, ...], stderr: int) -> int:
     """fork+exec `argv` in its own session (stdin /dev/null, stdout and stderr to `stderr`)
     with only 0-2 and `keep` open; returns its pid.

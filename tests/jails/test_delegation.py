@@ -94,6 +94,7 @@ def as_user(service_user, jail_env):
         return r
 
     run.user = pw
+    run.prefix = prefix
     return run
 
 
@@ -236,3 +237,75 @@ def test_delegated_bridged_jail_gets_user_mode_networking(jl, listing, as_user, 
     assert fetch(f"http://127.0.0.1:{port}/") is None
     jl("undelegate", "svcnet", check=True)
     jl("rm", "svcnet", check=True)
+
+
+def _tun0600(tmp_path: Path) -> Path:
+    """A tun node as a machine without udev has it (0600), to bind over /dev/net/tun."""
+    import stat
+
+    os.chmod(tmp_path, 0o755)
+    node = tmp_path / "tun"
+    os.mknod(node, stat.S_IFCHR | 0o600, os.makedev(10, 200))
+    os.chmod(node, 0o600)
+    return node
+
+
+def _with_tun(node: Path, argv: list[str], env: dict | None = None) -> subprocess.CompletedProcess:
+    """`argv` in a private mount namespace whose /dev/net/tun is `node`."""
+    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                           'mount --bind "$0" /dev/net/tun && exec "$@"', str(node), *argv],
+                          env=env, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_delegating_a_bridged_jail_to_a_user_without_tun_is_refused(jl, listing, jail_env,
+                                                                     service_user, tmp_path):
+    """/dev/net/tun 0600 (no udev): `delegate` says why and what to do, and hands nothing over;
+    the same delegate with the host's 0666 node works (the control)."""
+    pw = service_user[0]
+    jl("create", "svctun", "--image", "busybox", "--net", "bridge", "--", "/bin/sh",
+       check=True)
+    jl("create", "svclo", "--image", "busybox", "--net", "loopback", "--", "/bin/sh",
+       check=True)
+    node = _tun0600(tmp_path)
+    r = _with_tun(node, [JAILER, "delegate", "svctun", "--to", pw.pw_name], env=jail_env)
+    assert r.returncode != 0
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()], r.stderr
+    assert "cannot open /dev/net/tun (Permission denied)" in r.stderr
+    assert "`chmod 0666 /dev/net/tun`" in r.stderr
+    assert "owner" not in listing()["svctun"] or not listing()["svctun"]["owner"]
+    assert not _ids_file_has(pw.pw_name)
+    assert not (service_user[1] / ".config").exists()
+    assert not list(Path("/sys/fs/cgroup").glob("*/**/jailer-d-svctun"))
+    # a jail without bridged networking needs no tun device
+    r = _with_tun(node, [JAILER, "delegate", "svclo", "--to", pw.pw_name], env=jail_env)
+    assert r.returncode == 0, r.stderr
+    jl("undelegate", "svclo", check=True)
+    jl("delegate", "svctun", "--to", pw.pw_name, check=True)  # control: 0666 on this host
+    jl("undelegate", "svctun", check=True)
+    jl("rm", "svctun", check=True)
+    jl("rm", "svclo", check=True)
+
+
+def test_user_start_of_a_slirp_jail_without_tun_is_refused_whole(jl, as_user, service_user,
+                                                                 tmp_path):
+    """The tun node turned 0600 after `delegate`: the user's `start` fails with one line before
+    anything runs (no process, no half-started jail); with 0666 it starts (the control)."""
+    pw = service_user[0]
+    jl("create", "svctun2", "--image", "busybox", "--net", "bridge", "--", "/bin/sleep",
+       "300", check=True)
+    jl("delegate", "svctun2", "--to", pw.pw_name, check=True)
+    node = _tun0600(tmp_path)
+    r = _with_tun(node, [*as_user.prefix, "start", "svctun2"])
+    assert r.returncode != 0
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()], r.stderr
+    assert f"user {pw.pw_name} cannot open /dev/net/tun" in r.stderr
+    assert _user_list(as_user)["svctun2"]["status"] == "stopped"
+    ps = subprocess.run(["ps", "-u", str(pw.pw_uid), "-o", "pid="], capture_output=True,
+                        text=True)
+    assert ps.stdout.strip() == ""  # nothing of the user's runs
+    as_user("start", "svctun2", check=True)  # control
+    assert _user_list(as_user)["svctun2"]["status"] == "running"
+    as_user("stop", "-t", "1", "svctun2", check=True)
+    jl("undelegate", "svctun2", check=True)
+    jl("rm", "svctun2", check=True)
