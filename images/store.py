@@ -49,6 +49,19 @@ class Store:
     def __init__(self, root: str) -> None:
         self.root = root
 
+    def secure(self) -> None:
+        """Keep the store out of other users' reach: 0700 (as podman keeps container
+        storage). Image roots hold world-writable dirs (``tmp`` is 1777): through a
+        searchable store any host user could plant files that every new container sees.
+        Stores made before this rule are tightened the next time they are used."""
+        try:
+            st = os.stat(self.root)
+        except FileNotFoundError:
+            os.makedirs(self.root, mode=0o700, exist_ok=True)
+            st = os.stat(self.root)
+        if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+            os.chmod(self.root, 0o700)
+
     def path(self, name: str) -> str:
         """The image directory of ``name`` (whether or not it exists)."""
         return os.path.join(self.root, name)
@@ -134,6 +147,7 @@ class Store:
         """Record that container ``cid`` (of ``owner``) uses image ``name``."""
         if not cid or "/" in cid or cid.startswith("."):
             raise ImageError(f"invalid container id {cid!r}")
+        self.secure()
         d = os.path.join(self.path(name), "users")
         os.makedirs(d, mode=0o755, exist_ok=True)
         with open(os.path.join(d, cid), "w") as f:
@@ -149,7 +163,7 @@ class Store:
     def begin(self, name: str) -> str:
         """A fresh staging dir for building ``name``; commit() or abort() it."""
         check_name(name)
-        os.makedirs(self.root, mode=0o755, exist_ok=True)
+        self.secure()
         self.clean_stale()
         staging = os.path.join(self.root, f".{name}.building.{os.getpid()}")
         remove_tree(staging)
