@@ -43,6 +43,10 @@ from jailer.spec import Spec
 
 _NS_FLAGS = {"mount": S.CLONE_NEWNS, "pid": S.CLONE_NEWPID, "uts": S.CLONE_NEWUTS,
              "ipc": S.CLONE_NEWIPC, "net": S.CLONE_NEWNET, "cgroup": S.CLONE_NEWCGROUP}
+# /proc/PID/ns/ names and their clone flags, user first (setns enters it first anyway)
+_NS_FILES = (("user", S.CLONE_NEWUSER), ("mnt", S.CLONE_NEWNS), ("pid", S.CLONE_NEWPID),
+             ("uts", S.CLONE_NEWUTS), ("ipc", S.CLONE_NEWIPC), ("net", S.CLONE_NEWNET),
+             ("cgroup", S.CLONE_NEWCGROUP))
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                      signal.SIGUSR1, signal.SIGUSR2)
 TIOCSCTTY = 0x540E
@@ -815,6 +819,23 @@ class Join(Launch):
                                           os.path.join(self.data_dir, "seccomp"))
         self.cgroup_fds = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in self.cgroup_procs]
         self.pidfd = os.pidfd_open(self.target)
+        self.ns_flags = self._namespace_flags()
+
+    def _namespace_flags(self) -> int:
+        """Every namespace of the target's pid 1 that differs from ours, whoever made it:
+        the container's own and those it joined by path (a pod's network, IPC, UTS, PID
+        namespaces held by its sandbox). Read after pidfd_open: if the pid was reused in
+        between, setns on the pidfd of the exited process fails rather than joining it."""
+        flags = 0
+        for kind, flag in _NS_FILES:
+            try:
+                theirs = os.stat(f"/proc/{self.target}/ns/{kind}")
+            except FileNotFoundError:  # a kernel without this kind
+                continue
+            ours = os.stat(f"/proc/self/ns/{kind}")
+            if (theirs.st_ino, theirs.st_dev) != (ours.st_ino, ours.st_dev):
+                flags |= flag
+        return flags
 
     def cleanup(self) -> None:
         if getattr(self, "_was_subreaper", True) is False:
@@ -832,15 +853,13 @@ class Join(Launch):
             self._child_stdio()
             self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
             self.sys.prctl(S.PR_SET_DUMPABLE, 0)
-            flags = S.CLONE_NEWUSER if self.spec.userns else 0
-            for name in self.spec.namespaces:
-                flags |= _NS_FLAGS[name]
+            flags = self.ns_flags
             if self.rootless:
                 stage = "join cgroup"
                 self._join_cgroup_early()
                 stage = "join namespaces"
             self.sys.setns(self.pidfd, flags)
-            if self.spec.userns:
+            if flags & S.CLONE_NEWUSER:
                 self.sys.setgroups_empty()
                 os.setresgid(0, 0, 0)
                 os.setresuid(0, 0, 0)
