@@ -74,7 +74,21 @@ NEVER_SYSCALLS = (
     "swapon", "swapoff", "reboot", "settimeofday", "clock_settime", "clock_adjtime",
     "adjtimex", "acct", "bpf", "perf_event_open", "keyctl", "add_key", "request_key",
     "open_by_handle_at", "userfaultfd",
+    # beside Docker's default profile (moby profiles/seccomp/default.json): io_uring (its
+    # queued operations bypass the per-syscall filter), the kernel log, the a.out loader,
+    # filesystem-wide notification, quotas, oprofile's dcookies, port I/O, terminal hang-up
+    "io_uring_setup", "io_uring_enter", "io_uring_register", "syslog", "uselib",
+    "fanotify_init", "quotactl", "quotactl_fd", "lookup_dcookie", "iopl", "ioperm", "vhangup",
 )
+# Terminal ioctls (asm-generic/ioctls.h) that type into or drive a terminal another process
+# reads: TIOCSTI pushes input into a tty (a jail's process could type commands into the shell
+# of `jailer exec -t`), TIOCLINUX drives the VT console (selection paste, keyboard reporting).
+TTY_IOCTLS = (0x5412, 0x541C)
+# personality(2) values Docker allows (linux/personality.h): PER_LINUX, PER_LINUX32, UNAME26,
+# PER_LINUX32|UNAME26 and the query 0xffffffff. ADDR_NO_RANDOMIZE and the rest weaken ASLR or
+# switch to foreign execution domains.
+PERSONALITIES = (0x0, 0x8, 0x20000, 0x20008, 0xFFFFFFFF)
+AF_VSOCK = 40  # linux/socket.h: sockets to the hypervisor and other guests
 
 _CACHE_FORMAT = "jailer-seccomp-1"  # bump when compile_bpf changes what it emits
 _MAX_INSNS = 4096  # BPF_MAXINSNS
@@ -201,9 +215,18 @@ def _guard(syscall: str, index: int, mask: int, values: tuple[int, ...], action:
     return rules
 
 
+def _only(syscall: str, index: int, mask: int, values: tuple[int, ...], action: str,
+          err: int) -> list[Rule]:
+    """Allow when ``arg[index] & mask`` is one of ``values``, ``action`` otherwise."""
+    rules = [Rule(syscall, "allow", 0, (Arg(index, "masked_eq", mask, v),)) for v in values]
+    rules += [Rule(syscall, action, err, (Arg(index, "masked_eq", m, v),))
+              for m, v in _complement(mask, values)]
+    return rules
+
+
 # Bump when _jail_rules() changes what it returns for the same words: cached filters are keyed
 # by the preset, not by the rules (tests/unit/test_seccomp.py pins the rules' hash).
-JAIL_PRESET_VERSION = 1
+JAIL_PRESET_VERSION = 2
 
 
 def jail_policy(allow: frozenset[str] = frozenset(), log: bool = False) -> Policy:
@@ -244,8 +267,10 @@ def _jail_rules(allow: frozenset[str], log: bool) -> tuple[Rule, ...]:
         rules += _guard("mknod", 1, S_IFMT, (S_IFCHR, S_IFBLK), deny, denied)
         rules += _guard("mknodat", 2, S_IFMT, (S_IFCHR, S_IFBLK), deny, denied)
     rules += [Rule(n, deny, denied) for n in NEVER_SYSCALLS]
-    if "netconfig" not in allow:
-        rules += _guard("ioctl", 1, 0xFFFFFFFF, NETCONFIG_IOCTLS, deny, denied)
+    ioctls = TTY_IOCTLS + (NETCONFIG_IOCTLS if "netconfig" not in allow else ())
+    rules += _guard("ioctl", 1, 0xFFFFFFFF, ioctls, deny, denied)
+    rules += _only("personality", 0, 0xFFFFFFFF, PERSONALITIES, deny, denied)
+    rules += _guard("socket", 0, 0xFFFFFFFF, (AF_VSOCK,), deny, denied)
     if "nesting" not in allow:
         rules += _guard("unshare", 0, CLONE_NEWUSER, (CLONE_NEWUSER,), deny, denied)
         rules += _guard("clone", 0, CLONE_NEWUSER, (CLONE_NEWUSER,), deny, denied)

@@ -23,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/quota.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -396,6 +398,89 @@ static int a_packetsock(char **av)
 	return report(fd);
 }
 
+/* ── beside Docker's default profile ─────────────────────────────────────────────────── */
+#define AF_VSOCK_ 40
+#define ADDR_NO_RANDOMIZE_ 0x0040000
+#define SYSLOG_ACTION_SIZE_BUFFER 10
+static int a_io_uring_setup(char **av)
+{
+	unsigned char params[120] = {0}; /* struct io_uring_params, zeroed */
+	long fd = syscall(SYS_io_uring_setup, 1, params);
+	if (fd >= 0)
+		close((int)fd);
+	return report(fd);
+}
+/* personality(arg) with arg in hex; prints the old persona; restores it on success */
+static int a_personality(char **av)
+{
+	unsigned long want = strtoul(av[2], NULL, 16);
+	long old = syscall(SYS_personality, want);
+	int e = errno;
+	if (old >= 0 && want != 0xffffffffUL)
+		syscall(SYS_personality, (unsigned long)old);
+	errno = e;
+	return report(old);
+}
+/* a fresh pty pair: TIOCSTI pushes a byte into its own input; TIOCLINUX asks for a VT's
+ * shift state (the kernel answers ENOTTY/EINVAL on a pty once past the filter) */
+static int pty_slave(void)
+{
+	int m = posix_openpt(O_RDWR | O_NOCTTY);
+	if (m < 0 || grantpt(m) < 0 || unlockpt(m) < 0)
+		return -1;
+	return open(ptsname(m), O_RDWR | O_NOCTTY);
+}
+static int a_tiocsti(char **av)
+{
+	int s = pty_slave();
+	if (s < 0)
+		return report(s);
+	char c = 'x';
+	return report(ioctl(s, TIOCSTI, &c));
+}
+static int a_tioclinux(char **av)
+{
+	int s = pty_slave();
+	if (s < 0)
+		return report(s);
+	char sub = 6; /* TIOCL_GETSHIFTSTATE */
+	return report(ioctl(s, TIOCLINUX, &sub));
+}
+static int a_vsock(char **av)
+{
+	int fd = socket(AF_VSOCK_, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0)
+		close(fd);
+	return report(fd);
+}
+static int a_syslog(char **av) { return report(syscall(SYS_syslog, SYSLOG_ACTION_SIZE_BUFFER, 0, 0)); }
+static int a_uselib(char **av) { return report(syscall(SYS_uselib, "/jailer-sec-none/lib.so")); }
+static int a_fanotify_init(char **av)
+{
+	long fd = syscall(SYS_fanotify_init, 0 /* FAN_CLASS_NOTIF */, O_RDONLY);
+	if (fd >= 0)
+		close((int)fd);
+	return report(fd);
+}
+static int a_quotactl(char **av)
+{
+	int fmt;
+	return report(syscall(SYS_quotactl, QCMD(Q_GETFMT, USRQUOTA), "/jailer-sec-none", 0, &fmt));
+}
+static int a_quotactl_fd(char **av)
+{
+	int fmt;
+	return report(syscall(SYS_quotactl_fd, -1, QCMD(Q_GETFMT, USRQUOTA), 0, &fmt));
+}
+static int a_lookup_dcookie(char **av)
+{
+	char buf[64];
+	return report(syscall(SYS_lookup_dcookie, 0ULL, buf, sizeof buf));
+}
+static int a_iopl(char **av) { return report(syscall(SYS_iopl, 0)); }
+static int a_ioperm(char **av) { return report(syscall(SYS_ioperm, 0x80UL, 1UL, 0)); }
+static int a_vhangup(char **av) { return report(syscall(SYS_vhangup)); }
+
 static const struct {
 	const char *name;
 	int (*fn)(char **);
@@ -420,6 +505,12 @@ static const struct {
 	{"x32_getpid", a_x32_getpid, 0}, {"unknown", a_unknown, 0}, {"openw", a_openw, 1},
 	{"rewrite", a_rewrite, 1}, {"read", a_read, 1}, {"fds", a_fds, 0},
 	{"status", a_status, 0}, {"rawsock", a_rawsock, 0}, {"packetsock", a_packetsock, 0},
+	{"io_uring_setup", a_io_uring_setup, 0}, {"personality", a_personality, 1},
+	{"tiocsti", a_tiocsti, 0}, {"tioclinux", a_tioclinux, 0}, {"vsock", a_vsock, 0},
+	{"syslog", a_syslog, 0}, {"uselib", a_uselib, 0}, {"fanotify_init", a_fanotify_init, 0},
+	{"quotactl", a_quotactl, 0}, {"quotactl_fd", a_quotactl_fd, 0},
+	{"lookup_dcookie", a_lookup_dcookie, 0}, {"iopl", a_iopl, 0}, {"ioperm", a_ioperm, 0},
+	{"vhangup", a_vhangup, 0},
 };
 
 int main(int argc, char **argv)

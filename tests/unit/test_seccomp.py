@@ -84,7 +84,15 @@ def test_default_jail_policy():
         assert rules_for(p, name) == [S.Rule(name, "errno", errno.EPERM)], name
     assert rules_for(p, "clone3") == [S.Rule("clone3", "errno", errno.ENOSYS)]
     denied = {r.args[0].value_two for r in rules_for(p, "ioctl") if r.action == "errno"}
-    assert denied == set(S.NETCONFIG_IOCTLS) and len(S.NETCONFIG_IOCTLS) == 29
+    assert denied == set(S.NETCONFIG_IOCTLS) | {0x5412, 0x541C}  # + TIOCSTI, TIOCLINUX
+    assert len(S.NETCONFIG_IOCTLS) == 29
+    allowed = {r.args[0].value_two for r in rules_for(p, "personality") if r.action == "allow"
+               and r.args[0].value == 0xFFFFFFFF}
+    assert allowed == {0, 8, 0x20000, 0x20008, 0xFFFFFFFF}
+    assert [r.args for r in rules_for(p, "socket") if r.action == "errno"] == [
+        (S.Arg(0, "masked_eq", 0xFFFFFFFF, 40),)]  # AF_VSOCK
+    for name in ("io_uring_setup", "io_uring_enter", "io_uring_register", "syslog", "vhangup"):
+        assert name in S.NEVER_SYSCALLS
     for r in rules_for(p, "ioctl"):
         assert len(r.args) == 1 and r.args[0].index == 1 and r.args[0].op == "masked_eq"
         if r.action == "errno":
@@ -96,13 +104,13 @@ def test_default_jail_policy():
     for name in ("unshare", "clone"):
         deny = [r.args for r in rules_for(p, name) if r.action == "errno"]
         assert deny == [(S.Arg(0, "masked_eq", S.CLONE_NEWUSER, S.CLONE_NEWUSER),)]
-    assert not rules_for(p, "getpid") and not rules_for(p, "socket")
+    assert not rules_for(p, "getpid") and not rules_for(p, "socketpair")
 
 
 WORD_SYSCALLS = {
     "mount": set(S.MOUNT_SYSCALLS),
     "mknod": {"mknod", "mknodat"},
-    "netconfig": {"ioctl"},
+    "netconfig": set(),  # ioctl keeps its terminal rules
     "nesting": {"unshare", "clone", "clone3"},
     "raw-sockets": set(),
 }
@@ -118,7 +126,10 @@ def test_each_allow_word_lifts_only_its_rules(word):
 
 def test_all_words_leave_only_the_never_allowed():
     p = S.jail_policy(frozenset(S.ALLOW_WORDS))
-    assert {r.syscall for r in p.rules} == set(S.NEVER_SYSCALLS)
+    assert {r.syscall for r in p.rules} == set(S.NEVER_SYSCALLS) | {"ioctl", "personality",
+                                                                     "socket"}
+    assert {r.args[0].value_two for r in rules_for(p, "ioctl") if r.action == "errno"} == {
+        0x5412, 0x541C}
 
 
 def test_unknown_allow_word_lists_the_valid_ones():
@@ -170,11 +181,11 @@ def test_jail_rules_are_pinned_to_the_preset_version():
     combos = [frozenset(c) for n in range(len(S.ALLOW_WORDS) + 1)
               for c in itertools.combinations(S.ALLOW_WORDS, n)]
     text = repr([S.jail_policy(c, log).rules for c in combos for log in (False, True)])
-    assert S.JAIL_PRESET_VERSION == 1
+    assert S.JAIL_PRESET_VERSION == 2
     assert hashlib.sha256(text.encode()).hexdigest() == PINNED_JAIL_RULES
 
 
-PINNED_JAIL_RULES = "242fc85b384f7c34f1cf0df267c7f5c8c231d0f58ede5dc884d9278c77c0f0f7"
+PINNED_JAIL_RULES = "157dcb88ae90a8e928a2dd372ebbe54b179da5ddd647e2c6acdeafd809aa3f8e"
 
 
 def test_assigning_rules_drops_the_preset():
