@@ -504,6 +504,7 @@ def exec_process(cid: str, args: list[str], *, process: str | None = None,
     if not detach:
         return j.run().returncode
     j.subreaper = False  # the caller (conmon) reaps it
+    j.relay_stdio = False  # its stdio is the caller's to give: conmon's pipes
     try:
         j._prepare()
         j._spawn()

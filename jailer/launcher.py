@@ -810,6 +810,9 @@ class Join(Launch):
         super().__init__(spec, **kw)
         self.target = target
         self.cgroup_procs = cgroup_procs or []
+        self.relay_stdio = True  # off for a detached exec, whose caller owns the stdio
+        self.relay: dict[int, int] = {}
+        self._relay_ends: list[int] = []
 
     def _prepare(self) -> None:
         if self.spec.seccomp is not None:
@@ -820,6 +823,35 @@ class Join(Launch):
         self.cgroup_fds = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in self.cgroup_procs]
         self.pidfd = os.pidfd_open(self.target)
         self.ns_flags = self._namespace_flags()
+        if self.relay_stdio and not self.spec.tty:
+            self._make_relay()
+
+    def _make_relay(self) -> None:
+        """Pipes in place of the caller's stdio, relayed by the runtime (as docker and
+        containerd do for exec): the jail's other processes can take an exec'd process's
+        fds with pidfd_getfd, and must not get the caller's terminal (TIOCSTI, its other
+        sessions) or files that way."""
+        caller = self.stdio
+        in_r, in_w = os.pipe2(os.O_CLOEXEC)
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        self.stdio = (in_r, out_w, err_w)
+        self.relay = {out_r: caller[1], err_r: caller[2]}
+        self._relay_ends = [in_r, out_w, err_w]  # the child's: closed here once it has them
+
+        def feed() -> None:  # a thread: a process that never reads must not stall the rest
+            try:
+                while data := os.read(caller[0], 65536):
+                    while data:
+                        data = data[os.write(in_w, data):]
+            except OSError:
+                pass
+            finally:
+                os.close(in_w)
+
+        import threading
+
+        threading.Thread(target=feed, daemon=True).start()
 
     def _namespace_flags(self) -> int:
         """Every namespace of the target's pid 1 that differs from ours, whoever made it:
@@ -843,6 +875,9 @@ class Join(Launch):
         for fd in self.cgroup_fds:
             os.close(fd)
         self.cgroup_fds = []
+        for fd in [*self._relay_ends, *self.relay]:  # a failed start: none of it was used
+            os.close(fd)
+        self._relay_ends, self.relay = [], {}
         if getattr(self, "pidfd", -1) >= 0:
             os.close(self.pidfd)
             self.pidfd = -1
@@ -910,5 +945,14 @@ class Join(Launch):
     def _supervise(self) -> Result:
         from jailer.supervise import Supervisor
 
-        sup = Supervisor(self.pid, master=getattr(self, "_master", -1), stdio=self.stdio)
-        return Result(exit_code(sup.wait()), id=self.spec.id)
+        for fd in self._relay_ends:
+            os.close(fd)
+        self._relay_ends = []
+        sup = Supervisor(self.pid, master=getattr(self, "_master", -1), stdio=self.stdio,
+                         relay=self.relay)
+        try:
+            return Result(exit_code(sup.wait()), id=self.spec.id)
+        finally:
+            for fd in self.relay:
+                os.close(fd)
+            self.relay = {}

@@ -15,13 +15,15 @@ class Supervisor:
     """Event loop over a pidfd, and the pty master and stdin when there is a terminal."""
 
     def __init__(self, pid: int, *, timeout: float | None = None, master: int = -1,
-                 stdio: tuple[int, int, int] = (0, 1, 2), killpg: bool = False) -> None:
+                 stdio: tuple[int, int, int] = (0, 1, 2), killpg: bool = False,
+                 relay: dict[int, int] | None = None) -> None:
         self.pid = pid
         self.timeout = timeout
         self.master = master
         self.stdio = stdio
         self.killpg = killpg
         self.timed_out = False
+        self.relay = relay or {}  # read end of a pipe from the process -> where it goes
 
     def _winch(self, _signum: int, _frame: object = None) -> None:
         self._copy_winsize()
@@ -83,6 +85,8 @@ class Supervisor:
                 poll.register(self.stdio[0], select.POLLIN)
             except OSError:
                 pass
+        for src in self.relay:
+            poll.register(src, select.POLLIN)
         deadline = time.monotonic() + self.timeout if self.timeout else None
         status = None
         while status is None:
@@ -103,11 +107,20 @@ class Supervisor:
                 elif fd == self.stdio[0]:
                     if not self._pump(fd, self.master):
                         poll.unregister(fd)
-        if self.master >= 0:  # drain what the container wrote last, without waiting long
-            drain = select.poll()
-            drain.register(self.master, select.POLLIN)
-            while drain.poll(100) and self._pump(self.master, self.stdio[1]):
-                pass
+                elif fd in self.relay and not self._pump(fd, self.relay[fd]):
+                    poll.unregister(fd)
+        # drain what the container wrote last, without waiting long (a process it left
+        # behind may hold the write end open)
+        outs = {self.master: self.stdio[1]} if self.master >= 0 else {}
+        outs.update(self.relay)
+        drain = select.poll()
+        for src in outs:
+            drain.register(src, select.POLLIN)
+        while outs and (ready := drain.poll(100)):
+            for src, _ev in ready:
+                if not self._pump(src, outs[src]):
+                    drain.unregister(src)
+                    del outs[src]
         return status
 
     def _pump(self, src: int, dst: int) -> bool:
@@ -117,9 +130,12 @@ class Supervisor:
             return False
         if not data:
             return False
-        while data:
-            n = os.write(dst, data)
-            data = data[n:]
+        try:
+            while data:
+                n = os.write(dst, data)
+                data = data[n:]
+        except OSError:  # the reader went away (EPIPE): stop relaying this stream
+            return False
         return True
 
 
