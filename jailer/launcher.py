@@ -496,6 +496,7 @@ class Launch:
         os.setresuid(0, 0, 0)
         tree = self.sys.open_tree(".", S.OPEN_TREE_CLONE | S.OPEN_TREE_CLOEXEC
                                   | S.AT_RECURSIVE)
+        self.sys.mount_setattr(tree, S.MOUNT_ATTR_NODEV)  # nodev, as every jail root
         self.sys.move_mount(tree, ".")
         self.root = f"/proc/self/fd/{tree}"
 

@@ -33,6 +33,17 @@ DEV_LINKS = (
 )
 
 
+def is_device(path: str) -> bool:
+    """Is ``path`` a block or character device node (not following a final symlink)?"""
+    import stat
+
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+
+
 def dev_links() -> list[tuple[str, str]]:
     """DEV_LINKS, without /dev/core where the kernel has no /proc/kcore (as runc)."""
     return [(t, n) for t, n in DEV_LINKS if t != "/proc/kcore" or os.path.exists(t)]
@@ -196,43 +207,46 @@ class Mounter:
 
     def _attach(self, src: str, to_path: str = "", to_fd: int = S.AT_FDCWD,
                 readonly: bool = False, idmap: bool = False, recursive: bool = True,
-                attrs: int = 0) -> None:
-        """Bind of ``src`` (recursive unless told) with its attributes (MOUNT_ATTR_*) set
-        before it becomes visible."""
+                attrs: int = 0, clear: int = 0) -> None:
+        """Bind of ``src`` (recursive unless told) with its attributes (MOUNT_ATTR_*) set,
+        and ``clear`` cleared, before it becomes visible."""
         fd = self.sys.open_tree(src, S.OPEN_TREE_CLONE | S.OPEN_TREE_CLOEXEC
                                 | (S.AT_RECURSIVE if recursive else 0))
         try:
             attrs |= (S.MOUNT_ATTR_RDONLY if readonly else 0)
             if idmap:
                 attrs |= S.MOUNT_ATTR_IDMAP
-            if attrs:
-                self.sys.mount_setattr(fd, attrs, userns_fd=self.userns_fd if idmap else -1)
+            if attrs or clear:
+                self.sys.mount_setattr(fd, attrs, clear,
+                                       userns_fd=self.userns_fd if idmap else -1)
             self.sys.move_mount(fd, to_path, to_dfd=to_fd)
         finally:
             os.close(fd)
 
     def op_bind_root(self, src: str, dst: str, idmap: bool) -> None:
         """Bind the image onto ``dst``; idmapped so image root shows as container root.
+        Always nodev: a block or character node the root (or an image) holds gives no device
+        (the container's /dev is a tmpfs of its own; OCI devices are bound onto themselves).
 
         Filesystems without idmapped-mount support get a plain bind: the image's files then
         show as nobody inside, and a writable copy must be chowned to the jail's range.
         """
         if idmap and self.userns_fd >= 0:
             try:
-                self._attach(src, dst, idmap=True)
+                self._attach(src, dst, idmap=True, attrs=S.MOUNT_ATTR_NODEV)
                 return
             except OSError as e:
                 if e.errno not in (22, 95):  # EINVAL, EOPNOTSUPP: no idmap support here
                     raise
-        self._attach(src, dst)
+        self._attach(src, dst, attrs=S.MOUNT_ATTR_NODEV)
 
     def op_packed(self, device: str, fstype: str, dst: str) -> None:
         """Mount a packed image (squashfs, erofs on a loop device) read-only at ``dst``."""
-        self.sys.mount(device, dst, fstype, S.MS_RDONLY)
+        self.sys.mount(device, dst, fstype, S.MS_RDONLY | S.MS_NODEV)
 
     def op_overlay(self, lower: str, upper: str, work: str, dst: str) -> None:
         data = f"lowerdir={lower},upperdir={upper},workdir={work}"
-        self.sys.mount("overlay", dst, "overlay", 0, data)
+        self.sys.mount("overlay", dst, "overlay", S.MS_NODEV, data)
 
     def op_tmpfs(self, rel: str, data: str, flags: int) -> None:
         fd, target = self._target(rel, "dir")
@@ -256,10 +270,12 @@ class Mounter:
 
     def op_bind(self, src: str, rel: str, readonly: bool, kind: str) -> None:
         """Bind host path ``src`` on ``rel``; ``kind`` (dir, file) says what to create if it
-        is missing, "existing" that it must exist already."""
+        is missing, "existing" that it must exist already. nosuid and nodev, unless ``src``
+        is a device node itself (binding one is asking for that device)."""
         fd = self.resolve(rel, None if kind == "existing" else kind)
         try:
-            self._attach(src, to_fd=fd, readonly=readonly)
+            attrs = 0 if is_device(src) else S.MOUNT_ATTR_NOSUID | S.MOUNT_ATTR_NODEV
+            self._attach(src, to_fd=fd, readonly=readonly, attrs=attrs)
         finally:
             os.close(fd)
 
@@ -316,6 +332,16 @@ class Mounter:
             os.mknod(name, mode, os.makedev(major, minor), dir_fd=pfd)
             os.chmod(name, mode & 0o7777, dir_fd=pfd)
             os.chown(name, uid, gid, dir_fd=pfd, follow_symlinks=False)
+            if mode & 0o170000 in (0o020000, 0o060000) and \
+                    os.statvfs(f"/proc/self/fd/{pfd}").f_flag & os.ST_NODEV:
+                # on the nodev root (no /dev tmpfs in the config): the node the config asks
+                # for gets a mount of its own without nodev
+                fd = self.resolve(rel)
+                try:
+                    self._attach(f"/proc/self/fd/{fd}", to_fd=fd, recursive=False,
+                                 clear=S.MOUNT_ATTR_NODEV)
+                finally:
+                    os.close(fd)
         finally:
             os.close(pfd)
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 
 from jailer.errors import JailerError
@@ -600,6 +601,8 @@ def _mounts(spec: Spec, cfg: dict, bundle: str, warn: Callable[[str], None]) -> 
             if not src:
                 raise _fail(f"{where}.source", "is missing (a bind mount needs one)")
             src = os.path.normpath(os.path.join(bundle, src))
+            if _bind_nodev(words, src):
+                flags |= MS_NODEV
             spec.mounts.append(Mount(kind="bind", src=src, dst=dst, readonly=readonly,
                                      options=data, flags=flags, propagation=prop,
                                      recursive=bind == "rbind"))
@@ -609,6 +612,20 @@ def _mounts(spec: Spec, cfg: dict, bundle: str, warn: Callable[[str], None]) -> 
         mount = Mount(kind=kind, src=src or kind, dst=dst, readonly=readonly, options=data,
                       flags=flags, propagation=prop, recursive=False)
         (spec.ns_mounts if kind in NS_MOUNT_KINDS else spec.mounts).append(mount)
+
+
+def _bind_nodev(words: list[str], src: str) -> bool:
+    """A bind is nodev unless its options say "dev" (the last of dev/nodev wins) or its
+    source is a device node itself: a block or character node in a bound directory must
+    not give the container that device (the device cgroup stands behind this too)."""
+    said = [w for w in words if w in ("dev", "nodev")]
+    if said and said[-1] == "dev":
+        return False
+    try:
+        mode = os.lstat(src).st_mode
+    except OSError:
+        return True
+    return not (stat.S_ISCHR(mode) or stat.S_ISBLK(mode))
 
 
 def _devices(spec: Spec, linux: dict) -> None:

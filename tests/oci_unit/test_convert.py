@@ -115,6 +115,7 @@ def test_podman_config_converts(tmp_path):
     assert [m.dst for m in binds] == ["/etc/hostname", "/etc/resolv.conf", "/etc/hosts",
                                       "/dev/shm", "/run/.containerenv"]
     assert binds[0] == Mount(kind="bind", src=f"{userdata}/hostname", dst="/etc/hostname",
+                             flags=oc.MS_NODEV,  # nodev unless the options say "dev"
                              propagation=oc.MS_PRIVATE | oc.MS_REC, recursive=False)
     assert binds[3].flags == NSX
     assert [m.kind for m in spec.ns_mounts] == ["proc", "sysfs", "devpts", "mqueue",

@@ -57,8 +57,9 @@ def test_mounter_replays_through_the_fake(tmp_path):
              ("overlay", "/l", "/u", "/w", "/m")])
     names = [c[0] for c in fake.calls]
     assert names == ["open_tree", "mount_setattr", "move_mount", "mount"]
-    assert fake.calls[1][2] == S.MOUNT_ATTR_IDMAP and fake.calls[1][4] == 9  # the userns fd
-    assert fake.calls[-1] == ("mount", "overlay", "/m", "overlay", 0,
+    # idmapped and nodev, with the userns fd
+    assert fake.calls[1][2] == S.MOUNT_ATTR_IDMAP | S.MOUNT_ATTR_NODEV and fake.calls[1][4] == 9
+    assert fake.calls[-1] == ("mount", "overlay", "/m", "overlay", S.MS_NODEV,
                               "lowerdir=/l,upperdir=/u,workdir=/w")
 
 
