@@ -246,8 +246,11 @@ def workspace(quick: bool) -> Context:
     env.update(JAILER_DATA=f"{top}/data", JAILER_SYSTEM_CONFIG=f"{top}/etc",
                JAILER_RUN=f"{top}/run", JAILER_BRIDGE=f"jlbench{slot}",
                JAILER_SUBNET=f"10.{232 + slot}.0.0/16", JAILER_NFT_TABLE=f"jailer_bench{slot}")
-    return Context(top=top, root=f"{top}/root", env=env, quick=quick, jailer=jailer_prefix(),
-                   python=helper_prefix(), lock=lock)
+    # the rootfs is used in place at --level jail: below a 0700 dir, out of other users'
+    # reach, as jailer requires of a writable in-place root (jailer/rootfs.py)
+    os.mkdir(f"{top}/private", 0o700)
+    return Context(top=top, root=f"{top}/private/root", env=env, quick=quick,
+                   jailer=jailer_prefix(), python=helper_prefix(), lock=lock)
 
 
 def build(ctx: Context, image_root: str) -> None:
