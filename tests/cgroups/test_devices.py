@@ -10,8 +10,7 @@ import struct
 
 import pytest
 
-from cgroups import DEFAULT_DEVICES, CgroupError, DeviceRule, Limits, parse_rule
-from cgroups import ebpf
+from cgroups import DEFAULT_DEVICES, CgroupError, DeviceRule, Limits, ebpf, parse_rule
 from cgroups.devices import DENY_ALL, effective, permits
 
 

@@ -269,6 +269,8 @@ def test_named_jail_denies_a_bound_in_disk(disk, jl, listing, tmp_path):
 
 def test_delegated_jail_gets_the_default_device_cgroup(jl, listing, as_user, service_user,
                                                        disk, jail_root):
+    """Not in the v2 guest: there the user's shell is in the root cgroup, and v2 lets it move
+    a process only below a common ancestor it may write (the delegation tests are host-only)."""
     pw = service_user[0]
     node = disk.node(jail_root / f"disknode-{secrets.token_hex(4)}")  # the user can reach it
     jl("create", "devdel", "--image", "busybox", "--pids", "64", "--bind",
