@@ -288,3 +288,32 @@ def test_delegated_jail_gets_the_default_device_cgroup(jl, listing, as_user, ser
         jl("undelegate", "devdel")
         jl("rm", "--force", "devdel")
         node.unlink()
+
+
+@pytest.mark.vm
+def test_oci_update_ignores_device_rules_with_a_warning(disk, oci_bundle, tmp_path):
+    """``update -r`` cannot widen the device list of a running container: one warning line,
+    the other resources are applied, and the disk stays out of reach."""
+    state = tmp_path / "upd-state"
+    state.mkdir()
+    oci = [JAILER, "--root", str(state)]
+    b = oci_bundle("sleep 30")
+    err = tmp_path / "run.err"
+    with open(err, "w") as f:  # a file: the container keeps the runtime's stdio (as runc's)
+        r = subprocess.run([*oci, "run", "--detach", "--bundle", str(b), "upd"],
+                           stdout=subprocess.DEVNULL, stderr=f, timeout=60,
+                           stdin=subprocess.DEVNULL)
+    try:
+        assert r.returncode == 0, err.read_text()
+        res = {"devices": [{"allow": True, "access": "rwm"}], "pids": {"limit": 50}}
+        r = subprocess.run([*oci, "update", "-r", "-", "upd"], input=json.dumps(res),
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and "linux.resources.devices is ignored" in lines[0], r.stderr
+        r = subprocess.run([*oci, "exec", "upd", "sh", "-c",
+                            read_script(disk, "/dev/disk0", make=True)],
+                           capture_output=True, text=True, timeout=60)
+        assert "MKNOD-FAILED" in r.stdout and not outcome_readable(r.stdout, disk), r.stdout
+    finally:
+        subprocess.run([*oci, "delete", "--force", "upd"], capture_output=True)
