@@ -8,6 +8,12 @@ with it: everything before it no longer counts, and its access letters are ignor
 kernel's ``devices.deny a`` denies everything). v1 writes the list to the ``devices``
 controller; v2 compiles it into an eBPF program (``cgroups.ebpf``).
 
+Where the v1 kernel's model is coarser, v1 is the looser of the two (as with runc on v1): a
+deny rule after a default deny only takes access away from an allow rule for the very same
+``type major:minor`` (``allow b 7:* r`` then ``deny b 7:3 r`` leaves 7:3 readable on v1), and
+allow rules for one device merge their letters (``allow c 1:3 r`` plus ``allow c 1:3 w``
+grants ``rw`` at once on v1, each letter alone on v2).
+
 A plain class, not a dataclass: the ``dataclasses`` import costs more than a start.
 """
 
