@@ -177,6 +177,7 @@ def test_allow_everything_needs_no_program():
 
 
 @pytest.mark.root
+@pytest.mark.vm
 @pytest.mark.parametrize("name", RULE_LISTS)
 def test_the_kernel_verifier_accepts_the_program(name):
     """bpf(BPF_PROG_LOAD) of each program (loaded, not attached: that is the v2 tier's)."""
