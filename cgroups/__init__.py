@@ -8,6 +8,9 @@ target) and cgroup v1 (also the v1 controllers of a v1/v2 hybrid host). Independ
         ...
         print(cg.stats().memory_peak, cg.stats().oom_kill)
 
+Device control: ``Limits(devices=[*rules, *cgroups.DEFAULT_DEVICES])`` makes the cgroup deny
+every device except those the rules allow (v1: the devices controller; v2: an eBPF program).
+
 Cgroups are created only below the cgroup the calling process is in (per hierarchy), unless a
 ``parent`` is given. Only the backend in use is imported.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 import os
 
 from .base import UNLIMITED, Cgroup, CgroupError, Limits, Stats
+from .devices import DEFAULT_DEVICES, DeviceRule, parse_rule
 from .parse import (
     limits_from_options,
     parse_cpus,
@@ -27,7 +31,8 @@ from .parse import (
     parse_weight,
 )
 
-__all__ = ["UNLIMITED", "Cgroup", "CgroupError", "Limits", "Stats", "create", "detect",
+__all__ = ["DEFAULT_DEVICES", "UNLIMITED", "Cgroup", "CgroupError", "DeviceRule", "Limits",
+           "Stats", "create", "detect", "parse_rule",
            "limits_from_options", "open_manager", "parse_cpus", "parse_cpuset", "parse_io_max",
            "parse_pids", "parse_size", "parse_weight"]
 

@@ -35,6 +35,10 @@ class _Record:
         if values:
             raise TypeError(f"{type(self).__name__}: unknown field(s) {', '.join(values)}")
 
+    def replace(self, **changes: object) -> _Record:
+        """A copy with ``changes`` applied."""
+        return type(self)(**{**{k: getattr(self, k) for k in self.__slots__}, **changes})
+
     def as_dict(self) -> dict[str, object]:
         """The fields that are set (not None), e.g. for JSON output."""
         return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
@@ -61,10 +65,15 @@ class Limits(_Record):
     - ``pids_max``: at least 1
     - ``io_weight``: 1..10000, default 100 (v1: blkio weight, clamped to 10..1000)
     - ``io_max``: ``{"MAJ:MIN": {"rbps"|"wbps"|"riops"|"wiops": int}}``
+    - ``devices``: the device cgroup's rules, a list of ``cgroups.devices.DeviceRule`` read
+      in order after an implicit deny-all (the last matching rule decides); set when the
+      cgroup is created (v1: the ``devices`` controller, v2: an eBPF program), not by
+      ``update``. None: no device control.
     """
 
     __slots__ = ("memory_max", "memory_high", "memory_swap", "cpu_quota", "cpu_period",
-                 "cpu_weight", "cpuset_cpus", "cpuset_mems", "pids_max", "io_weight", "io_max")
+                 "cpu_weight", "cpuset_cpus", "cpuset_mems", "pids_max", "io_weight", "io_max",
+                 "devices")
 
     memory_max: int | None
     memory_high: int | None
@@ -77,9 +86,11 @@ class Limits(_Record):
     pids_max: int | None
     io_weight: int | None
     io_max: dict[str, dict[str, int]] | None
+    devices: list | None
 
     def controllers(self) -> set[str]:
-        """The (v2 names of the) controllers these limits need."""
+        """The (v2 names of the) controllers these limits need (device rules need none on
+        v2; the v1 backend checks its ``devices`` hierarchy itself)."""
         need = set()
         for ctrl, fields in (("memory", ("memory_max", "memory_high", "memory_swap")),
                              ("cpu", ("cpu_quota", "cpu_period", "cpu_weight")),
@@ -203,6 +214,13 @@ def write(path: str, value: str | int, hint: str = "") -> None:
         raise fail(f"write {str(value)!r} to", path, e, hint) from None
     finally:
         os.close(fd)
+
+
+def refuse_device_update(limits: Limits) -> None:
+    """Device rules are set once, when the cgroup is created (v2 attaches a program then)."""
+    if limits.devices is not None:
+        raise CgroupError("cgroups: device rules are set when the cgroup is created; they "
+                          "cannot be changed on a live cgroup")
 
 
 def own_cgroup(proc_cgroup: str, controller: str) -> str:

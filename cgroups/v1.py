@@ -19,11 +19,12 @@ from .base import (
     poll_fd,
     read,
     read_opt,
+    refuse_device_update,
     wait_until,
     write,
 )
 
-CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer")
+CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer", "devices")
 _V1_NAME = {"io": "blkio"}
 _THROTTLE = {"rbps": "read_bps", "wbps": "write_bps", "riops": "read_iops", "wiops": "write_iops"}
 _HUGE = 1 << 62  # v1 reports "no memory limit" as a number near 2**63
@@ -47,7 +48,12 @@ class V1Cgroup(Cgroup):
             top = os.path.join(root, c)
             if not os.path.exists(f"{top}/cgroup.procs"):
                 continue
-            own = (parent if parent is not None else own_cgroup(proc_cgroup, c)).strip("/")
+            try:
+                own = (parent if parent is not None else own_cgroup(proc_cgroup, c)).strip("/")
+            except CgroupError:
+                if c != "devices":  # a parent file written before devices were managed
+                    raise
+                continue
             base_dir = os.path.join(top, own) if own else top
             if not os.path.isdir(base_dir):  # a container without a cgroup namespace
                 base_dir = top
@@ -71,6 +77,8 @@ class V1Cgroup(Cgroup):
         limits = limits or Limits()
         for c in sorted(limits.controllers()):
             self._dir(_V1_NAME.get(c, c), f"a {c} limit")
+        if limits.devices is not None:
+            self._dir("devices", "device control (deny by default)")
         made: list[str] = []
         parts = self.name.split("/")
         try:
@@ -90,14 +98,27 @@ class V1Cgroup(Cgroup):
                     for f in ("cpuset.cpus", "cpuset.mems"):
                         if os.path.exists(f"{cur}/{f}") and not read(f"{cur}/{f}"):
                             write(f"{cur}/{f}", read(f"{parent}/{f}"))
-            self.update(limits)
+            if limits.devices is not None:
+                self._set_devices(limits.devices)
+            self.update(limits.replace(devices=None))
         except BaseException:
             base.remove_made(made)
             raise
         return self
 
+    def _set_devices(self, rules: list) -> None:
+        """``devices.deny a`` (a reset), then each rule in order: the kernel keeps the
+        exceptions to the default, as the rules say."""
+        from .devices import effective
+
+        d = self.paths["devices"]
+        hint = "device rules need root (CAP_SYS_ADMIN) and a parent that allows the devices"
+        for rule in effective(rules):
+            write(f"{d}/devices.{'allow' if rule.allow else 'deny'}", rule.text(), hint)
+
     # ── limits ───────────────────────────────────────────────────────────────────────────
     def update(self, limits: Limits) -> None:
+        refuse_device_update(limits)
         lim = limits
         if lim.memory_high is not None:
             raise CgroupError("cgroups: a memory high limit needs cgroup v2 (v1 has no "

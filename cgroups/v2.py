@@ -20,6 +20,7 @@ from .base import (
     poll_fd,
     read,
     read_opt,
+    refuse_device_update,
     wait_until,
     write,
 )
@@ -74,7 +75,11 @@ class V2Cgroup(Cgroup):
                 elif i == len(levels) - 1 and not exist_ok:
                     raise CgroupError(f"cgroups: {d} already exists (left over from an earlier "
                                       "run? delete it first)")
-            self.update(limits)
+            self.update(limits.replace(devices=None))
+            if limits.devices is not None:  # once, at creation: programs stack up
+                from .ebpf import apply
+
+                apply(self.path, limits.devices)
         except BaseException:
             base.remove_made(made)
             raise
@@ -120,6 +125,7 @@ class V2Cgroup(Cgroup):
 
     # ── limits ───────────────────────────────────────────────────────────────────────────
     def update(self, limits: Limits) -> None:
+        refuse_device_update(limits)
         p = self.path
         lim = limits
         if lim.memory_max is not None:

@@ -290,6 +290,10 @@ def _oci_limits(resources: str | None, limits: dict, quota, period, shares, mems
             extra = oci.limits_from_resources(raw)
         except JailerError as e:
             _fail(str(e), 1)
+        if extra.devices is not None:  # runc applies them; here they stay as created
+            sys.stderr.write("jailer: update: linux.resources.devices is ignored: the device "
+                             "cgroup is set when the container starts\n")
+            extra.devices = None
         for k in extra.__slots__:
             if getattr(extra, k) is not None:
                 setattr(out, k, getattr(extra, k))

@@ -9,7 +9,8 @@ What root does at delegation, so that the user can then run the jail without roo
   dir, owned by that range, so the container's root owns them without idmapped mounts (which
   an unprivileged user cannot make);
 * makes a cgroup for the jail below root's own, with the limits root set, and delegates it:
-  the user can create the jail's cgroup inside and lower its limits, never raise them;
+  the user can create the jail's cgroup inside and lower its limits, never raise them; its
+  device cgroup (deny all but the runtime-spec's default devices) holds for all below it;
 * moves the definition into the user's config dir (``~/.config/jailer/jails``), with
   ``net = "slirp"`` (user-mode networking: an unprivileged user cannot plug a veth into root's
   bridge, and slirp4netns needs no privileges; published ports still answer on 127.0.0.1);
@@ -171,7 +172,10 @@ def delegate(name: str, user: str) -> dict:
         except JailerError as e:
             raise JailerError(f"delegate: {e.message}", exit_code=1) from None
     ceiling = {k: v for k, v in d.get("run", {}).items() if k in cliopts.RESOURCE_OPTIONS}
-    limits = cgroups.limits_from_options(**ceiling)
+    # the device cgroup is set here, by root, on the delegated parent: it holds for every
+    # cgroup the user makes below it (the user's own starts may not set device rules)
+    limits = cgroups.limits_from_options(**ceiling).replace(
+        devices=list(cgroups.DEFAULT_DEVICES))
     uid_start, gid_start, added = subids.register(user, pw.pw_uid, RANGE)
     made: list = []
     try:

@@ -224,12 +224,27 @@ class Launch:
             self.cg = cgroups.open_manager(self.cgroup_name or f"jailer-{self.spec.id}",
                                            proc_cgroup=self.cgroup_parent,
                                            parent="/" if self.cgroup_root else None).create(
-                                               self.spec.limits)
+                                               self._limits())
             self.cgroup_fds = [os.open(p, os.O_WRONLY | os.O_CLOEXEC)
                                for p in self.cg.procs_paths]
         except (cgroups.CgroupError, OSError) as e:
             raise JailerError(str(e), stage="cgroups",
                               errno=getattr(e, "errno", 0) or 0) from None
+
+    def _limits(self):
+        """The spec's limits plus the device cgroup: deny by default, then the config's rules
+        (OCI ``linux.resources.devices``), the runtime-spec's default devices and the nodes
+        the config lists (``linux.devices``), in that order. A rootless start (a delegated
+        jail's user) adds none: it may not set device rules, and the delegated parent's,
+        which root set, hold for every cgroup below it."""
+        import cgroups
+
+        lim = self.spec.limits or cgroups.Limits()
+        if self.rootless:
+            return lim.replace(devices=None)
+        nodes = [cgroups.DeviceRule(True, d.kind, d.major, d.minor)
+                 for d in self.spec.devices if d.kind in ("b", "c")]
+        return lim.replace(devices=[*(lim.devices or ()), *cgroups.DEFAULT_DEVICES, *nodes])
 
     def cleanup(self) -> None:
         """Undo what the start made on the host: cgroup, upper layer and the id range."""

@@ -4,6 +4,9 @@ writes and what ``jailer features`` prints.
 ``load_bundle`` reads and converts; everything the launcher needs goes into Spec fields, so
 nothing downstream reads the JSON. Conventions:
 
+* ``linux.resources.devices`` is the device cgroup's allow/deny list, read after an implicit
+  deny-all; the launcher appends the runtime-spec's default devices and ``linux.devices``
+  (always allowed, as runc), so a container reaches no other device whatever its caps.
 * Every error is one line naming the field, exit status 1 (as runc's):
   ``config.json: process.args must be an array of strings, got a string``.
 * Unknown keys, at the top level or nested, are ignored (forward compatibility, as runc);
@@ -18,9 +21,6 @@ Accepted and deliberately not acted on:
 
 * ``process.apparmorProfile``, ``process.selinuxLabel``, ``linux.mountLabel``: no LSM support
   (``features()`` says so); ignored without a warning, as runc on a host without the LSM.
-* ``linux.resources.devices`` (the device cgroup's allow/deny list): type-checked, ignored.
-  Device nodes in the container are only those the launcher creates (the runtime-spec
-  defaults and ``linux.devices``); the container cannot mknod without CAP_MKNOD.
 * ``linux.resources.memory.reservation`` is NOT mapped to ``memory_high``: a reservation is
   a soft guarantee (v1 soft_limit_in_bytes, v2 memory.low in runc and crun) while memory.high
   throttles the workload at that size; cgroups.Limits has no memory.low, so it is ignored
@@ -652,6 +652,34 @@ def _devices(spec: Spec, linux: dict) -> None:
 
 
 # ── resources ────────────────────────────────────────────────────────────────────────────────
+def device_rules(value: object, field: str) -> list | None:
+    """``linux.resources.devices`` -> [cgroups.DeviceRule] in the config's order (None when
+    absent). ``type`` defaults to "a", a missing or -1 ``major``/``minor`` means any, a missing
+    or empty ``access`` means "rwm" (as crun). The launcher appends the default devices."""
+    from cgroups import CgroupError, DeviceRule
+
+    if value is None:
+        return None
+    rules = []
+    for where, d in _objs(value, field):
+        allow = _bool(d.get("allow"), f"{where}.allow")
+        if allow is None:
+            raise _fail(f"{where}.allow", "is missing (true or false)")
+        kind = _str(d.get("type"), f"{where}.type") or "a"
+        if kind not in ("a", "b", "c", "u"):
+            raise _fail(f"{where}.type", f"{kind!r} is not a device rule type (use a, b or c)")
+        numbers = []
+        for key in ("major", "minor"):
+            n = _int(d.get(key), f"{where}.{key}", -1, (1 << 31) - 1)
+            numbers.append(None if n is None or n == -1 else n)
+        access = _str(d.get("access"), f"{where}.access") or "rwm"
+        try:
+            rules.append(DeviceRule(allow, "c" if kind == "u" else kind, *numbers, access))
+        except CgroupError as e:
+            raise _fail(f"{where}", str(e).removeprefix("cgroups: device rule ")) from None
+    return rules
+
+
 def limits_from_resources(res: dict | None, *, warn: Callable[[str], None] | None = None):
     """``linux.resources`` -> a cgroups.Limits (fields left None are not touched).
 
@@ -679,7 +707,7 @@ def limits_from_resources(res: dict | None, *, warn: Callable[[str], None] | Non
         except CgroupError as e:
             raise ConfigError(f"{CONFIG}: {e}") from None
 
-    _arr(res.get("devices"), f"{base}.devices", " of objects")  # the device cgroup: ignored
+    lim.devices = device_rules(res.get("devices"), f"{base}.devices")
     mem = _obj(res.get("memory"), f"{base}.memory") or {}
     f = f"{base}.memory"
     limit = _int(mem.get("limit"), f"{f}.limit", I64_MIN, I64_MAX)

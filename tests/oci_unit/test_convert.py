@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from cgroups import DeviceRule, Limits
 from jailer import seccomp
 from jailer.oci import config as oc
 from jailer.spec import Device, Hook, Mount, Rlimit
@@ -64,7 +65,7 @@ def test_runc_spec_output_converts(tmp_path):
     assert spec.ns_mounts[3].readonly and spec.ns_mounts[3].flags == NSX
     assert spec.ns_mounts[4].flags == NSX | oc.MS_RELATIME
     # the rest
-    assert spec.devices == [] and spec.limits == oc.limits_from_resources(None)
+    assert spec.devices == [] and spec.limits == Limits(devices=[DeviceRule(False, "a")])
     assert spec.seccomp is None and spec.sysctl == {} and spec.hooks == {}
     assert spec.masked_paths[:2] == ["/proc/acpi", "/proc/asound"]
     assert spec.readonly_paths == ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cgroups import UNLIMITED, Limits
+from cgroups import UNLIMITED, DeviceRule, Limits
 from jailer.oci import config as oc
 
 
@@ -15,10 +15,41 @@ def limits(res: dict, warnings: list[str] | None = None) -> Limits:
 
 def test_nothing_is_an_empty_limits():
     assert limits({}) == Limits() and oc.limits_from_resources(None) == Limits()
-    # the runc spec default: the device cgroup list is accepted and ignored
+    # the runc spec default: deny all (the launcher appends the default devices)
     warnings: list[str] = []
-    assert limits({"devices": [{"allow": False, "access": "rwm"}]}, warnings) == Limits()
+    assert limits({"devices": [{"allow": False, "access": "rwm"}]}, warnings) == Limits(
+        devices=[DeviceRule(False, "a")])
     assert warnings == []
+
+
+def test_device_rules_in_order():
+    res = {"devices": [
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "b", "major": 7, "minor": 3, "access": "r"},
+        {"allow": True, "type": "c", "major": 10, "access": "rw"},
+        {"allow": False, "type": "c", "major": -1, "minor": -1, "access": "m"},
+        {"allow": True, "type": "u", "major": 4, "minor": 1},
+    ]}
+    assert limits(res).devices == [
+        DeviceRule(False, "a"), DeviceRule(True, "b", 7, 3, "r"),
+        DeviceRule(True, "c", 10, None, "rw"), DeviceRule(False, "c", None, None, "m"),
+        DeviceRule(True, "c", 4, 1, "rwm")]
+    assert limits({"devices": []}).devices == []
+
+
+@pytest.mark.parametrize("rule,says", [
+    ({"access": "rwm"}, "linux.resources.devices[0].allow is missing"),
+    ({"allow": "yes"}, "linux.resources.devices[0].allow must be true or false"),
+    ({"allow": True, "type": "p"}, "linux.resources.devices[0].type 'p' is not a device rule"),
+    ({"allow": True, "type": "c", "major": -2}, "linux.resources.devices[0].major must be"),
+    ({"allow": True, "type": "c", "access": "rx"}, "linux.resources.devices[0] access 'rx'"),
+])
+def test_bad_device_rules(rule, says):
+    from jailer.errors import JailerError
+
+    with pytest.raises(JailerError) as info:
+        limits({"devices": [rule]})
+    assert says in str(info.value) and "\n" not in str(info.value), str(info.value)
 
 
 @pytest.mark.parametrize("res,want", [

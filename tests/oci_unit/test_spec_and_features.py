@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from cgroups import DeviceRule, Limits
 from jailer import caps, seccomp
 from jailer.oci import config as oc
 from jailer.spec import MASKED_PATHS, READONLY_PATHS
@@ -37,7 +38,7 @@ def test_default_config_round_trips(tmp_path):
     assert spec.readonly_paths == list(READONLY_PATHS)
     assert spec.cap_sets["bounding"] == caps.JAIL_CAPS & caps.bounding_set()
     assert spec.cap_sets["ambient"] == frozenset() == spec.cap_sets["inheritable"]
-    assert spec.seccomp is None and spec.limits == oc.limits_from_resources(None)
+    assert spec.seccomp is None and spec.limits == Limits(devices=[DeviceRule(False, "a")])
     assert cfg["ociVersion"] == oc.OCI_VERSION_MAX
 
 
