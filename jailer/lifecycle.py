@@ -393,7 +393,7 @@ def _undo_leftovers(name: str, st: dict | None) -> list[str]:
     if not st:
         return []
     done = []
-    if st.get("id"):
+    if state.valid_id(st.get("id")):
         done += gc.undo_start(_data(), st["id"], st.get("image", ""),
                               os.path.join(jails.jail_state_dir(name), "cgroup.parent"))
     if st.get("net") == "bridge" or st.get("host_if"):
