@@ -35,7 +35,8 @@ def user_run_dir(uid: int | None = None) -> str:
     ``/run/jailer-user/UID`` root made at ``delegate``, or last ``/tmp/jailer-run-UID`` when
     it is the user's own 0700 directory and not a symlink (it is made so when missing: /tmp
     is sticky, nobody else can replace it then). Anything else there is refused: another
-    local user could have pre-created it to read or plant the user's state."""
+    local user could have pre-created it to read or plant the user's state. Nothing is
+    created here (``jailer list`` leaves no trace)."""
     from jailer.errors import JailerError
 
     uid = os.geteuid() if uid is None else uid
@@ -46,14 +47,9 @@ def user_run_dir(uid: int | None = None) -> str:
             return os.path.join(top, "jailer") if top.startswith("/run/user/") else top
     tmp = f"/tmp/jailer-run-{uid}"
     try:
-        os.mkdir(tmp, 0o700)
-    except FileExistsError:
-        pass
-    except OSError as e:
-        raise JailerError(f"cannot make the runtime dir {tmp}: {e.strerror}: set "
-                          "XDG_RUNTIME_DIR", errno=e.errno or 0, exit_code=1) from None
-    try:
         st = os.lstat(tmp)
+    except FileNotFoundError:
+        return tmp  # made 0700 when something is stored (then checked: ``check_run_dir``)
     except OSError:
         st = None
     if st is None or not stat.S_ISDIR(st.st_mode) or st.st_uid != uid \
@@ -80,3 +76,12 @@ def _own_dir(path: str, uid: int, parent_owner: int | None) -> bool:
     except OSError:
         return False
     return stat.S_ISDIR(st.st_mode) and st.st_uid == uid
+
+
+def check_run_dir(made: str) -> None:
+    """After making ``made`` (a jail's state dir) as a user: when it is below
+    ``/tmp/jailer-run-UID``, that dir must be the user's own 0700 one, even if another user
+    made it between the look-up and the mkdir (then nothing is stored there)."""
+    if os.geteuid() != 0 and os.path.dirname(os.path.normpath(made)) == \
+            f"/tmp/jailer-run-{os.geteuid()}" and not os.environ.get("JAILER_RUN"):
+        user_run_dir()

@@ -57,7 +57,7 @@ class Lock:
 
     def __enter__(self) -> Lock:
         if self.create:
-            os.makedirs(self.dir, mode=0o700, exist_ok=True)
+            _makedirs(self.dir)
         self.fd = os.open(os.path.join(self.dir, "lock"),
                           os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(self.fd, fcntl.LOCK_EX)
@@ -117,8 +117,16 @@ def untrusted(st: dict) -> dict:
     return out
 
 
-def write(directory: str, state: dict) -> None:
+def _makedirs(directory: str) -> None:
     os.makedirs(directory, mode=0o700, exist_ok=True)
+    if os.geteuid() != 0:
+        from jailer import paths
+
+        paths.check_run_dir(directory)
+
+
+def write(directory: str, state: dict) -> None:
+    _makedirs(directory)
     path = os.path.join(directory, "state.json")
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
