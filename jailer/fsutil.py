@@ -173,6 +173,10 @@ def remove_at(dir_fd: int, name: str) -> None:
 
 def _empty(fd: int, dev: int) -> None:
     for rel, dfd, dirs, others in walk_at(fd, dev=dev):
+        if os.geteuid() != 0:
+            st = os.fstat(dfd)
+            if st.st_uid == os.geteuid() and st.st_mode & 0o300 != 0o300:
+                os.fchmod(dfd, stat.S_IMODE(st.st_mode) | 0o700)  # read-only, but ours
         for name in others:
             try:
                 st = os.stat(name, dir_fd=dfd, follow_symlinks=False)

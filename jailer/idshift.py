@@ -118,11 +118,6 @@ def _remove_partial(path: str) -> None:
     """Best effort: remove what a failed copy made, even directories it made read-only."""
     from jailer.fsutil import remove_tree
 
-    for root, _dirs, _files in os.walk(path):
-        try:
-            os.chmod(root, 0o700)
-        except OSError:
-            pass
     try:
         remove_tree(path)
     except OSError:

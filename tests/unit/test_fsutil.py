@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import sys
 import threading
 import time
 
@@ -211,3 +212,29 @@ def test_untrusted_state_keeps_no_paths():
     assert st == {"status": "running", "monitor": "pid:x:y"}
     assert not state.process_alive("1/../self", None, None)
     assert not state.monitor_alive(st)
+
+
+def test_remove_tree_of_read_only_dirs_of_our_own(tmp_path):
+    (tmp_path / "t" / "ro").mkdir(parents=True)
+    (tmp_path / "t" / "ro" / "f").write_text("x")
+    os.chmod(tmp_path / "t" / "ro", 0o500)
+    fsutil.remove_tree(str(tmp_path / "t"))
+    assert not (tmp_path / "t").exists()
+
+
+def test_remove_tree_leaves_a_mount_point_alone(tmp_path):
+    """Another filesystem mounted inside the tree is neither entered nor emptied (as root,
+    in a private mount namespace: the test's own tmpfs)."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a tmpfs")
+    t = tmp_path / "t"
+    (t / "m").mkdir(parents=True)
+    code = (f"mount -t tmpfs none {t}/m && echo keep > {t}/m/f && "
+            f"{sys.executable} -c 'from jailer import fsutil; "
+            f"fsutil.remove_tree(\"{t}\")'; cat {t}/m/f")
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", code],
+                       capture_output=True, text=True, cwd=os.getcwd())
+    assert r.stdout == "keep\n", r.stderr
+    assert "another filesystem is mounted" in r.stderr
