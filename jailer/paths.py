@@ -78,10 +78,18 @@ def _own_dir(path: str, uid: int, parent_owner: int | None) -> bool:
     return stat.S_ISDIR(st.st_mode) and st.st_uid == uid
 
 
-def check_run_dir(made: str) -> None:
-    """After making ``made`` (a jail's state dir) as a user: when it is below
-    ``/tmp/jailer-run-UID``, that dir must be the user's own 0700 one, even if another user
-    made it between the look-up and the mkdir (then nothing is stored there)."""
-    if os.geteuid() != 0 and os.path.dirname(os.path.normpath(made)) == \
-            f"/tmp/jailer-run-{os.geteuid()}" and not os.environ.get("JAILER_RUN"):
-        user_run_dir()
+def check_run_dir(made: str, *, make: bool = False) -> None:
+    """Around making ``made`` (a jail's state dir) as a user: when it is below
+    ``/tmp/jailer-run-UID``, that dir is made 0700 first (``make``) and must be the user's
+    own 0700 one after, even if another user made it between the look-up and the mkdir
+    (then nothing is stored there)."""
+    tmp = f"/tmp/jailer-run-{os.geteuid()}"
+    if os.geteuid() == 0 or os.path.dirname(os.path.normpath(made)) != tmp \
+            or os.environ.get("JAILER_RUN"):
+        return
+    if make:
+        try:
+            os.mkdir(tmp, 0o700)
+        except FileExistsError:
+            pass
+    user_run_dir()

@@ -118,11 +118,14 @@ def untrusted(st: dict) -> dict:
 
 
 def _makedirs(directory: str) -> None:
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    if os.geteuid() != 0:
-        from jailer import paths
+    if os.geteuid() == 0:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        return
+    from jailer import paths
 
-        paths.check_run_dir(directory)
+    paths.check_run_dir(directory, make=True)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    paths.check_run_dir(directory)
 
 
 def write(directory: str, state: dict) -> None:
