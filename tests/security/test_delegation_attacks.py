@@ -126,7 +126,9 @@ def test_symlink_swapped_in_before_undelegate(jl, listing, as_user, service_user
     elif swap == "rootfs":
         as_uid(pw, f"mv '{data}/rootfs' '{data}/rootfs.real' && "
                    f"ln -s '{host_dir}' '{data}/rootfs'")
-    else:
+    else:  # to a host dir that holds a tree by the jail's name, which the old code moved
+        (host_dir / name / "rootfs").mkdir(parents=True)
+        (host_dir / name / "rootfs" / "etc").write_text("host\n")
         as_uid(pw, f"mv '{jails_dir}' '{jails_dir}.real' && ln -s '{host_dir}' '{jails_dir}'")
     before = tree_state(host_dir)
     # control: the paths root's record names now lead into the host dir
@@ -160,7 +162,8 @@ def test_symlink_swap_race_during_undelegate(jl, as_user, service_user, host_dir
     before = tree_state(host_dir)
     script = (f"while :; do for i in $(seq 200); do mv '{junk}'/d$i '{junk}'/e$i "
               f"2>/dev/null && ln -s '{host_dir}' '{junk}'/d$i 2>/dev/null; done; done")
-    racer = subprocess.Popen(["/usr/sbin/runuser", "-u", pw.pw_name, "--", "sh", "-c", script],
+    racer = subprocess.Popen(["/usr/sbin/runuser", "-u", pw.pw_name, "--", "timeout",
+                              "--foreground", "60", "sh", "-c", script], start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
@@ -171,7 +174,7 @@ def test_symlink_swap_race_during_undelegate(jl, as_user, service_user, host_dir
         assert links, "the racer made no symlink to the host dir"
         r = jl("undelegate", name)
     finally:
-        racer.kill()
+        os.killpg(racer.pid, 9)  # runuser and the racing shell below it
         racer.wait()
     assert "Traceback" not in r.stderr
     assert tree_state(host_dir) == before
