@@ -360,7 +360,7 @@ def undelegate(name: str) -> None:
         try:
             idshift.copy_shifted(theirs, "rootfs", 0, dst_dir_fd=mfd,
                                  uid_map=_id_map(0, (rec["uid_start"],)),
-                                 gid_map=_id_map(0, (rec["gid_start"],)))
+                                 gid_map=_id_map(0, (rec["gid_start"],)), devices=False)
         finally:
             os.close(mfd)
             os.close(theirs)
@@ -396,12 +396,20 @@ def _records() -> list[dict]:
 def _remove_user_path(path: str, uid: int) -> None:
     """Remove ``path`` (a tree or file in the user's reach) fd-based; a path that runs
     through a symlink or another user's directory is left alone (with a warning)."""
-    try:
-        fsutil.remove_tree(path, uid)
-    except fsutil.UnsafePath as e:
-        _warn(f"undelegate: not removing {path}: {e.message}")
-    except OSError as e:
-        _warn(f"undelegate: not removing {path}: {e.strerror}")
+    import errno
+
+    for attempt in range(5):
+        try:
+            fsutil.remove_tree(path, uid)
+            return
+        except fsutil.UnsafePath as e:
+            _warn(f"undelegate: not removing {path}: {e.message}")
+            return
+        except OSError as e:
+            if e.errno == errno.ENOTEMPTY and attempt < 4:
+                continue  # the user adds entries while we remove: go again
+            _warn(f"undelegate: not removing {path}: {e.strerror}")
+            return
 
 
 def _rmdir_user_path(path: str, uid: int) -> None:

@@ -63,7 +63,7 @@ def _open_dir(name: str, dir_fd: int | None = None) -> int:
 # ── copy ─────────────────────────────────────────────────────────────────────────────────────
 def copy_shifted(src: str | int, dst: str, offset: int, *, progress=None,
                  dst_dir_fd: int | None = None, uid_map=None, gid_map=None,
-                 plain: bool = False) -> None:
+                 plain: bool = False, devices: bool = True) -> None:
     """Copy the tree ``src`` to ``dst`` (which must not exist; it is created) with every owner
     uid and gid moved up by ``offset``.
 
@@ -76,7 +76,8 @@ def copy_shifted(src: str | int, dst: str, offset: int, *, progress=None,
     ``src`` may be an open directory fd (it is not closed), ``dst`` a name in ``dst_dir_fd``;
     ``uid_map``/``gid_map`` (functions of an id) replace the offset. ``plain`` copies for
     someone else's hands: no device nodes, no setuid/setgid bits and no file capabilities
-    but namespaced (v3) ones, which act only inside the user namespace they name.
+    but namespaced (v3) ones, which act only inside the user namespace they name; without
+    ``devices``, device nodes are skipped but the rest is copied as is.
     """
     def shift(i: int) -> int:
         j = i + offset
@@ -100,6 +101,8 @@ def copy_shifted(src: str | int, dst: str, offset: int, *, progress=None,
         copier = _Copier(uid_map or shift, progress, top.st_dev, gid_map or uid_map or shift)
         if plain:
             copier.mknod, copier.plain = False, True
+        if not devices:
+            copier.mknod = False
         copier.run(sfd, dfd, top)
     except BaseException:
         if dst_dir_fd is not None:

@@ -238,3 +238,40 @@ def test_remove_tree_leaves_a_mount_point_alone(tmp_path):
                        capture_output=True, text=True, cwd=os.getcwd())
     assert r.stdout == "keep\n", r.stderr
     assert "another filesystem is mounted" in r.stderr
+
+
+def test_plain_copy_for_someone_elses_hands(tmp_path):
+    """delegate's copy: no setuid/setgid bits, no device nodes, no host (v2) capabilities,
+    ids mapped by function, made in a dir fd; a control copy keeps them all."""
+    import struct
+
+    from jailer.idshift import CAPS, copy_shifted
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "su").write_text("x")
+    os.chmod(src / "su", 0o6755)
+    v2 = struct.pack("<IIIII", 0x02000000, 1 << 13, 0, 0, 0)  # cap_net_raw, not namespaced
+    caps = True
+    try:
+        os.setxattr(src / "su", CAPS, v2)
+    except OSError:
+        caps = False  # not root: no security.* xattrs
+    dev = os.geteuid() == 0
+    if dev:
+        os.mknod(src / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    out = os.open(tmp_path, fsutil.DIR_FLAGS)
+    try:
+        copy_shifted(str(src), "plain", 0, dst_dir_fd=out, plain=True,
+                     uid_map=lambda i: i, gid_map=lambda i: i)
+        copy_shifted(str(src), "control", 0, dst_dir_fd=out)
+    finally:
+        os.close(out)
+    assert stat.S_IMODE(os.stat(tmp_path / "plain" / "su").st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(tmp_path / "control" / "su").st_mode) == 0o6755
+    assert not os.path.lexists(tmp_path / "plain" / "null")
+    if dev:
+        assert stat.S_ISCHR(os.lstat(tmp_path / "control" / "null").st_mode)
+    if caps:
+        assert CAPS not in os.listxattr(tmp_path / "plain" / "su")
+        assert os.getxattr(tmp_path / "control" / "su", CAPS) == v2
