@@ -52,6 +52,18 @@ def user_run_dir(uid: int | None = None) -> str:
         return tmp  # made 0700 when something is stored (then checked: ``check_run_dir``)
     except OSError:
         st = None
+    if st is not None and stat.S_ISDIR(st.st_mode) and st.st_uid == uid \
+            and not stat.S_IMODE(st.st_mode) & 0o022 and stat.S_IMODE(st.st_mode) & 0o077 \
+            and uid == os.geteuid():
+        try:  # ours and never writable by others (an older jailer made it 0755): tighten it
+            fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                os.fchmod(fd, 0o700)
+                st = os.fstat(fd)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
     if st is None or not stat.S_ISDIR(st.st_mode) or st.st_uid != uid \
             or stat.S_IMODE(st.st_mode) & 0o077:
         what = ("a symlink" if st is not None and stat.S_ISLNK(st.st_mode) else

@@ -231,7 +231,13 @@ def test_precreated_tmp_run_dir_is_not_used(jl, as_user, service_user, kind):
         else:
             shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(evil, ignore_errors=True)
-    # control: with no such dir, the user's own 0700 one is made and used
+    # control: the user's own dir (0755, as an older jailer made it) is tightened and used
+    as_uid(pw, f"mkdir -m 755 '{tmp}'")
+    as_user("start", name, check=True)
+    st = os.lstat(tmp)
+    assert st.st_uid == pw.pw_uid and st.st_mode & 0o777 == 0o700
+    as_user("stop", "-t", "0", name, check=True)
+    shutil.rmtree(tmp)  # and with none there, one is made 0700
     as_user("start", name, check=True)
     st = os.lstat(tmp)
     assert st.st_uid == pw.pw_uid and st.st_mode & 0o777 == 0o700
