@@ -328,18 +328,24 @@ def test_state_id_with_dots_from_a_delegated_user(jl, listing, as_user, service_
     jl("rm", name, check=True)
 
 
-@pytest.mark.parametrize("trap", ["state-fifo", "freezer-fifo", "exit-fifo", "pid-1"])
+@pytest.mark.parametrize("trap,where", [(t, "run") for t in ("state-fifo", "freezer-fifo",
+                                                                "exit-fifo", "pid-1")]
+                         + [("state-fifo", "tmp"), ("freezer-fifo", "tmp")])
 def test_tampered_delegated_state_does_not_hang_or_fool_root(jl, listing, as_user,
-                                                             service_user, trap):
+                                                             service_user, trap, where):
     """A FIFO where root's list would read (the state file, a freezer path or the exit file
     the state names), or a pid that is not the jail's: root's `list` and `undelegate` return
     promptly and say stopped. Control: opening that FIFO as the old code did blocks, and the
     pid is alive (the old check believed it)."""
     pw, home, _code = service_user
-    name = "dfifo" + trap[:3]
+    name = "dfifo" + trap[:3] + where
     jl("create", name, "--image", "busybox", "--", "/bin/sleep", "300", check=True)
     jl("delegate", name, "--to", pw.pw_name, check=True)
-    run = Path(f"{USER_RUN}/{pw.pw_uid}/{name}")
+    if where == "run":
+        run = Path(f"{USER_RUN}/{pw.pw_uid}/{name}")
+    else:  # the user's own /tmp/jailer-run-UID (where the old jailer kept state)
+        run = Path(f"/tmp/jailer-run-{pw.pw_uid}/{name}")
+        as_uid(pw, f"mkdir -m 700 '{run.parent}'")
     fifo = home / "fifo"
     as_uid(pw, f"mkdir -p '{run}' && mkfifo '{fifo}'")
     st = {"name": name, "status": "running", "pid": 1, "boot_id": "", "id": "x",
