@@ -34,11 +34,11 @@ def _guard(fn, *args, **kw):
 
 def kind_of(name: str) -> str | None:
     """"jail" (a definition exists), "container" (OCI state exists) or None."""
-    from jailer import containers, jails
+    from jailer import containers, jails, state
 
     if jails.NAME_RE.match(name or "") and os.path.exists(jails.definition_path(name)):
         return "jail"
-    if containers.ID_RE.match(name or "") and os.path.isfile(
+    if state.valid_id(name) and os.path.isfile(
             os.path.join(containers.container_dir(name), "state.json")):
         return "container"
     return None

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 
 from jailer import jails, state
 from jailer.errors import JailerError
 
 OCI_VERSION = "1.0.2"
-ID_RE = re.compile(r"^[\w+\-.]+$")
 
 
 def fail(msg: str) -> JailerError:
@@ -32,7 +30,7 @@ def container_dir(cid: str) -> str:
 
 
 def _check_id(cid: str) -> None:
-    if not ID_RE.match(cid or "") or cid in (".", ".."):
+    if not state.valid_id(cid):
         raise fail("invalid container ID format")
 
 
@@ -251,7 +249,7 @@ def _kill(pid: int, sig: int = 9) -> None:
 # ── state ─────────────────────────────────────────────────────────────────────────────────
 def load(cid: str) -> dict:
     cdir = container_dir(cid)
-    st = state.read(cdir) if ID_RE.match(cid or "") else None
+    st = state.read(cdir) if state.valid_id(cid) else None
     if not st or st.get("kind") != "container":
         raise fail("container does not exist")
     st = state.observe(cdir, st)
@@ -276,6 +274,8 @@ def ids() -> list[str]:
     root = jails.run_dir()
     out = []
     for e in sorted(os.listdir(root)) if os.path.isdir(root) else ():
+        if not state.valid_id(e):
+            continue
         st = state.read(os.path.join(root, e))
         if st and st.get("kind") == "container":
             out.append(e)
@@ -329,7 +329,7 @@ def kill(cid: str, sig: int, all_: bool = False) -> None:
 def _cgroup(st: dict):
     import cgroups
 
-    if not st.get("cgroup"):
+    if not st.get("cgroup") or not state.valid_id(st.get("id")):
         return None
     return cgroups.open_manager(st["cgroup"], proc_cgroup=os.path.join(
         container_dir(st["id"]), "cgroup.parent"), parent="/" if st.get("cgroup_root") else None)
@@ -356,7 +356,7 @@ def delete(cid: str, force: bool = False) -> None:
                 and time.monotonic() < deadline:
             time.sleep(0.01)
     cdir = container_dir(cid)
-    if st.get("start_id"):
+    if state.valid_id(st.get("start_id")):
         gc.undo_start(data_dir(), st["start_id"], "", os.path.join(cdir, "cgroup.parent"))
     if cg is not None and cg.exists():  # a cgroupsPath of the config's own naming:
         # from the root (runc's place): only the leaf, the parents are the engine's;

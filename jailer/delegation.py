@@ -24,7 +24,7 @@ import os
 import pwd
 import shutil
 
-from jailer import jails, state
+from jailer import fsutil, jails, paths, state
 from jailer.errors import JailerError
 
 RANGE = 65536
@@ -46,8 +46,14 @@ def user_paths(pw: pwd.struct_passwd, name: str) -> dict[str, str]:
     """Where the user's jailer looks (its defaults: no XDG overrides are known to root)."""
     return {"config": os.path.join(pw.pw_dir, ".config", "jailer", "jails", name + ".toml"),
             "data": os.path.join(pw.pw_dir, ".local", "share", "jailer", "jails", name),
-            "run": [os.path.join(f"/run/user/{pw.pw_uid}", "jailer", name),
-                    f"/tmp/jailer-run-{pw.pw_uid}/{name}"]}
+            "run": run_dirs(pw.pw_uid, name)}
+
+
+def run_dirs(uid: int, name: str) -> list[str]:
+    """Every runtime dir the user's jailer may use for jail ``name`` (``paths.user_run_dir``
+    less the XDG override root cannot know)."""
+    return [f"/run/user/{uid}/jailer/{name}", f"{paths.USER_RUN}/{uid}/{name}",
+            f"/tmp/jailer-run-{uid}/{name}"]
 
 
 def _record_path(name: str) -> str:
@@ -64,27 +70,42 @@ def record(name: str) -> dict | None:
         return None
 
 
-def _makedirs_owned(path: str, uid: int, gid: int, mode: int = 0o700) -> None:
-    """mkdir -p, giving every directory it creates to uid:gid."""
-    missing = []
-    p = path
-    while not os.path.exists(p):
-        missing.append(p)
-        p = os.path.dirname(p)
-    for d in reversed(missing):
-        os.mkdir(d, mode)
-        os.chown(d, uid, gid)
+def _open_user_dir(path: str, uid: int, verb: str, **kw) -> int:
+    """An fd of a directory in the user's reach, opened as ``fsutil.open_dir`` does: no
+    symlinks, every component root's or the user's; one clear error otherwise."""
+    try:
+        return fsutil.open_dir(path, uid, **kw)
+    except fsutil.UnsafePath as e:
+        raise JailerError(f"{verb}: {e.message}", errno=e.errno, exit_code=1) from None
+    except OSError as e:
+        raise JailerError(f"{verb}: {path}: {e.strerror}", errno=e.errno or 0,
+                          exit_code=1) from None
 
 
-def _merged_copy(d: dict, dst: str, uid_off: int, gid_off: int) -> None:
-    """Copy what the jail sees as its root (image + its upper layer) to ``dst``, re-owned by
-    the user's range: an image file of uid N becomes uid_off+N."""
+def _id_map(off: int, bases: tuple[int, ...]):
+    """An id of one of the ranges at ``bases`` -> the same id of the range at ``off``; any
+    other id becomes the range's nobody (65534)."""
+    def shift(i: int) -> int:
+        for b in bases:
+            if b <= i < b + RANGE:
+                return off + i - b
+        return off + 65534
+    return shift
+
+
+def _merged_copy(d: dict, dst_fd: int, dst: str, uid_off: int, gid_off: int) -> None:
+    """Copy what the jail sees as its root (image + its upper layer) to ``dst`` in
+    ``dst_fd``, re-owned by the user's range (an image file of uid N becomes uid_off+N, a
+    file the jail's root made, of its pool range, the same), as a plain copy: no device
+    nodes, no setuid/setgid bits, no host file capabilities."""
     from jailer import cliopts, idshift
 
     source, _image = cliopts.resolve_rootfs(d.get("rootfs") or d["image"])
+    bases = (0, d["uid_base"]) if d.get("uid_base") else (0,)
+    maps = {"uid_map": _id_map(uid_off, bases), "gid_map": _id_map(gid_off, bases)}
     upper = os.path.join(jails.jail_data_dir(d["name"]), "layer", "upper")
     if not (os.path.isdir(upper) and os.listdir(upper)):
-        _copy(idshift, source, dst, uid_off, gid_off)
+        idshift.copy_shifted(source, dst, 0, dst_dir_fd=dst_fd, plain=True, **maps)
         return
     # the jail wrote files: mount image + upper read-only (an overlay of two lower layers
     # honours the upper's whiteouts) in a throw-away mount namespace and copy that view
@@ -100,7 +121,7 @@ def _merged_copy(d: dict, dst: str, uid_off: int, gid_off: int) -> None:
             sys_.unshare(S.CLONE_NEWNS)
             sys_.mount(None, "/", None, S.MS_REC | S.MS_PRIVATE)
             sys_.mount("overlay", view, "overlay", S.MS_RDONLY, f"lowerdir={upper}:{source}")
-            _copy(idshift, view, dst, uid_off, gid_off)
+            idshift.copy_shifted(view, dst, 0, dst_dir_fd=dst_fd, plain=True, **maps)
             code = 0
         except BaseException as e:  # noqa: BLE001
             os.write(2, f"jailer: delegate: copying the jail's files: {e}\n".encode())
@@ -108,24 +129,32 @@ def _merged_copy(d: dict, dst: str, uid_off: int, gid_off: int) -> None:
     _, status = os.waitpid(pid, 0)
     os.rmdir(view)
     if status != 0:
-        raise JailerError(f"delegate: could not copy jail {d['name']}'s files to {dst}")
-    # files the container made are owned by the jail's own range: move them to the user's
-    idshift.shift_in_place(dst, uid_off + d["uid_base"], uid_off, RANGE)
+        raise JailerError(f"delegate: could not copy jail {d['name']}'s files")
 
 
-def _copy(idshift, src: str, dst: str, uid_off: int, gid_off: int) -> None:
-    idshift.copy_shifted(src, dst, uid_off)
-    if gid_off != uid_off:  # copy_shifted moves gids by the same offset: fix them
-        _shift_gids(dst, uid_off, gid_off)
-
-
-def _shift_gids(top: str, old: int, new: int) -> None:
-    for root, dirs, files in os.walk(top):
-        for n in [*dirs, *files, ""] if root == top else [*dirs, *files]:
-            p = os.path.join(root, n) if n else root
-            st = os.lstat(p)
-            if old <= st.st_gid < old + RANGE:
-                os.lchown(p, -1, new + st.st_gid - old)
+def _user_run_parent(uid: int, gid: int) -> None:
+    """``/run/jailer-user/UID``: the user's runtime dir below a parent only root can write,
+    so no other local user can have made it (as anyone can make /tmp/jailer-run-UID)."""
+    top, leaf = os.path.split(paths.USER_RUN)
+    pfd = _open_user_dir(top, 0, "delegate")
+    try:
+        fd = fsutil.open_dir(leaf, 0, dir_fd=pfd, create=True, mode=0o755)
+    finally:
+        os.close(pfd)
+    try:
+        os.fchmod(fd, 0o755)
+        try:
+            os.mkdir(str(uid), 0o700, dir_fd=fd)
+        except FileExistsError:
+            pass
+        ufd = os.open(str(uid), fsutil.DIR_FLAGS, dir_fd=fd)
+        try:
+            os.fchown(ufd, uid, gid)
+            os.fchmod(ufd, 0o700)
+        finally:
+            os.close(ufd)
+    finally:
+        os.close(fd)
 
 
 def _parent_cgroup_text(cg) -> str:
@@ -148,7 +177,12 @@ def _parent_cgroup_text(cg) -> str:
 
 
 def delegate(name: str, user: str) -> dict:
-    """Hand jail ``name`` to ``user``; return the user's definition."""
+    """Hand jail ``name`` to ``user``; return the user's definition.
+
+    Everything root does in the user's home goes through directory fds opened without
+    following a symlink, through components of root's or the user's only. The jail's files
+    are built in a fresh root-owned 0700 directory there (out of the user's reach while it
+    fills), then given to the user's range and renamed into place last."""
     import cgroups
     from jailer import cliopts, lifecycle, subids
     from jailer.idpool import IdPool
@@ -156,19 +190,20 @@ def delegate(name: str, user: str) -> dict:
 
     _need_root("delegate")
     pw = _user(user)
-    if pw.pw_uid == 0:
+    uid, gid = pw.pw_uid, pw.pw_gid
+    if uid == 0:
         raise JailerError("delegate: give the jail to a service user, not to root")
     d = jails.load(name)
     if lifecycle.status(name)["status"] != "stopped":
         raise JailerError(f"delegate: jail {name} is running: stop it first", exit_code=1)
-    paths = user_paths(pw, name)
-    if os.path.exists(paths["config"]):
+    paths_ = user_paths(pw, name)
+    if os.path.lexists(paths_["config"]):
         raise JailerError(f"delegate: {user} has a jail named {name} already")
     if d.get("net") == "bridge":  # the user's jail gets slirp4netns, which opens the tun device
         from jailer import network
 
         try:
-            network.check_tun(pw.pw_uid, pw.pw_gid)
+            network.check_tun(uid, gid)
         except JailerError as e:
             raise JailerError(f"delegate: {e.message}", exit_code=1) from None
     ceiling = {k: v for k, v in d.get("run", {}).items() if k in cliopts.RESOURCE_OPTIONS}
@@ -176,29 +211,51 @@ def delegate(name: str, user: str) -> dict:
     # cgroup the user makes below it (the user's own starts may not set device rules)
     limits = cgroups.limits_from_options(**ceiling).replace(
         devices=list(cgroups.DEFAULT_DEVICES))
-    uid_start, gid_start, added = subids.register(user, pw.pw_uid, RANGE)
-    made: list = []
+    home = _open_user_dir(pw.pw_dir, uid, "delegate")
+    fds = [home]
+    undo: list = []
+    added = False
     try:
+        def user_dir(rel: str, mode: int = 0o755) -> int:
+            fd = _open_user_dir(rel, uid, "delegate", dir_fd=home, create=True, mode=mode,
+                                chown=(uid, gid))
+            fds.append(fd)
+            return fd
+
+        jails_fd = user_dir(".local/share/jailer/jails")
+        config_fd = user_dir(".config/jailer/jails", 0o700)
+        libexec_fd = user_dir(".local/share/jailer/libexec")
+        if _exists_at(jails_fd, name):
+            raise JailerError(f"delegate: {user} has files of a jail named {name} already "
+                              f"({paths_['data']})", exit_code=1)
+        uid_start, gid_start, added = subids.register(user, uid, RANGE)
         try:
             cg = cgroups.open_manager(f"jailer-d-{name}").create(limits)
         except cgroups.CgroupError as e:
             raise JailerError(f"delegate: {e}", exit_code=1) from None
-        made.append(cg)
-        cg.delegate(pw.pw_uid, pw.pw_gid)
-        jail_dir = paths["data"]
-        _makedirs_owned(os.path.dirname(jail_dir), pw.pw_uid, pw.pw_gid, 0o755)
-        os.mkdir(jail_dir, 0o755)
-        made.append(jail_dir)
-        os.chown(jail_dir, pw.pw_uid, pw.pw_gid)
-        _merged_copy(d, os.path.join(jail_dir, "rootfs"), uid_start, gid_start)
+        undo.append(cg.delete)
+        cg.delegate(uid, gid)
+        _user_run_parent(uid, gid)
+        # the jail's files, built where the user cannot reach them yet
+        staging = f".{name}.delegating-{os.getpid()}"
+        os.mkdir(staging, 0o700, dir_fd=jails_fd)
+        undo.append(lambda: fsutil.remove_at(jails_fd, staging))
+        sfd = os.open(staging, fsutil.DIR_FLAGS, dir_fd=jails_fd)
+        fds.append(sfd)
+        if os.fstat(sfd).st_uid != 0:
+            raise JailerError(f"delegate: {paths_['data']}: the staging dir was swapped")
+        _merged_copy(d, sfd, "rootfs", uid_start, gid_start)
         # the monitor, prebuilt: the user's first start need not compile it
-        libexec = os.path.join(pw.pw_dir, ".local", "share", "jailer", "libexec")
-        _makedirs_owned(libexec, pw.pw_uid, pw.pw_gid, 0o755)
         mon = monitor_binary(lifecycle._data())
-        dst = os.path.join(libexec, os.path.basename(mon))
-        if not os.path.exists(dst):
-            shutil.copy2(mon, dst)
-            os.chown(dst, pw.pw_uid, pw.pw_gid)
+        if not _exists_at(libexec_fd, os.path.basename(mon)):
+            with open(mon, "rb") as f:
+                binary = f.read()
+            try:
+                fsutil.write_file_at(libexec_fd, os.path.basename(mon), binary, mode=0o755,
+                                     owner=(uid, gid))
+            except FileExistsError:
+                pass
+        jail_dir = paths_["data"]
         mine = {k: v for k, v in d.items() if k not in ("image", "rootfs", "ip", "gateway",
                                                          "uid_base", "run")}
         mine.update(rootfs=os.path.join(jail_dir, "rootfs"), uid_base=uid_start,
@@ -206,92 +263,124 @@ def delegate(name: str, user: str) -> dict:
                     net="slirp" if d.get("net") == "bridge" else d.get("net", "loopback"))
         mine["run"] = dict(d.get("run", {}))
         mine["ceiling"] = ceiling
-        config_dir = os.path.dirname(os.path.dirname(paths["config"]))
-        _makedirs_owned(os.path.join(config_dir, "jails"), pw.pw_uid, pw.pw_gid)
-        jails.save(mine, config_dir, new=True)
-        made.append(paths["config"])
-        os.chown(paths["config"], pw.pw_uid, pw.pw_gid)
+        try:
+            fsutil.write_file_at(config_fd, name + ".toml", jails.dumps(mine).encode(),
+                                 owner=(uid, gid))
+        except FileExistsError:
+            raise JailerError(f"delegate: {user} has a jail named {name} already") from None
+        undo.append(lambda: os.unlink(name + ".toml", dir_fd=config_fd))
+        # hand over, last: the user's own directory, renamed into place
+        os.fchown(sfd, uid, gid)
+        os.fchmod(sfd, 0o755)
+        os.rename(staging, name, src_dir_fd=jails_fd, dst_dir_fd=jails_fd)
+        undo[-2] = lambda: fsutil.remove_at(jails_fd, name)
+        placed = os.open(name, fsutil.DIR_FLAGS, dir_fd=jails_fd)
+        try:
+            if os.fstat(placed).st_ino != os.fstat(sfd).st_ino:
+                raise JailerError(f"delegate: {jail_dir} was swapped while being handed over")
+        finally:
+            os.close(placed)
         rec_dir = os.path.dirname(_record_path(name))
         os.makedirs(rec_dir, mode=0o755, exist_ok=True)
         shutil.copy2(jails.definition_path(name), os.path.join(rec_dir, name + ".orig.toml"))
-        rec = {"name": name, "user": user, "uid": pw.pw_uid, "uid_start": uid_start,
+        rec = {"name": name, "user": user, "uid": uid, "uid_start": uid_start,
                "gid_start": gid_start, "subids_added": added, "cgroup": cg.name,
-               "config": paths["config"], "data": jail_dir}
+               "config": paths_["config"], "data": jail_dir}
         with open(_record_path(name), "w") as f:
             f.write(jails.dumps(rec))
     except BaseException:
-        for thing in reversed(made):
-            if isinstance(thing, str) and thing.endswith(".toml"):
-                os.unlink(thing)
-            elif isinstance(thing, str):
-                from jailer.fsutil import remove_tree
-
-                remove_tree(thing)
-            else:
-                thing.delete()
+        for step in reversed(undo):
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - undo what can be undone, report the cause
+                pass
         if added:
             subids.unregister(user, uid_start, gid_start, RANGE)
         raise
+    finally:
+        for fd in fds:
+            os.close(fd)
     # root's copy is gone: the jail is the user's now
-    from jailer.fsutil import remove_tree
-
-    remove_tree(jails.jail_data_dir(name))
-    remove_tree(jails.jail_state_dir(name))
+    fsutil.remove_tree(jails.jail_data_dir(name))
+    fsutil.remove_tree(jails.jail_state_dir(name))
     if d.get("uid_base"):
         IdPool(os.path.join(lifecycle._data(), "idpool")).release(d["uid_base"])
     os.unlink(jails.definition_path(name))
     return mine
 
 
+def _exists_at(dir_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def _warn(msg: str) -> None:
+    import sys
+
+    print(f"jailer: warning: {msg}", file=sys.stderr)
+
+
 def undelegate(name: str) -> None:
-    """Take the jail back: stop it, move its files back to root, remove the user's part."""
+    """Take the jail back: stop it, copy its files back to root, remove the user's part.
+
+    The user's tree is read and removed through fds (no symlink followed, no component of
+    another user's, no other filesystem entered); what is not safe to read (a symlink
+    planted on the way) is not taken back: the jail then gets its original image."""
     import tomllib
 
     import cgroups
     from jailer import idshift, lifecycle, subids
-    from jailer.fsutil import remove_tree
     from jailer.idpool import IdPool
 
     _need_root("undelegate")
     rec = record(name)
     if rec is None:
         raise JailerError(f"jail {name} is not delegated", exit_code=1)
-    try:
-        paths = user_paths(pwd.getpwnam(rec["user"]), name)
-    except KeyError:  # the user is gone already: what the record says is enough
-        uid = rec["uid"]
-        paths = {"run": [f"/run/user/{uid}/jailer/{name}", f"/tmp/jailer-run-{uid}/{name}"]}
+    uid = rec["uid"]
+    runs = run_dirs(uid, name)
     cg = cgroups.open_manager(rec["cgroup"])
-    _stop_user_jail(cg, paths["run"])
+    _stop_user_jail(cg, runs, uid)
     orig = os.path.join(os.path.dirname(_record_path(name)), name + ".orig.toml")
     with open(orig, "rb") as f:
         d = tomllib.load(f)
     d["name"] = name
     # the jail's files come back as a rootfs of root's, owned by ids 0..65535 again
-    mine = os.path.join(jails.jail_data_dir(name), "rootfs")
-    os.makedirs(os.path.dirname(mine), mode=0o700, exist_ok=True)
-    theirs = os.path.join(rec["data"], "rootfs")
-    if os.path.isdir(theirs):
-        shutil.move(theirs, mine)
-        idshift.shift_in_place(mine, rec["uid_start"], 0, RANGE)
-        if rec["gid_start"] != rec["uid_start"]:
-            _shift_gids(mine, rec["gid_start"], 0)
+    mine_dir = jails.jail_data_dir(name)
+    os.makedirs(mine_dir, mode=0o700, exist_ok=True)
+    fsutil.remove_tree(os.path.join(mine_dir, "rootfs"))
+    try:  # the user's jail dir, then its rootfs (owned by the jail's root, in their range)
+        theirs = fsutil.open_dir(os.path.join(rec["data"], "rootfs"),
+                                 (uid, rec["uid_start"]))
+    except fsutil.UnsafePath as e:
+        _warn(f"undelegate: not taking the user's files back: {e.message}")
+        theirs = -1
+    except OSError:
+        theirs = -1
+    if theirs >= 0:
+        mfd = os.open(mine_dir, fsutil.DIR_FLAGS)
+        try:
+            idshift.copy_shifted(theirs, "rootfs", 0, dst_dir_fd=mfd,
+                                 uid_map=_id_map(0, (rec["uid_start"],)),
+                                 gid_map=_id_map(0, (rec["gid_start"],)), devices=False)
+        finally:
+            os.close(mfd)
+            os.close(theirs)
         d.pop("image", None)
-        d["rootfs"] = mine
+        d["rootfs"] = os.path.join(mine_dir, "rootfs")
     d["uid_base"] = IdPool(os.path.join(lifecycle._data(), "idpool")).allocate(
         owner=f"jail:{name}")
     jails.save(d)
-    for run in paths["run"]:
-        remove_tree(run)
-        try:
-            os.rmdir(os.path.dirname(run))  # the user's jailer run dir, if now empty
-        except OSError:
-            pass
-    remove_tree(rec["data"])
-    try:
-        os.unlink(rec["config"])
-    except FileNotFoundError:
-        pass
+    for run in runs:
+        _remove_user_path(run, uid)
+    others = [r for r in _records() if r.get("uid") == uid and r.get("name") != name]
+    for top in (f"/run/user/{uid}/jailer", f"/tmp/jailer-run-{uid}") + (
+            () if others else (f"{paths.USER_RUN}/{uid}",)):
+        _rmdir_user_path(top, uid)  # the user's jailer run dir, if now empty
+    _remove_user_path(rec["data"], uid)
+    _remove_user_path(rec["config"], uid)
     cg.delete()
     if rec.get("subids_added"):
         subids.unregister(rec["user"], rec["uid_start"], rec["gid_start"], RANGE)
@@ -299,16 +388,116 @@ def undelegate(name: str) -> None:
     os.unlink(_record_path(name))
 
 
-def _stop_user_jail(cg, run_dirs: list[str]) -> None:
-    """Kill whatever runs in the delegated cgroup and wait for the user's monitor to finish."""
+def _records() -> list[dict]:
+    d = os.path.dirname(_record_path("x"))
+    out = []
+    for e in sorted(os.listdir(d)) if os.path.isdir(d) else ():
+        if e.endswith(".toml") and not e.endswith(".orig.toml"):
+            out.append(record(e[:-5]) or {})
+    return out
+
+
+def _remove_user_path(path: str, uid: int) -> None:
+    """Remove ``path`` (a tree or file in the user's reach) fd-based; a path that runs
+    through a symlink or another user's directory is left alone (with a warning)."""
+    import errno
+
+    for attempt in range(5):
+        try:
+            fsutil.remove_tree(path, uid)
+            return
+        except fsutil.UnsafePath as e:
+            _warn(f"undelegate: not removing {path}: {e.message}")
+            return
+        except OSError as e:
+            if e.errno == errno.ENOTEMPTY and attempt < 4:
+                continue  # the user adds entries while we remove: go again
+            _warn(f"undelegate: not removing {path}: {e.strerror}")
+            return
+
+
+def _rmdir_user_path(path: str, uid: int) -> None:
+    try:
+        fd, leaf = fsutil.open_parent(path, uid)
+    except (OSError, fsutil.UnsafePath):
+        return
+    try:
+        os.rmdir(leaf, dir_fd=fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _stop_user_jail(cg, runs: list[str], uid: int) -> None:
+    """Kill whatever runs in the delegated cgroup and wait for the user's monitor to finish.
+    The monitor's pid comes from the user's state file: it is waited for only while it is
+    a process of that user."""
     import time
 
     if cg.exists() and cg.procs():
         cg.kill()
-    for run in run_dirs:
-        st = state.read(run)
+    for run in runs:
+        st = state.read_untrusted(run, uid)
         if not st:
             continue
         deadline = time.monotonic() + 10
-        while state.monitor_alive(st) and time.monotonic() < deadline:
+        while state.monitor_alive(st) and _process_uid(state._owner(st)[0]) == uid \
+                and time.monotonic() < deadline:
             time.sleep(0.02)
+
+
+def _process_uid(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid if pid > 0 else None
+    except OSError:
+        return None
+
+
+def observe_user_state(rec: dict) -> dict:
+    """Root's view of a delegated jail's state: read fd-based from the user's run dir, and
+    believed only as far as the kernel confirms it: a pid counts only while it is in the
+    cgroup root made for the jail; paused is read from that pid's own freezer (found via
+    /proc, never a path from the file)."""
+    import cgroups
+
+    st: dict = {}
+    for run in run_dirs(rec.get("uid", -1), rec.get("name", "")):
+        st = state.read_untrusted(run, rec.get("uid", -1)) or {}
+        if st:
+            break
+    st.setdefault("status", "stopped")
+    if st["status"] == "stopped":
+        return st
+    pid = st.get("pid", 0)
+    try:
+        cg = cgroups.open_manager(rec["cgroup"])
+        inside = state.process_alive(pid, st.get("pid_start"), st.get("boot_id")) \
+            and pid in cg.procs()
+    except (cgroups.CgroupError, KeyError, OSError, ValueError):
+        inside = False
+    if not inside:
+        return {**st, "status": "stopped", "pid": 0}
+    st["status"] = "paused" if _pid_frozen(cg, pid) else "running"
+    return st
+
+
+def _pid_frozen(cg, pid: int) -> bool:
+    """Is ``pid`` (known to be inside ``cg``) frozen, by its own cgroup's freezer?"""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            lines = [line.rstrip("\n").split(":", 2) for line in f]
+    except OSError:
+        return False
+    v1 = getattr(cg, "paths", None)
+    for hid, ctrls, rel in lines:
+        if v1 is not None and "freezer" in ctrls.split(",") and "freezer" in v1:
+            path = os.path.join(cg.root, "freezer", rel.lstrip("/"), "freezer.state")
+        elif v1 is None and hid == "0":
+            path = os.path.join(cg.root, rel.lstrip("/"), "cgroup.freeze")
+        else:
+            continue
+        if ".." in rel.split("/"):
+            return False
+        return state._frozen(path)
+    return False

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from jailer import paths
+from jailer import paths, state
 from jailer.fsutil import remove_tree
 from jailer.idpool import IdPool, owner_alive
 
@@ -21,6 +21,8 @@ def collect(data_dir: str | None = None) -> list[str]:
     done = []
     starts = os.path.join(data, "starts")
     for cid in sorted(os.listdir(starts)) if os.path.isdir(starts) else ():
+        if not state.valid_id(cid):
+            continue
         record = os.path.join(starts, cid)
         try:
             with open(record) as f:
@@ -38,8 +40,12 @@ def collect(data_dir: str | None = None) -> list[str]:
 def undo_start(data: str, cid: str, image: str = "",
                proc_cgroup: str = "/proc/self/cgroup") -> list[str]:
     """Remove what start ``cid`` left on the host: its image-use record, throw-away upper
-    layer, cgroup (below the cgroups listed in ``proc_cgroup``) and start record. Idempotent."""
+    layer, cgroup (below the cgroups listed in ``proc_cgroup``) and start record. Idempotent.
+    An id that is not ``state.valid_id`` (one read from a tampered state file, say
+    ``../../x``) names nothing: it is never turned into a path."""
     done = []
+    if not state.valid_id(cid):
+        return done
     if image:
         from images.store import Store
 

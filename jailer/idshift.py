@@ -35,9 +35,14 @@ def _keep_xattr(name: str) -> bool:
     return name.startswith("user.") or name == CAPS or name in ACLS
 
 
-def _shift_value(name: str, value: bytes, shift) -> bytes:
+def _namespaced_caps(value: bytes) -> bool:
+    return len(value) == 24 and struct.unpack_from("<I", value)[0] >> 24 == 3
+
+
+def _shift_value(name: str, value: bytes, shift, gshift=None) -> bytes:
     """A copy of an xattr value with the ids inside it (v3 capability root id, ACL entries
-    for named users and groups) passed through ``shift``."""
+    for named users and groups) passed through ``shift`` (groups: ``gshift``)."""
+    gshift = gshift or shift
     if name == CAPS and len(value) == 24 and struct.unpack_from("<I", value)[0] >> 24 == 3:
         return value[:20] + struct.pack("<I", shift(struct.unpack_from("<I", value, 20)[0]))
     if name in ACLS and len(value) >= 4 and (len(value) - 4) % 8 == 0:
@@ -45,7 +50,8 @@ def _shift_value(name: str, value: bytes, shift) -> bytes:
         for off in range(4, len(value), 8):
             tag, _perm, ident = struct.unpack_from("<HHI", value, off)
             if tag in (_ACL_USER, _ACL_GROUP):
-                struct.pack_into("<I", out, off + 4, shift(ident))
+                struct.pack_into("<I", out, off + 4,
+                                 (shift if tag == _ACL_USER else gshift)(ident))
         return bytes(out)
     return value
 
@@ -55,7 +61,9 @@ def _open_dir(name: str, dir_fd: int | None = None) -> int:
 
 
 # ── copy ─────────────────────────────────────────────────────────────────────────────────────
-def copy_shifted(src: str, dst: str, offset: int, *, progress=None) -> None:
+def copy_shifted(src: str | int, dst: str, offset: int, *, progress=None,
+                 dst_dir_fd: int | None = None, uid_map=None, gid_map=None,
+                 plain: bool = False, devices: bool = True) -> None:
     """Copy the tree ``src`` to ``dst`` (which must not exist; it is created) with every owner
     uid and gid moved up by ``offset``.
 
@@ -64,6 +72,12 @@ def copy_shifted(src: str, dst: str, offset: int, *, progress=None) -> None:
     skipped. Sparse files stay sparse where the filesystem reports holes (SEEK_HOLE).
     ``progress(n)`` is called with the number of entries copied so far every few hundred
     entries and at the end. On failure ``dst`` is removed again.
+
+    ``src`` may be an open directory fd (it is not closed), ``dst`` a name in ``dst_dir_fd``;
+    ``uid_map``/``gid_map`` (functions of an id) replace the offset. ``plain`` copies for
+    someone else's hands: no device nodes, no setuid/setgid bits and no file capabilities
+    but namespaced (v3) ones, which act only inside the user namespace they name; without
+    ``devices``, device nodes are skipped but the rest is copied as is.
     """
     def shift(i: int) -> int:
         j = i + offset
@@ -71,22 +85,35 @@ def copy_shifted(src: str, dst: str, offset: int, *, progress=None) -> None:
             raise ValueError(f"id {i} + offset {offset} is outside the valid id range")
         return j
 
-    sfd = _open_dir(src)
+    sfd = os.dup(src) if isinstance(src, int) else _open_dir(src)
     try:
         top = os.fstat(sfd)
-        os.mkdir(dst, 0o700)
+        os.mkdir(dst, 0o700, dir_fd=dst_dir_fd)
     except BaseException:
         os.close(sfd)
         raise
     try:
         try:
-            dfd = _open_dir(dst)
+            dfd = _open_dir(dst, dst_dir_fd)
         except BaseException:
             os.close(sfd)
             raise
-        _Copier(shift, progress, top.st_dev).run(sfd, dfd, top)
+        copier = _Copier(uid_map or shift, progress, top.st_dev, gid_map or uid_map or shift)
+        if plain:
+            copier.mknod, copier.plain = False, True
+        if not devices:
+            copier.mknod = False
+        copier.run(sfd, dfd, top)
     except BaseException:
-        _remove_partial(dst)
+        if dst_dir_fd is not None:
+            from jailer.fsutil import remove_at
+
+            try:
+                remove_at(dst_dir_fd, dst)
+            except OSError:
+                pass
+        else:
+            _remove_partial(dst)
         raise
 
 
@@ -94,11 +121,6 @@ def _remove_partial(path: str) -> None:
     """Best effort: remove what a failed copy made, even directories it made read-only."""
     from jailer.fsutil import remove_tree
 
-    for root, _dirs, _files in os.walk(path):
-        try:
-            os.chmod(root, 0o700)
-        except OSError:
-            pass
     try:
         remove_tree(path)
     except OSError:
@@ -106,8 +128,10 @@ def _remove_partial(path: str) -> None:
 
 
 class _Copier:
-    def __init__(self, shift, progress, dev: int) -> None:
+    def __init__(self, shift, progress, dev: int, gshift=None) -> None:
         self.shift = shift
+        self.gshift = gshift or shift
+        self.plain = False
         self.progress = progress
         self.dev = dev
         self.links: dict[tuple[int, int], str] = {}  # (dev, ino) -> path under dst
@@ -179,7 +203,7 @@ class _Copier:
             self.copy_file(sfd, dfd, name, st, path)
         elif stat.S_ISLNK(mode):
             os.symlink(os.readlink(name, dir_fd=sfd), name, dir_fd=dfd)
-            os.chown(name, self.shift(st.st_uid), self.shift(st.st_gid), dir_fd=dfd,
+            os.chown(name, self.shift(st.st_uid), self.gshift(st.st_gid), dir_fd=dfd,
                      follow_symlinks=False)
             os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dfd,
                      follow_symlinks=False)
@@ -221,8 +245,8 @@ class _Copier:
 
     def finish_fd(self, src: int, dst: int, st: os.stat_result) -> None:
         """Owner, mode, xattrs, times of a copied file or directory, via fds."""
-        os.fchown(dst, self.shift(st.st_uid), self.shift(st.st_gid))
-        os.fchmod(dst, stat.S_IMODE(st.st_mode))  # after chown, which clears setuid/setgid
+        os.fchown(dst, self.shift(st.st_uid), self.gshift(st.st_gid))
+        os.fchmod(dst, self.mode(st))  # after chown, which clears setuid/setgid
         try:
             names = os.listxattr(src)
         except OSError as e:
@@ -237,15 +261,22 @@ class _Copier:
                     if e.errno == errno.ENODATA:
                         continue
                     raise
-                os.setxattr(dst, x, _shift_value(x, value, self.shift))
+                if self.plain and x == CAPS and not _namespaced_caps(value):
+                    continue  # a v2 capability set acts on the host: not for their hands
+                os.setxattr(dst, x, _shift_value(x, value, self.shift, self.gshift))
         os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
 
     def finish_path(self, dfd: int, name: str, st: os.stat_result) -> None:
         """Owner, mode, times of an entry we just created in dst (fifo, device, mount point)."""
-        os.chown(name, self.shift(st.st_uid), self.shift(st.st_gid), dir_fd=dfd,
+        os.chown(name, self.shift(st.st_uid), self.gshift(st.st_gid), dir_fd=dfd,
                  follow_symlinks=False)
-        os.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=dfd)
+        os.chmod(name, self.mode(st), dir_fd=dfd)
         os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dfd, follow_symlinks=False)
+
+    def mode(self, st: os.stat_result) -> int:
+        m = stat.S_IMODE(st.st_mode)
+        return m & ~(stat.S_ISUID | stat.S_ISGID) if self.plain and not stat.S_ISDIR(
+            st.st_mode) else m
 
     def finish(self, sfd: int, dfd: int, st: os.stat_result) -> None:
         """A directory is complete: its attributes go last (its mode may forbid writing)."""

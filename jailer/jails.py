@@ -9,7 +9,8 @@ Locations (environment overrides first, for tests and for packagers)::
 
     config   $JAILER_CONFIG | $JAILER_SYSTEM_CONFIG | /etc/jailer (root)
              $JAILER_CONFIG | $XDG_CONFIG_HOME/jailer | ~/.config/jailer (user)
-    run      $JAILER_RUN    | /run/jailer (root) | $XDG_RUNTIME_DIR/jailer | /tmp/jailer-run-UID
+    run      $JAILER_RUN    | /run/jailer (root) | $XDG_RUNTIME_DIR/jailer | /run/user/UID/jailer
+             | /run/jailer-user/UID (made by delegate) | /tmp/jailer-run-UID (own, 0700 only)
     data     $JAILER_DATA   | /var/lib/jailer    | $XDG_DATA_HOME/jailer  (see jailer.paths)
 
 Below them: ``config/jails/NAME.toml``, ``config/delegated/NAME.toml`` (root's record of a
@@ -55,9 +56,7 @@ def run_dir() -> str:
         return os.environ["JAILER_RUN"]
     if os.geteuid() == 0:
         return "/run/jailer"
-    if os.environ.get("XDG_RUNTIME_DIR"):
-        return os.path.join(os.environ["XDG_RUNTIME_DIR"], "jailer")
-    return f"/tmp/jailer-run-{os.geteuid()}"
+    return paths.user_run_dir()
 
 
 def check_name(name: str) -> str:

@@ -393,7 +393,7 @@ def _undo_leftovers(name: str, st: dict | None) -> list[str]:
     if not st:
         return []
     done = []
-    if st.get("id"):
+    if state.valid_id(st.get("id")):
         done += gc.undo_start(_data(), st["id"], st.get("image", ""),
                               os.path.join(jails.jail_state_dir(name), "cgroup.parent"))
     if st.get("net") == "bridge" or st.get("host_if"):
@@ -575,7 +575,8 @@ def listing() -> list[dict]:
 
 
 def _delegated_listing() -> list[dict]:
-    """Root's view of the jails it handed to users (their state, read from their run dir)."""
+    """Root's view of the jails it handed to users: their state is read from the user's run
+    dir without following anything the user controls (``delegation.observe_user_state``)."""
     from jailer import delegation
 
     out = []
@@ -584,17 +585,7 @@ def _delegated_listing() -> list[dict]:
         if not entry.endswith(".toml") or entry.endswith(".orig.toml"):
             continue
         rec = delegation.record(entry[:-5]) or {}
-        st: dict = {"status": "stopped"}
-        import pwd
-
-        try:
-            runs = delegation.user_paths(pwd.getpwnam(rec["user"]), rec["name"])["run"]
-        except (KeyError, TypeError):
-            runs = []
-        for run in runs:
-            if state.read(run):
-                st = state.observe(run)
-                break
+        st = delegation.observe_user_state(rec) if rec.get("cgroup") else {"status": "stopped"}
         out.append({"name": rec.get("name", entry[:-5]), "status": st["status"],
                     "pid": st.get("pid") or 0 if st["status"] != "stopped" else 0,
                     "ip": "", "hostname": st.get("hostname", ""), "image": "",

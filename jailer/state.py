@@ -12,9 +12,18 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import time
 
 STATUSES = ("creating", "created", "running", "paused", "stopped")
+# the one rule for a start's or container's id, wherever one becomes part of a path or a
+# cgroup name: no '/', not '.' or '..', nothing empty (OCI ids, our own random ids)
+_ID_RE = re.compile(r"[\w+\-.]{1,1024}")
+
+
+def valid_id(cid: object) -> bool:
+    """Is ``cid`` an id that may name a file or cgroup (one path component, never '..')?"""
+    return isinstance(cid, str) and bool(_ID_RE.fullmatch(cid)) and cid not in (".", "..")
 
 
 def boot_id() -> str:
@@ -25,7 +34,8 @@ def boot_id() -> str:
 def process_alive(pid: int, start: str | None, boot: str | None) -> bool:
     """Is ``pid`` still the process that was recorded (same start time, same boot), and not
     a zombie waiting for its parent?"""
-    if not pid or (boot and boot != boot_id()):
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 \
+            or (boot and boot != boot_id()):
         return False
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -47,7 +57,7 @@ class Lock:
 
     def __enter__(self) -> Lock:
         if self.create:
-            os.makedirs(self.dir, mode=0o700, exist_ok=True)
+            _makedirs(self.dir)
         self.fd = os.open(os.path.join(self.dir, "lock"),
                           os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(self.fd, fcntl.LOCK_EX)
@@ -70,8 +80,56 @@ def read(directory: str) -> dict | None:
         return None  # a torn write cannot happen (rename), but a foreign file could
 
 
-def write(directory: str, state: dict) -> None:
+def read_untrusted(directory: str, owner: int) -> dict | None:
+    """A state file in a directory a user (``owner``) can write, read as root may: the path
+    opened component-wise (no symlinks, components of root or ``owner`` only), the file
+    never a FIFO, device or symlink, and only its plain fields kept (see ``untrusted``)."""
+    from jailer import fsutil
+
+    try:
+        fd = fsutil.open_dir(directory, owner)
+    except (OSError, fsutil.UnsafePath):
+        return None
+    try:
+        st = json.loads(fsutil.read_file_at(fd, "state.json", 1 << 16))
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+    return untrusted(st) if isinstance(st, dict) else None
+
+
+def untrusted(st: dict) -> dict:
+    """What root may take from a state file someone else wrote: plain values of the right
+    type; never a path (cgroup, freezer) and never an id that is not ``valid_id``."""
+    out: dict = {}
+    for key, typ in (("name", str), ("status", str), ("pid", int), ("pid_start", str),
+                     ("boot_id", str), ("monitor", str), ("hostname", str),
+                     ("exit_code", int), ("restarts", int), ("started", (int, float)),
+                     ("finished", (int, float))):
+        v = st.get(key)
+        if isinstance(v, typ) and not isinstance(v, bool):
+            out[key] = v
+    if out.get("status") not in STATUSES:
+        out["status"] = "stopped"
+    if valid_id(st.get("id")):
+        out["id"] = st["id"]
+    return out
+
+
+def _makedirs(directory: str) -> None:
+    if os.geteuid() == 0:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        return
+    from jailer import paths
+
+    paths.check_run_dir(directory, make=True)
     os.makedirs(directory, mode=0o700, exist_ok=True)
+    paths.check_run_dir(directory)
+
+
+def write(directory: str, state: dict) -> None:
+    _makedirs(directory)
     path = os.path.join(directory, "state.json")
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
@@ -124,7 +182,7 @@ def _owner(st: dict) -> tuple[int, str | None]:
     if kind != "pid":
         return 0, None
     pid, _, start = rest.partition(":")
-    return int(pid), start
+    return (int(pid), start) if pid.isdigit() else (0, None)
 
 
 def monitor_alive(st: dict) -> bool:
