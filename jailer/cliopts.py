@@ -194,16 +194,15 @@ def parse_rlimit(text: str) -> Rlimit:
 
 def _passwd(rootfs: str, user: str) -> tuple[int, int, str] | None:
     """Look a user up in the image's /etc/passwd (never following a link out of it)."""
-    path = os.path.join(rootfs, "etc/passwd")
-    if not os.path.realpath(path).startswith(os.path.realpath(rootfs) + "/"):
-        return None
+    from jailer.fsutil import read_in_root
+
+    data = read_in_root(rootfs, "etc/passwd")
     try:
-        with open(path) as f:
-            for line in f:
-                fields = line.rstrip("\n").split(":")
-                if len(fields) >= 6 and (fields[0] == user or fields[2] == user):
-                    return int(fields[2]), int(fields[3]), fields[5]
-    except (OSError, ValueError):
+        for line in (data or b"").decode(errors="replace").splitlines():
+            fields = line.split(":")
+            if len(fields) >= 6 and (fields[0] == user or fields[2] == user):
+                return int(fields[2]), int(fields[3]), fields[5]
+    except ValueError:
         pass
     return None
 

@@ -260,3 +260,29 @@ def write_file_at(dir_fd: int, name: str, data: bytes, *, mode: int = 0o644,
             os.link(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
     finally:
         _ignore_missing(lambda: os.unlink(tmp, dir_fd=dir_fd))
+
+
+def read_in_root(root: str, rel: str, limit: int = 1 << 20) -> bytes | None:
+    """The bytes of ``rel`` resolved inside ``root`` (symlinks stay in it), or None unless it
+    is a regular file of at most ``limit`` bytes. O_NONBLOCK: a FIFO there cannot hang us."""
+    from jailer import syscalls as S
+
+    try:
+        rfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fd = S.Syscalls().openat2(rfd, rel.lstrip("/"), os.O_RDONLY | os.O_CLOEXEC
+                                  | os.O_NOCTTY | os.O_NONBLOCK,
+                                  S.RESOLVE_IN_ROOT | S.RESOLVE_NO_MAGICLINKS)
+    except (OSError, ImportError):
+        return None
+    finally:
+        os.close(rfd)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None
+        return os.read(fd, limit + 1)[:limit]
+    finally:
+        os.close(fd)

@@ -16,11 +16,16 @@ Every target inside the root is resolved with ``openat2(RESOLVE_IN_ROOT)`` and m
 from __future__ import annotations
 
 import os
+import stat
 
 from jailer import syscalls as S
+from jailer.errors import JailerError
 from jailer.spec import Spec
 
 NODEV_NOSUID_NOEXEC = S.MS_NOSUID | S.MS_NODEV | S.MS_NOEXEC
+# kernel filesystems mount only on real directories: a symlink anywhere on the way (an image's
+# ``proc -> /tmp/x``) is refused, as runc refuses "proc must be mounted on ordinary directory"
+ORDINARY = {"/dev", "/proc", "/sys", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys/fs/cgroup"}
 
 # name, mode, major, minor (the minimal /dev every runtime provides)
 DEVICES = (
@@ -153,31 +158,36 @@ class Mounter:
             os.close(self._rootfd)
             self._rootfd = -1
 
-    def resolve(self, rel: str, create: str | None = None, _depth: int = 0) -> int:
+    def resolve(self, rel: str, create: str | None = None, _depth: int = 0,
+                strict: bool = False) -> int:
         """O_PATH fd of ``rel`` inside the root (symlinks stay inside); optionally create it.
 
         Missing components are created as directories (the last one as ``create``: "dir" or
         "file"), owned by ``creator``. A dangling symlink is followed inside the root, the
         way runc's SecureJoin does, so ``/escape -> /host/path`` creates ``/host/path`` in
-        the root, never on the host.
+        the root, never on the host. ``strict``: no symlink at all on the way (ELOOP).
         """
         rel = os.path.normpath("/" + rel).lstrip("/")
         if not rel:
             return os.dup(self._open_root())
         flags = self.O_PATH | os.O_CLOEXEC
         resolve = S.RESOLVE_IN_ROOT | S.RESOLVE_NO_MAGICLINKS
+        if strict:
+            resolve |= S.RESOLVE_NO_SYMLINKS
         try:
             return self.sys.openat2(self._open_root(), rel, flags, resolve)
         except FileNotFoundError:
             if not create or _depth > 40:
                 raise
         parent, name = os.path.split(rel)
-        pfd = self.resolve(parent, "dir", _depth + 1)
+        pfd = self.resolve(parent, "dir", _depth + 1, strict)
         try:
             try:
                 link = os.readlink(name, dir_fd=pfd)
             except OSError:
                 link = None
+            if link is not None and strict:
+                raise OSError(40, f"{rel}: a symlink", rel)
             if link is not None:  # dangling symlink: create its target, inside the root
                 target = link if link.startswith("/") else os.path.join("/", parent, link)
                 return self.resolve(target, create, _depth + 1)
@@ -196,9 +206,42 @@ class Mounter:
             os.close(pfd)
         return self.sys.openat2(self._open_root(), rel, flags, resolve)
 
-    def _target(self, rel: str, create: str | None = None) -> tuple[int, str]:
-        fd = self.resolve(rel, create)
+    def _target(self, rel: str, create: str | None = None,
+                strict: bool = False) -> tuple[int, str]:
+        fd = self.resolve(rel, create, strict=strict)
         return fd, f"/proc/self/fd/{fd}"
+
+    def _ordinary_dir(self, rel: str) -> tuple[int, str]:
+        """The real directory ``rel`` (created if missing), or one line saying why not."""
+        what = rel.strip("/").replace("dev/", "") or "/"
+        try:
+            fd = self.resolve(rel, "dir", strict=True)
+        except OSError as e:
+            if e.errno not in (40, 20):  # ELOOP, ENOTDIR: a symlink or a file on the way
+                raise
+            fd = -1
+        if fd >= 0 and not stat.S_ISDIR(os.fstat(fd).st_mode):
+            os.close(fd)
+            fd = -1
+        if fd < 0:
+            raise JailerError(f"{what} must be mounted on an ordinary directory: {rel} in the "
+                              "root is a symlink or not a directory", stage="mount", path=rel,
+                              hint="the image must have a real directory there")
+        return fd, f"/proc/self/fd/{fd}"
+
+    def _char_dev(self, rel: str, major: int, minor: int) -> tuple[int, str]:
+        """``rel`` if it really is the character device major:minor (no symlink on the way)."""
+        try:
+            fd = self.resolve(rel, strict=True)
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            st = os.fstat(fd)
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(major, minor):
+                return fd, f"/proc/self/fd/{fd}"
+            os.close(fd)
+        raise JailerError(f"{rel} in the root is not the character device {major}:{minor}",
+                          stage="mount", path=rel)
 
     # -- operations ------------------------------------------------------------------------
     def apply(self, ops: list[tuple]) -> None:
@@ -249,21 +292,30 @@ class Mounter:
         self.sys.mount("overlay", dst, "overlay", S.MS_NODEV, data)
 
     def op_tmpfs(self, rel: str, data: str, flags: int) -> None:
-        fd, target = self._target(rel, "dir")
+        fd, target = self._ordinary_dir(rel) if rel in ORDINARY else self._target(rel, "dir")
         try:
             self.sys.mount("tmpfs", target, "tmpfs", flags, data)
         finally:
             os.close(fd)
 
     def op_mknod(self, rel: str, mode: int, major: int, minor: int, owner: int) -> None:
-        path = self.root + rel  # host side: inside the tmpfs this runtime just mounted
-        os.mknod(path, 0o020000 | mode, os.makedev(major, minor))
-        os.chmod(path, mode)
-        os.chown(path, owner, owner)
+        """A node in the /dev tmpfs this runtime just mounted: made relative to its fd."""
+        pfd = self.resolve(os.path.dirname(rel), strict=True)
+        try:
+            name = os.path.basename(rel)
+            os.mknod(name, 0o020000 | mode, os.makedev(major, minor), dir_fd=pfd)
+            os.chmod(name, mode, dir_fd=pfd)
+            os.chown(name, owner, owner, dir_fd=pfd, follow_symlinks=False)
+        finally:
+            os.close(pfd)
 
     def op_symlink(self, target: str, rel: str, owner: int) -> None:
-        os.symlink(target, self.root + rel)
-        os.lchown(self.root + rel, owner, owner)
+        pfd = self.resolve(os.path.dirname(rel), strict=True)
+        try:
+            os.symlink(target, os.path.basename(rel), dir_fd=pfd)
+            os.chown(os.path.basename(rel), owner, owner, dir_fd=pfd, follow_symlinks=False)
+        finally:
+            os.close(pfd)
 
     def op_mkdir(self, rel: str) -> None:
         os.close(self.resolve(rel, "dir"))
@@ -285,9 +337,11 @@ class Mounter:
         The root is already a mount; any other path gets a read-only bind of itself.
         """
         try:
-            fd, target = self._target(rel)
+            fd, target = self._target(rel, strict=True)
         except FileNotFoundError:
             return
+        except OSError as e:
+            raise _symlink_refused("read-only path", rel, e) from None
         try:
             if rel == "/":
                 self.sys.mount_setattr(fd, S.MOUNT_ATTR_RDONLY, recursive=False)
@@ -297,11 +351,17 @@ class Mounter:
             os.close(fd)
 
     def op_mount(self, src: str, rel: str, fstype: str, flags: int, data: str | None) -> None:
-        fd, target = self._target(rel, "dir")
+        kernel = fstype in ("proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2", "tmpfs")
+        if rel in ORDINARY or (kernel and fstype != "tmpfs"):
+            fd, target = self._ordinary_dir(rel)
+        else:
+            fd, target = self._target(rel, "dir")
         try:
             self.sys.mount(src, target, fstype, flags, data)
         finally:
             os.close(fd)
+        if fstype == "devpts":  # the new instance's ptmx, not something the image put there
+            os.close(self._char_dev(rel + "/ptmx", 5, 2)[0])
 
     def op_oci_bind(self, src: str, rel: str, readonly: bool, kind: str, recursive: bool,
                     attrs: int) -> None:
@@ -356,13 +416,27 @@ class Mounter:
             os.close(pfd)
 
     def op_sysctl(self, key: str, value: str) -> None:
-        """Write /proc/sys/KEY (dots become slashes) inside the container's /proc."""
-        fd, target = self._target("/proc/sys/" + key.replace(".", "/"))
+        """Write /proc/sys/KEY (dots become slashes) inside the container's /proc: only a
+        regular file of that procfs, reached without a symlink."""
+        rel = "/proc/sys/" + key.replace(".", "/")
+        proc = self._ordinary_dir("/proc")[0]
         try:
-            with open(target, "w") as f:
-                f.write(str(value))
+            fd = self.sys.openat2(self._open_root(), rel.lstrip("/"),
+                                  os.O_WRONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK,
+                                  S.RESOLVE_IN_ROOT | S.RESOLVE_NO_SYMLINKS)
+        except OSError as e:
+            os.close(proc)
+            raise JailerError(f"sysctl {key}: {rel}: {e.strerror or e}", stage="sysctl",
+                              path=rel, errno=e.errno or 0) from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_dev != os.fstat(proc).st_dev:
+                raise JailerError(f"sysctl {key}: {rel} is not a file of the container's "
+                                  "procfs", stage="sysctl", path=rel)
+            os.write(fd, str(value).encode())
         finally:
             os.close(fd)
+            os.close(proc)
 
     def op_readonly_mount(self, rel: str) -> None:
         """Make the mount at ``rel`` itself read-only (no second mount on top of it)."""
@@ -373,23 +447,42 @@ class Mounter:
             os.close(fd)
 
     def op_mask(self, rel: str) -> None:
-        """Hide ``rel``: /dev/null over a file, an empty read-only tmpfs over a directory."""
+        """Hide ``rel``: /dev/null over a file, an empty read-only tmpfs over a directory.
+        No symlink is followed on the way, /dev/null must be the real 1:3, and the mask is
+        checked to cover its target afterwards."""
         try:
-            fd, target = self._target(rel)
+            fd, target = self._target(rel, strict=True)
         except FileNotFoundError:
             return
+        except OSError as e:
+            raise _symlink_refused("masked path", rel, e) from None
         try:
-            if os.path.isdir(target):
+            before = os.fstat(fd)
+            if stat.S_ISDIR(before.st_mode):
                 self.sys.mount("tmpfs", target, "tmpfs", S.MS_RDONLY | NODEV_NOSUID_NOEXEC,
                                "size=0")
             else:
-                null, src = self._target("/dev/null")
+                null, src = self._char_dev("/dev/null", 1, 3)
                 try:
                     self.sys.mount(src, target, None, S.MS_BIND)
                 finally:
                     os.close(null)
         finally:
             os.close(fd)
+        after = os.fstat(fd := self.resolve(rel, strict=True))
+        os.close(fd)
+        covered = after.st_dev != before.st_dev if stat.S_ISDIR(before.st_mode) else \
+            stat.S_ISCHR(after.st_mode) and after.st_rdev == os.makedev(1, 3)
+        if not covered:
+            raise JailerError(f"masked path {rel}: the mask does not cover it", stage="mount",
+                              path=rel)
+
+
+def _symlink_refused(what: str, rel: str, e: OSError) -> Exception:
+    if e.errno in (40, 20):  # ELOOP, ENOTDIR
+        return JailerError(f"{what} {rel}: a symlink on the way in the root; refused",
+                           stage="mount", path=rel)
+    return e
 
 
 # ── OCI bundles: the plan comes from config.json ───────────────────────────────────────────

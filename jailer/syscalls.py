@@ -44,6 +44,8 @@ OPEN_TREE_CLOEXEC = 0o2000000
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
 MOVE_MOUNT_T_EMPTY_PATH = 0x40
 RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
 
 # prctl options
@@ -136,7 +138,10 @@ class Syscalls:
         self._check(ret, "mount_setattr", fd, attr_set, userns_fd)
 
     def openat2(self, dfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
-        ret = self._lib.jl_openat2(dfd, path.encode(), flags, mode, resolve)
+        for _ in range(64):  # EAGAIN: a rename raced the lookup (RESOLVE_IN_ROOT); retry
+            ret = self._lib.jl_openat2(dfd, path.encode(), flags, mode, resolve)
+            if ret >= 0 or self._ffi.errno != 11:
+                break
         return self._check(ret, "openat2", dfd, path, flags, resolve, path=path)
 
     def prctl(self, option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:

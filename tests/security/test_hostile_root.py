@@ -1,0 +1,172 @@
+"""Hole 4 of the security review: host-side work inside a hostile rootfs followed symlinks the
+image controls. A root whose ``dev``, ``proc``, ``sys`` or ``etc/passwd`` points out of the
+root (to a host directory holding a marker) or is a FIFO must neither change the host nor hang
+the start: kernel filesystems mount only on real directories, /dev nodes and links are made
+relative to the fd of the runtime's own tmpfs, /etc/passwd is read by one in-root reader.
+
+Each attack has a control: the same symlinked path resolved naively from the host (what the
+path-based code did) really reaches the host directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import JAILER
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def hostile(rootfs):
+    """(root, host): a private copy of the busybox root below a 0700 dir (an in-place jail
+    root must be), and a host directory with a marker that the root's symlinks point at."""
+    top = Path(tempfile.mkdtemp(prefix="jltest-hostile-", dir="/tmp"))
+    os.chmod(top, 0o700)
+    shutil.copytree(rootfs, top / "root", symlinks=True)
+    host = Path(tempfile.mkdtemp(prefix="jltest-hosttarget-", dir="/tmp"))
+    (host / "marker").write_text("host\n")
+    yield top / "root", host
+    shutil.rmtree(top)
+    shutil.rmtree(host)
+
+
+def _snapshot(d: Path) -> dict[str, tuple]:
+    out = {}
+    for p in sorted(d.rglob("*")):
+        st = os.lstat(p)
+        out[str(p.relative_to(d))] = (st.st_mode, st.st_rdev, st.st_size)
+    return out
+
+
+def _run(root: Path, *args: str, level: str = "jail") -> subprocess.CompletedProcess:
+    return subprocess.run([JAILER, "run", "--level", level, *args, str(root), "/bin/sh", "-c",
+                           "echo ran"], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+
+
+def _one_line(r: subprocess.CompletedProcess) -> str:
+    err = r.stderr.strip()
+    assert r.returncode != 0 and "ran" not in r.stdout, (r.stdout, r.stderr)
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def _plant(root: Path, name: str, target: Path) -> None:
+    p = root / name
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p)
+    elif p.exists() or p.is_symlink():
+        p.unlink()
+    p.symlink_to(target)
+
+
+@pytest.mark.parametrize("name,word", [("dev", "dev"), ("proc", "proc"), ("sys", "sys")])
+def test_kernel_dirs_that_are_symlinks_out_of_the_root_are_refused(hostile, name, word):
+    root, host = hostile
+    _plant(root, name, host)
+    before = _snapshot(host)
+    err = _one_line(_run(root))
+    assert f"{word} must be mounted on an ordinary directory" in err, err
+    assert _snapshot(host) == before  # no node, link, mount point or mount on the host
+    # control: resolved naively from the host, the root's path really is the host dir
+    assert os.path.realpath(root / name) == str(host)
+    probe = root / name / "probe"
+    probe.write_text("x")  # what a plain os.mknod(root + "/dev/null") did: on the host
+    assert (host / "probe").exists()
+
+
+def test_dev_pts_symlink_is_contained(hostile):
+    """/dev is the runtime's own tmpfs, so an image's dev/pts never matters; the start works
+    and the host directory is untouched."""
+    root, host = hostile
+    (root / "dev").mkdir(exist_ok=True)
+    _plant(root, "dev/pts", host)
+    before = _snapshot(host)
+    r = _run(root)
+    assert r.returncode == 0 and "ran" in r.stdout, r.stderr
+    assert _snapshot(host) == before
+    assert os.path.realpath(root / "dev" / "pts") == str(host)  # control: the link is live
+
+
+def test_a_relative_dotdot_symlink_is_refused_too(hostile):
+    root, host = hostile
+    rel = os.path.relpath(host, root)  # ../../jltest-hosttarget-...: climbs out naively
+    _plant(root, "proc", Path(rel))
+    before = _snapshot(host)
+    err = _one_line(_run(root))
+    assert "proc must be mounted on an ordinary directory" in err
+    assert _snapshot(host) == before
+    assert os.path.realpath(root / "proc") == str(host)  # control
+
+
+def test_passwd_symlink_out_of_the_root_is_not_read(hostile):
+    root, host = hostile
+    (host / "passwd").write_text("evil:x:4242:4242::/evil:/bin/sh\n")
+    _plant(root, "etc/passwd", host / "passwd")
+    err = _one_line(_run(root, "--user", "evil"))
+    assert "no user 'evil'" in err, err
+    # control: a naive open of the image's /etc/passwd reads the host's file
+    assert "evil:x:4242" in (root / "etc" / "passwd").read_text()
+
+
+def test_passwd_fifo_does_not_hang_the_start(hostile):
+    root, _host = hostile
+    (root / "etc" / "passwd").unlink()
+    os.mkfifo(root / "etc" / "passwd")
+    err = _one_line(_run(root, "--user", "evil"))  # subprocess timeout=60 would raise
+    assert "no user 'evil'" in err
+    # control: a plain blocking open of that FIFO really hangs (it is given 1 s)
+    r = subprocess.run(["timeout", "1", "cat", str(root / "etc" / "passwd")],
+                       capture_output=True)
+    assert r.returncode == 124
+
+
+def test_mask_and_sysctl_targets_refuse_symlinks(tmp_path):
+    """The Mounter itself, in a throw-away mount namespace: a masked path that is a symlink
+    to a host file is refused (the host file stays visible where it is, unmasked by us, and
+    nothing is mounted over it); a sysctl outside a procfs is refused. Control: a naive
+    bind of /dev/null over the same path (what the path-based code did) lands on the host."""
+    root = tmp_path / "r"
+    (root / "dev").mkdir(parents=True)
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "secret").write_text("secret\n")
+    (root / "masked").symlink_to(host / "secret")
+    os.mknod(root / "dev" / "null", 0o20666, os.makedev(1, 3))
+    (root / "fakenull").write_text("")
+    script = f"""
+import os, sys
+sys.path.insert(0, {os.getcwd()!r})
+from jailer import syscalls as S
+from jailer.mounts import Mounter
+from jailer.errors import JailerError
+m = Mounter(S.Syscalls(), {str(root)!r})
+for op in (("mask", "/masked"), ("sysctl", "kernel.hostname", "x")):
+    try:
+        m.apply([op]); print(op[0], "applied")
+    except JailerError as e:
+        print(op[0], "refused:", e)
+os.unlink({str(root / "dev" / "null")!r}); os.symlink("/fakenull", {str(root / "dev" / "null")!r})
+os.unlink({str(root / "masked")!r}); open({str(root / "masked")!r}, "w").close()
+try:
+    m.apply([("mask", "/masked")]); print("fake null applied")
+except JailerError as e:
+    print("fake null refused:", e)
+S.Syscalls().mount("/dev/null", {str(host / "secret")!r}, None, S.MS_BIND)
+print("naive:", open({str(host / "secret")!r}).read() == "")
+"""
+    r = subprocess.run(["unshare", "-m", "--propagation", "private",
+                        os.path.realpath(".venv/bin/python"), "-c", script],
+                       capture_output=True, text=True, timeout=60)
+    out = r.stdout
+    assert "mask refused: mount: masked path /masked: a symlink" in out, (out, r.stderr)
+    assert "sysctl refused" in out, out
+    assert "fake null refused" in out and "not the character device 1:3" in out, out
+    assert (host / "secret").read_text() == "secret\n"  # never covered in our namespace
+    assert "naive: True" in out, (out, r.stderr)  # control: naive resolution reaches the host
