@@ -262,7 +262,7 @@ def to_spec(rootfs_arg: str, cmd: list[str], o: dict) -> Spec:
             and os.geteuid() == 0:
         from jailer.rootfs import check_inplace_root
 
-        check_inplace_root(rootfs)
+        os.close(check_inplace_root(rootfs))
     if spec.level == "chroot":
         needs_ns = [f for f, v in (("--bind", o.get("bind")), ("--tmpfs", o.get("tmpfs")),
                                    ("--read-only", spec.readonly),

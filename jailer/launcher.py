@@ -154,6 +154,14 @@ class Launch:
     # ── preparation in the runtime process ─────────────────────────────────────────────
     def _prepare(self) -> None:
         spec = self.spec
+        if spec.pivot_root and spec.userns and spec.idmap and not spec.cow \
+                and not spec.readonly and not self.rootless and os.geteuid() == 0:
+            # a writable in-place root, however the Spec was made (CLI, jail, Python API):
+            # only out of other users' reach (each directory above it is root's alone, so
+            # no other user can swap the path between this check and the bind)
+            from jailer.rootfs import check_inplace_root
+
+            os.close(check_inplace_root(spec.rootfs))
         self._record_start()
         if spec.init:
             from jailer.initbin import init_binary

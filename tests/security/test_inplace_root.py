@@ -111,3 +111,23 @@ def test_files_made_in_a_bind_belong_to_the_jails_range(parent, euid_tool, tmp_p
     st = os.stat(shared / "planted")
     assert st.st_uid >= 65536 and st.st_gid >= 65536, st  # the jail's range, not host root
     assert r.stdout.strip() == "euid=0"  # it is root only inside its own user namespace
+
+
+def test_the_launcher_refuses_a_reachable_root_however_the_spec_was_made(parent, euid_tool):
+    """A Spec made before the guard was relaxed (as the Python API or a named jail may hold
+    one) is checked again by the launcher itself, before anything is made. Control: the
+    same Spec runs while the guard holds, and the jail's root really plants a setuid file."""
+    from jailer.api import Jail
+    from jailer.errors import JailerError
+    from jailer.launcher import Launch
+
+    os.chmod(parent, 0o700)
+    spec = Jail(str(parent / "root"), level="jail", bind=[f"{euid_tool}:/x:ro"]).spec(
+        ["/bin/sh", "-c", PLANT])
+    os.chmod(parent, 0o755)
+    with pytest.raises(JailerError, match="out of other users' reach"):
+        Launch(spec).run()
+    assert not (parent / "root" / "planted").exists()
+    os.chmod(parent, 0o700)
+    assert Launch(spec).run().returncode == 0
+    assert os.stat(parent / "root" / "planted").st_mode & 0o4000
