@@ -258,11 +258,6 @@ def to_spec(rootfs_arg: str, cmd: list[str], o: dict) -> Spec:
             raise JailerError(f"--tmpfs {t!r}: must be an absolute path")
         spec.mounts.append(Mount(kind="tmpfs", src="tmpfs", dst=t))
     spec.readonly = bool(o.get("read_only"))
-    if spec.pivot_root and not spec.cow and spec.idmap and not spec.readonly \
-            and os.geteuid() == 0:
-        from jailer.rootfs import check_inplace_root
-
-        os.close(check_inplace_root(rootfs))
     if spec.level == "chroot":
         needs_ns = [f for f, v in (("--bind", o.get("bind")), ("--tmpfs", o.get("tmpfs")),
                                    ("--read-only", spec.readonly),

@@ -161,7 +161,7 @@ class Launch:
             # no other user can swap the path between this check and the bind)
             from jailer.rootfs import check_inplace_root
 
-            os.close(check_inplace_root(spec.rootfs))
+            check_inplace_root(spec.rootfs)
         self._record_start()
         if spec.init:
             from jailer.initbin import init_binary

@@ -30,11 +30,12 @@ def _acl(fd: int) -> bool:
     return True
 
 
-def check_inplace_root(rootfs: str) -> int:
+def check_inplace_root(rootfs: str) -> None:
     """Raise one line with the fix unless a writable in-place root at ``rootfs`` is out of
     other users' reach (see the module doc). Each component is opened with O_NOFOLLOW below
-    the one before it, so what is checked is the directory chain itself; returns an O_PATH
-    fd of the checked root (the caller closes it), to mount from that fd."""
+    the one before it, so what is checked is the directory chain itself. (The bind is then
+    made by path: every directory above the root is root's alone, so no other user can
+    swap it in between.)"""
     real = os.path.realpath(rootfs)
     parts = [p for p in real.split("/") if p]
     fd = os.open("/", _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -59,18 +60,14 @@ def check_inplace_root(rootfs: str) -> int:
             if not guard and not searchable and not _acl(fd):
                 guard = where
     except OSError as e:
-        os.close(fd)
         raise JailerError(f"rootfs {rootfs}: {where}: {e.strerror}", errno=e.errno or 0) from None
-    except JailerError:
+    finally:
         os.close(fd)
-        raise
     if not guard:
-        os.close(fd)
         parent = os.path.dirname(real)
         raise _refuse(rootfs, "other users can reach it, and files the jail's root makes "
                       "there belong to host root", f"chmod 700 {parent} (or keep the root "
                       "below a 0700 directory), or run it --read-only, or from an image")
-    return fd
 
 
 def _refuse(rootfs: str, why: str, fix: str) -> JailerError:
