@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 # named-jail fixtures (jl, jail_env, jail_root) for the attacks on jails and their exec
-from tests.jails.conftest import jail_env, jail_root, jl  # noqa: F401
-from tests.oci.conftest import oci, oci_root  # noqa: F401 - OCI containers under attack
+from tests.jails.conftest import jail_env, jail_root, jl, listing  # noqa: F401
+from tests.oci.conftest import bundle, oci, oci_root  # noqa: F401 - OCI containers attacked
 
 from .helpers import (
     PRELUDE,

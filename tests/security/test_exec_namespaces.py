@@ -1,6 +1,9 @@
 """Hole 7 of the security review: `exec` into an OCI container that joined namespaces by path
 (a Kubernetes pod's network, IPC, UTS and PID namespaces, held by its sandbox) must enter
-every namespace of the container's pid 1, not only those the container created."""
+every namespace of the container's pid 1, not only those the container created; and so must
+`exec` into a named jail. Namespace inodes of pid 1 and the exec'd process are compared for
+each kind; the control shows the namespaces differ from the runtime's own, so an exec left
+in the host's would fail the comparison."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import time
 
 import pytest
 
-from .conftest import set_config
+from tests.oci.conftest import set_config
 
 pytestmark = pytest.mark.root
 KINDS = ("mnt", "pid", "uts", "ipc", "net", "cgroup", "user")
@@ -73,3 +76,21 @@ def test_exec_enters_the_containers_own_namespaces(oci, bundle):
     assert {k for k in KINDS if got[k] != _ns("self", k)} == {"mnt", "pid", "uts", "ipc",
                                                                "net", "cgroup"}
     oci("delete", "--force", "cown", check=True)
+
+
+@pytest.mark.parametrize("level", ["jail", "container"])
+def test_exec_enters_every_namespace_of_pid_1(jl, listing, level):
+    name = f"nsx{level}"
+    jl("create", name, "--image", "busybox", "--level", level, "--", "/bin/sleep", "300",
+       check=True)
+    jl("start", name, check=True)
+    pid1 = listing()[name]["pid"]
+    script = "; ".join(f"readlink /proc/self/ns/{k}" for k in KINDS)
+    got = dict(zip(KINDS, jl("exec", name, "sh", "-c", script, check=True).stdout.split(),
+                   strict=True))
+    want = {k: os.readlink(f"/proc/{pid1}/ns/{k}") for k in KINDS}
+    assert got == want
+    own = {k for k in KINDS if want[k] != os.readlink(f"/proc/self/ns/{k}")}
+    assert {"mnt", "pid", "uts", "ipc", "net", "user"} <= own  # the jail's, not the host's
+    jl("stop", "-t", "1", name, check=True)
+    jl("rm", name, check=True)
