@@ -170,3 +170,76 @@ print("naive:", open({str(host / "secret")!r}).read() == "")
     assert "fake null refused" in out and "not the character device 1:3" in out, out
     assert (host / "secret").read_text() == "secret\n"  # never covered in our namespace
     assert "naive: True" in out, (out, r.stderr)  # control: naive resolution reaches the host
+
+
+# ── the same attacks at container level (overlay root) and in OCI mode ────────────────────
+@pytest.mark.parametrize("name,word", [("dev", "dev"), ("proc", "proc"), ("sys", "sys")])
+def test_container_level_kernel_dir_symlinks_are_refused(hostile, name, word):
+    """At --level container the image is the overlay's lower layer: its symlinks show in the
+    merged root all the same, and are refused the same way."""
+    root, host = hostile
+    _plant(root, name, host)
+    before = _snapshot(host)
+    err = _one_line(_run(root, level="container"))
+    assert f"{word} must be mounted on an ordinary directory" in err, err
+    assert _snapshot(host) == before
+    assert os.path.realpath(root / name) == str(host)  # control: the link is live
+
+
+def test_chroot_level_runs_the_same_root(hostile):
+    """Control: the refusal at jail/container level comes from the mount check, not from a
+    broken image: at --level chroot (no jailer mounts) the same hostile root starts."""
+    root, host = hostile
+    _plant(root, "proc", host)
+    r = _run(root, level="chroot")
+    assert r.returncode == 0 and "ran" in r.stdout, (r.stdout, r.stderr)
+
+
+def _oci_bundle(tmp_path: Path, rootfs: Path) -> Path:
+    import json
+    b = tmp_path / "bundle"
+    b.mkdir()
+    shutil.copytree(rootfs, b / "rootfs", symlinks=True)
+    r = subprocess.run([JAILER, "spec", "--bundle", str(b)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads((b / "config.json").read_text())
+    cfg["process"]["terminal"] = False
+    cfg["process"]["args"] = ["/bin/sh", "-c", "echo ran"]
+    (b / "config.json").write_text(json.dumps(cfg))
+    return b
+
+
+@pytest.mark.parametrize("name,word", [("proc", "proc"), ("sys", "sys"), ("dev", "dev")])
+def test_oci_kernel_dir_symlinks_are_refused(tmp_path, rootfs, oci, hostile, name, word):
+    """An OCI bundle whose rootfs has proc/sys/dev pointing at a host dir: `run` fails with
+    one line, the host dir is unchanged, no state is left (the oci fixture checks)."""
+    _root, host = hostile
+    b = _oci_bundle(tmp_path, rootfs)
+    _plant(b / "rootfs", name, host)
+    before = _snapshot(host)
+    r = oci("run", "--bundle", str(b), f"hostile-{name}")
+    err = r.stderr.strip()
+    assert r.returncode != 0 and "ran" not in r.stdout, (r.stdout, r.stderr)
+    assert "Traceback" not in err and f"{word} must be mounted on an ordinary directory" \
+        in err, err
+    assert _snapshot(host) == before
+    assert os.path.realpath(b / "rootfs" / name) == str(host)  # control
+
+
+def test_oci_masked_path_symlink_is_refused(tmp_path, rootfs, oci, hostile):
+    """A config's masked path that the image made a symlink to a host file: refused, nothing
+    mounted over the host file. Control: the same bundle without the mask runs, and the
+    image's path reaches the host file from inside (the link is live)."""
+    import json
+    _root, host = hostile
+    b = _oci_bundle(tmp_path, rootfs)
+    (b / "rootfs" / "secret").symlink_to(host / "marker")
+    cfg = json.loads((b / "config.json").read_text())
+    cfg["linux"]["maskedPaths"] = [*cfg["linux"].get("maskedPaths", []), "/secret"]
+    (b / "config.json").write_text(json.dumps(cfg))
+    r = oci("run", "--bundle", str(b), "hostile-mask")
+    assert r.returncode != 0 and "ran" not in r.stdout, (r.stdout, r.stderr)
+    assert "masked path /secret: a symlink" in r.stderr and "Traceback" not in r.stderr, \
+        r.stderr
+    assert (host / "marker").read_text() == "host\n"
+    assert os.path.realpath(b / "rootfs" / "secret") == str(host / "marker")  # control
