@@ -243,3 +243,39 @@ def test_oci_masked_path_symlink_is_refused(tmp_path, rootfs, oci, hostile):
         r.stderr
     assert (host / "marker").read_text() == "host\n"
     assert os.path.realpath(b / "rootfs" / "secret") == str(host / "marker")  # control
+
+
+def test_ptmx_that_is_not_the_multiplexer_is_refused(tmp_path):
+    """Where a joined process (exec -t) opens the container's /dev/pts/ptmx: a FIFO or a file
+    there is refused promptly, a symlink is not followed; the real devpts ptmx is taken.
+    Control: a naive open of the FIFO succeeds (O_RDWR), so the old code took it as the
+    master."""
+    from jailer.errors import JailerError
+    from jailer.launcher import _open_ptmx
+
+    fifo = tmp_path / "ptmx"
+    os.mkfifo(fifo)
+    with pytest.raises(JailerError, match="not the pty multiplexer"):
+        _open_ptmx(str(fifo))
+    (tmp_path / "link").symlink_to("/dev/pts/ptmx")
+    with pytest.raises(OSError) as e:
+        _open_ptmx(str(tmp_path / "link"))
+    assert e.value.errno == 40  # ELOOP
+    os.close(_open_ptmx("/dev/pts/ptmx"))
+    fd = os.open(fifo, os.O_RDWR | os.O_NOCTTY)  # control
+    os.close(fd)
+
+
+def test_oci_exec_tty_still_gets_the_devpts_ptmx(tmp_path, rootfs, oci, oci_root):
+    """The checked ptmx open is the one exec -t uses: it works on a real container."""
+    import json
+    b = _oci_bundle(tmp_path, rootfs)
+    cfg = json.loads((b / "config.json").read_text())
+    cfg["process"]["args"] = ["sleep", "30"]
+    (b / "config.json").write_text(json.dumps(cfg))
+    oci("run", "--detach", "--bundle", str(b), "ptx", check=True)
+    cmd = f"{JAILER} --root {oci_root} exec -t ptx /bin/sh -c 'tty; echo ok'"
+    r = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0 and "/dev/pts/" in r.stdout and "ok" in r.stdout, \
+        (r.stdout, r.stderr)
