@@ -279,3 +279,40 @@ def test_oci_exec_tty_still_gets_the_devpts_ptmx(tmp_path, rootfs, oci, oci_root
                        timeout=60, stdin=subprocess.DEVNULL)
     assert r.returncode == 0 and "/dev/pts/" in r.stdout and "ok" in r.stdout, \
         (r.stdout, r.stderr)
+
+
+def test_container_level_passwd_fifo_does_not_hang(hostile):
+    root, _host = hostile
+    (root / "etc" / "passwd").unlink()
+    os.mkfifo(root / "etc" / "passwd")
+    err = _one_line(_run(root, "--user", "evil", level="container"))
+    assert "no user 'evil'" in err
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink"])
+def test_oci_passwd_for_home_is_read_in_the_root(tmp_path, rootfs, oci, hostile, kind):
+    """OCI mode reads the image's /etc/passwd for HOME (as runc): a FIFO there does not hang
+    `run`, a symlink to a host passwd is not followed out of the root (HOME is not the host
+    file's). Controls: a naive blocking open of the FIFO hangs; the link, resolved from the
+    host, reaches the host file."""
+    _root, host = hostile
+    b = _oci_bundle(tmp_path, rootfs)
+    pw = b / "rootfs" / "etc" / "passwd"
+    pw.unlink()
+    if kind == "fifo":
+        os.mkfifo(pw)
+    else:
+        (host / "passwd").write_text("root:x:0:0::/evil-home:/bin/sh\n")
+        pw.symlink_to(host / "passwd")
+    import json
+    cfg = json.loads((b / "config.json").read_text())
+    cfg["process"]["env"] = [e for e in cfg["process"]["env"] if not e.startswith("HOME=")]
+    cfg["process"]["args"] = ["/bin/sh", "-c", "echo home=$HOME"]
+    (b / "config.json").write_text(json.dumps(cfg))
+    r = oci("run", "--bundle", str(b), f"pw-{kind}")  # the fixture's timeout=60 would raise
+    assert r.returncode == 0 and "home=/\n" in r.stdout, (r.stdout, r.stderr)
+    if kind == "fifo":
+        c = subprocess.run(["timeout", "1", "cat", str(pw)], capture_output=True)
+        assert c.returncode == 124  # control: a plain open blocks
+    else:
+        assert "/evil-home" in pw.read_text()  # control: naive resolution reaches the host
