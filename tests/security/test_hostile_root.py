@@ -316,3 +316,25 @@ def test_oci_passwd_for_home_is_read_in_the_root(tmp_path, rootfs, oci, hostile,
         assert c.returncode == 124  # control: a plain open blocks
     else:
         assert "/evil-home" in pw.read_text()  # control: naive resolution reaches the host
+
+
+def test_oci_sysctl_only_into_procfs(tmp_path, rootfs, oci):
+    """A config with no proc mount and a sysctl: the image's plain /proc/sys/kernel/... file
+    is not written (it is no procfs: fstatfs f_type checked). Control: the old check (same
+    device as the root's /proc) accepted that file."""
+    import json
+    b = _oci_bundle(tmp_path, rootfs)
+    cfg = json.loads((b / "config.json").read_text())
+    cfg["mounts"] = [m for m in cfg["mounts"] if m.get("type") != "proc"]
+    cfg["linux"]["sysctl"] = {"kernel.domainname": "evil"}
+    cfg["root"]["readonly"] = False  # else the open fails on the read-only root already
+    (b / "config.json").write_text(json.dumps(cfg))
+    fake = b / "rootfs" / "proc" / "sys" / "kernel" / "domainname"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("image\n")
+    r = oci("run", "--bundle", str(b), "sysctl-noproc")
+    err = r.stderr.strip()
+    assert r.returncode != 0 and "ran" not in r.stdout, (r.stdout, r.stderr)
+    assert "is not a file of the container's procfs" in err and len(err.splitlines()) == 1, err
+    assert fake.read_text() == "image\n"
+    assert os.stat(fake).st_dev == os.stat(b / "rootfs" / "proc").st_dev  # control
