@@ -338,3 +338,19 @@ def test_oci_sysctl_only_into_procfs(tmp_path, rootfs, oci):
     assert "is not a file of the container's procfs" in err and len(err.splitlines()) == 1, err
     assert fake.read_text() == "image\n"
     assert os.stat(fake).st_dev == os.stat(b / "rootfs" / "proc").st_dev  # control
+
+
+@pytest.mark.parametrize("level", ["jail", "container"])
+@pytest.mark.parametrize("name", ["dev", "proc", "sys"])
+def test_kernel_dirs_that_are_fifos_are_refused(hostile, name, level):
+    """A FIFO where a kernel filesystem goes: refused promptly with one line (not mounted
+    over, not opened). Control: at --level chroot (no jailer mounts) the root starts."""
+    root, _host = hostile
+    p = root / name
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p)
+    os.mkfifo(p)
+    err = _one_line(_run(root, level=level))
+    assert f"{name} must be mounted on an ordinary directory" in err, err
+    r = _run(root, level="chroot")
+    assert r.returncode == 0 and "ran" in r.stdout, (r.stdout, r.stderr)
