@@ -41,6 +41,7 @@ int jl_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4,
 int jl_loopback_up(void);
 int jl_setgroups0(void);
 int jl_setfsid(int uid, int gid);
+long long jl_fstype(int fd);
 
 """ + FINAL_STRUCT + """int jl_final_exec(struct jl_final *f, int *stage);
 """
@@ -61,6 +62,7 @@ SOURCE = r"""
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/fsuid.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -115,6 +117,12 @@ static int jl_openat2(int dfd, const char *path, unsigned long long flags,
                       unsigned long long mode, unsigned long long resolve) {
     struct jl_open_how how = { flags, mode, resolve };
     return (int)syscall(SYS_openat2, dfd, path, &how, sizeof how);
+}
+static long long jl_fstype(int fd) {
+    struct statfs st;
+    if (fstatfs(fd, &st) < 0)
+        return -1;
+    return (long long)(unsigned long)st.f_type;
 }
 static int jl_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4,
                     unsigned long a5) {

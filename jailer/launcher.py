@@ -679,7 +679,8 @@ class Launch:
         if mounter is None:
             master, slave = os.openpty()
         else:
-            ptmx, path = mounter._target("/dev/pts/ptmx")
+            # the devpts instance's own ptmx (char 5:2), reached without a symlink
+            ptmx, path = mounter._char_dev("/dev/pts/ptmx", 5, 2)
             master = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
             os.close(ptmx)
             fcntl.ioctl(master, TIOCSPTLCK, b"\0\0\0\0")
@@ -710,6 +711,19 @@ class Launch:
             return {}
         paths = getattr(self.cg, "paths", None)
         return dict(paths) if paths else {"": self.cg.path}
+
+
+def _open_ptmx(path: str) -> int:
+    """The container's pty multiplexer at ``path``, only if it is char 5:2 (not a symlink,
+    nor a FIFO or file that the container put there: O_NONBLOCK so a FIFO cannot hang)."""
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
+    st = os.fstat(fd)
+    if not (st.st_mode & 0o170000 == 0o020000 and st.st_rdev == os.makedev(5, 2)):
+        os.close(fd)
+        raise JailerError(f"{path} in the container is not the pty multiplexer (char 5:2)",
+                          stage="terminal", path=path)
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    return fd
 
 
 def _enter_session(spec: Spec, slave: int) -> None:
@@ -941,7 +955,7 @@ class Join(Launch):
         try:
             slave = -1
             if spec.tty:
-                master = os.open("/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+                master = _open_ptmx("/dev/pts/ptmx")
                 fcntl.ioctl(master, TIOCSPTLCK, b"\0\0\0\0")
                 slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
                 import socket

@@ -417,7 +417,8 @@ class Mounter:
 
     def op_sysctl(self, key: str, value: str) -> None:
         """Write /proc/sys/KEY (dots become slashes) inside the container's /proc: only a
-        regular file of that procfs, reached without a symlink."""
+        regular file of that procfs (f_type PROC_SUPER_MAGIC: not an image's plain /proc
+        when the config mounts none), reached without a symlink."""
         rel = "/proc/sys/" + key.replace(".", "/")
         proc = self._ordinary_dir("/proc")[0]
         try:
@@ -430,7 +431,8 @@ class Mounter:
                               path=rel, errno=e.errno or 0) from None
         try:
             st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode) or st.st_dev != os.fstat(proc).st_dev:
+            if not stat.S_ISREG(st.st_mode) or st.st_dev != os.fstat(proc).st_dev \
+                    or self.sys.fstype(fd) != S.PROC_SUPER_MAGIC:
                 raise JailerError(f"sysctl {key}: {rel} is not a file of the container's "
                                   "procfs", stage="sysctl", path=rel)
             os.write(fd, str(value).encode())

@@ -44,6 +44,8 @@ OPEN_TREE_CLOEXEC = 0o2000000
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
 MOVE_MOUNT_T_EMPTY_PATH = 0x40
 RESOLVE_NO_MAGICLINKS = 0x02
+
+PROC_SUPER_MAGIC = 0x9FA0  # linux/magic.h
 RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
@@ -143,6 +145,10 @@ class Syscalls:
             if ret >= 0 or self._ffi.errno != 11:
                 break
         return self._check(ret, "openat2", dfd, path, flags, resolve, path=path)
+
+    def fstype(self, fd: int) -> int:
+        """The filesystem type (statfs f_type, a *_SUPER_MAGIC) that ``fd`` lies on."""
+        return self._check(self._lib.jl_fstype(fd), "fstatfs", fd)
 
     def prctl(self, option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
         return self._check(self._lib.jl_prctl(option, a2, a3, a4, a5), "prctl", option, a2)
@@ -256,6 +262,10 @@ class FakeSyscalls:
 
     def openat2(self, dfd, path, flags, resolve, mode=0):
         return self._fd("openat2", dfd, path, flags, resolve)
+
+    def fstype(self, fd):
+        self._rec("fstype", fd)
+        return PROC_SUPER_MAGIC
 
     def prctl(self, option, a2=0, a3=0, a4=0, a5=0):
         return self._rec("prctl", option, a2)

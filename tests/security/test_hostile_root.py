@@ -170,3 +170,187 @@ print("naive:", open({str(host / "secret")!r}).read() == "")
     assert "fake null refused" in out and "not the character device 1:3" in out, out
     assert (host / "secret").read_text() == "secret\n"  # never covered in our namespace
     assert "naive: True" in out, (out, r.stderr)  # control: naive resolution reaches the host
+
+
+# ── the same attacks at container level (overlay root) and in OCI mode ────────────────────
+@pytest.mark.parametrize("name,word", [("dev", "dev"), ("proc", "proc"), ("sys", "sys")])
+def test_container_level_kernel_dir_symlinks_are_refused(hostile, name, word):
+    """At --level container the image is the overlay's lower layer: its symlinks show in the
+    merged root all the same, and are refused the same way."""
+    root, host = hostile
+    _plant(root, name, host)
+    before = _snapshot(host)
+    err = _one_line(_run(root, level="container"))
+    assert f"{word} must be mounted on an ordinary directory" in err, err
+    assert _snapshot(host) == before
+    assert os.path.realpath(root / name) == str(host)  # control: the link is live
+
+
+def test_chroot_level_runs_the_same_root(hostile):
+    """Control: the refusal at jail/container level comes from the mount check, not from a
+    broken image: at --level chroot (no jailer mounts) the same hostile root starts."""
+    root, host = hostile
+    _plant(root, "proc", host)
+    r = _run(root, level="chroot")
+    assert r.returncode == 0 and "ran" in r.stdout, (r.stdout, r.stderr)
+
+
+def _oci_bundle(tmp_path: Path, rootfs: Path) -> Path:
+    import json
+    b = tmp_path / "bundle"
+    b.mkdir()
+    shutil.copytree(rootfs, b / "rootfs", symlinks=True)
+    r = subprocess.run([JAILER, "spec", "--bundle", str(b)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads((b / "config.json").read_text())
+    cfg["process"]["terminal"] = False
+    cfg["process"]["args"] = ["/bin/sh", "-c", "echo ran"]
+    (b / "config.json").write_text(json.dumps(cfg))
+    return b
+
+
+@pytest.mark.parametrize("name,word", [("proc", "proc"), ("sys", "sys"), ("dev", "dev")])
+def test_oci_kernel_dir_symlinks_are_refused(tmp_path, rootfs, oci, hostile, name, word):
+    """An OCI bundle whose rootfs has proc/sys/dev pointing at a host dir: `run` fails with
+    one line, the host dir is unchanged, no state is left (the oci fixture checks)."""
+    _root, host = hostile
+    b = _oci_bundle(tmp_path, rootfs)
+    _plant(b / "rootfs", name, host)
+    before = _snapshot(host)
+    r = oci("run", "--bundle", str(b), f"hostile-{name}")
+    err = r.stderr.strip()
+    assert r.returncode != 0 and "ran" not in r.stdout, (r.stdout, r.stderr)
+    assert "Traceback" not in err and f"{word} must be mounted on an ordinary directory" \
+        in err, err
+    assert _snapshot(host) == before
+    assert os.path.realpath(b / "rootfs" / name) == str(host)  # control
+
+
+def test_oci_masked_path_symlink_is_refused(tmp_path, rootfs, oci, hostile):
+    """A config's masked path that the image made a symlink to a host file: refused, nothing
+    mounted over the host file. Control: the same bundle without the mask runs, and the
+    image's path reaches the host file from inside (the link is live)."""
+    import json
+    _root, host = hostile
+    b = _oci_bundle(tmp_path, rootfs)
+    (b / "rootfs" / "secret").symlink_to(host / "marker")
+    cfg = json.loads((b / "config.json").read_text())
+    cfg["linux"]["maskedPaths"] = [*cfg["linux"].get("maskedPaths", []), "/secret"]
+    (b / "config.json").write_text(json.dumps(cfg))
+    r = oci("run", "--bundle", str(b), "hostile-mask")
+    assert r.returncode != 0 and "ran" not in r.stdout, (r.stdout, r.stderr)
+    assert "masked path /secret: a symlink" in r.stderr and "Traceback" not in r.stderr, \
+        r.stderr
+    assert (host / "marker").read_text() == "host\n"
+    assert os.path.realpath(b / "rootfs" / "secret") == str(host / "marker")  # control
+
+
+def test_ptmx_that_is_not_the_multiplexer_is_refused(tmp_path):
+    """Where a joined process (exec -t) opens the container's /dev/pts/ptmx: a FIFO or a file
+    there is refused promptly, a symlink is not followed; the real devpts ptmx is taken.
+    Control: a naive open of the FIFO succeeds (O_RDWR), so the old code took it as the
+    master."""
+    from jailer.errors import JailerError
+    from jailer.launcher import _open_ptmx
+
+    fifo = tmp_path / "ptmx"
+    os.mkfifo(fifo)
+    with pytest.raises(JailerError, match="not the pty multiplexer"):
+        _open_ptmx(str(fifo))
+    (tmp_path / "link").symlink_to("/dev/pts/ptmx")
+    with pytest.raises(OSError) as e:
+        _open_ptmx(str(tmp_path / "link"))
+    assert e.value.errno == 40  # ELOOP
+    os.close(_open_ptmx("/dev/pts/ptmx"))
+    fd = os.open(fifo, os.O_RDWR | os.O_NOCTTY)  # control
+    os.close(fd)
+
+
+def test_oci_exec_tty_still_gets_the_devpts_ptmx(tmp_path, rootfs, oci, oci_root):
+    """The checked ptmx open is the one exec -t uses: it works on a real container."""
+    import json
+    b = _oci_bundle(tmp_path, rootfs)
+    cfg = json.loads((b / "config.json").read_text())
+    cfg["process"]["args"] = ["sleep", "30"]
+    (b / "config.json").write_text(json.dumps(cfg))
+    oci("run", "--detach", "--bundle", str(b), "ptx", check=True)
+    cmd = f"{JAILER} --root {oci_root} exec -t ptx /bin/sh -c 'tty; echo ok'"
+    r = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0 and "/dev/pts/" in r.stdout and "ok" in r.stdout, \
+        (r.stdout, r.stderr)
+
+
+def test_container_level_passwd_fifo_does_not_hang(hostile):
+    root, _host = hostile
+    (root / "etc" / "passwd").unlink()
+    os.mkfifo(root / "etc" / "passwd")
+    err = _one_line(_run(root, "--user", "evil", level="container"))
+    assert "no user 'evil'" in err
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink"])
+def test_oci_passwd_for_home_is_read_in_the_root(tmp_path, rootfs, oci, hostile, kind):
+    """OCI mode reads the image's /etc/passwd for HOME (as runc): a FIFO there does not hang
+    `run`, a symlink to a host passwd is not followed out of the root (HOME is not the host
+    file's). Controls: a naive blocking open of the FIFO hangs; the link, resolved from the
+    host, reaches the host file."""
+    _root, host = hostile
+    b = _oci_bundle(tmp_path, rootfs)
+    pw = b / "rootfs" / "etc" / "passwd"
+    pw.unlink()
+    if kind == "fifo":
+        os.mkfifo(pw)
+    else:
+        (host / "passwd").write_text("root:x:0:0::/evil-home:/bin/sh\n")
+        pw.symlink_to(host / "passwd")
+    import json
+    cfg = json.loads((b / "config.json").read_text())
+    cfg["process"]["env"] = [e for e in cfg["process"]["env"] if not e.startswith("HOME=")]
+    cfg["process"]["args"] = ["/bin/sh", "-c", "echo home=$HOME"]
+    (b / "config.json").write_text(json.dumps(cfg))
+    r = oci("run", "--bundle", str(b), f"pw-{kind}")  # the fixture's timeout=60 would raise
+    assert r.returncode == 0 and "home=/\n" in r.stdout, (r.stdout, r.stderr)
+    if kind == "fifo":
+        c = subprocess.run(["timeout", "1", "cat", str(pw)], capture_output=True)
+        assert c.returncode == 124  # control: a plain open blocks
+    else:
+        assert "/evil-home" in pw.read_text()  # control: naive resolution reaches the host
+
+
+def test_oci_sysctl_only_into_procfs(tmp_path, rootfs, oci):
+    """A config with no proc mount and a sysctl: the image's plain /proc/sys/kernel/... file
+    is not written (it is no procfs: fstatfs f_type checked). Control: the old check (same
+    device as the root's /proc) accepted that file."""
+    import json
+    b = _oci_bundle(tmp_path, rootfs)
+    cfg = json.loads((b / "config.json").read_text())
+    cfg["mounts"] = [m for m in cfg["mounts"] if m.get("type") != "proc"]
+    cfg["linux"]["sysctl"] = {"kernel.domainname": "evil"}
+    cfg["root"]["readonly"] = False  # else the open fails on the read-only root already
+    (b / "config.json").write_text(json.dumps(cfg))
+    fake = b / "rootfs" / "proc" / "sys" / "kernel" / "domainname"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("image\n")
+    r = oci("run", "--bundle", str(b), "sysctl-noproc")
+    err = r.stderr.strip()
+    assert r.returncode != 0 and "ran" not in r.stdout, (r.stdout, r.stderr)
+    assert "is not a file of the container's procfs" in err and len(err.splitlines()) == 1, err
+    assert fake.read_text() == "image\n"
+    assert os.stat(fake).st_dev == os.stat(b / "rootfs" / "proc").st_dev  # control
+
+
+@pytest.mark.parametrize("level", ["jail", "container"])
+@pytest.mark.parametrize("name", ["dev", "proc", "sys"])
+def test_kernel_dirs_that_are_fifos_are_refused(hostile, name, level):
+    """A FIFO where a kernel filesystem goes: refused promptly with one line (not mounted
+    over, not opened). Control: at --level chroot (no jailer mounts) the root starts."""
+    root, _host = hostile
+    p = root / name
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p)
+    os.mkfifo(p)
+    err = _one_line(_run(root, level=level))
+    assert f"{name} must be mounted on an ordinary directory" in err, err
+    r = _run(root, level="chroot")
+    assert r.returncode == 0 and "ran" in r.stdout, (r.stdout, r.stderr)
