@@ -13,9 +13,12 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterable, Iterator
 
 from jailer.errors import JailerError
+
+TYPE_CHECKING = False  # collections.abc costs ~4 ms of import time on the start path
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
