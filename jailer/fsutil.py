@@ -265,6 +265,15 @@ def write_file_at(dir_fd: int, name: str, data: bytes, *, mode: int = 0o644,
         _ignore_missing(lambda: os.unlink(tmp, dir_fd=dir_fd))
 
 
+def is_device(path: str) -> bool:
+    """Is ``path`` a block or character device node (not following a final symlink)?"""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+
+
 def read_in_root(root: str, rel: str, limit: int = 1 << 20) -> bytes | None:
     """The bytes of ``rel`` resolved inside ``root`` (symlinks stay in it), or None unless it
     is a regular file of at most ``limit`` bytes. O_NONBLOCK: a FIFO there cannot hang us."""

@@ -38,17 +38,6 @@ DEV_LINKS = (
 )
 
 
-def is_device(path: str) -> bool:
-    """Is ``path`` a block or character device node (not following a final symlink)?"""
-    import stat
-
-    try:
-        mode = os.lstat(path).st_mode
-    except OSError:
-        return False
-    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-
-
 def dev_links() -> list[tuple[str, str]]:
     """DEV_LINKS, without /dev/core where the kernel has no /proc/kcore (as runc)."""
     return [(t, n) for t, n in DEV_LINKS if t != "/proc/kcore" or os.path.exists(t)]
@@ -324,6 +313,8 @@ class Mounter:
         """Bind host path ``src`` on ``rel``; ``kind`` (dir, file) says what to create if it
         is missing, "existing" that it must exist already. nosuid and nodev, unless ``src``
         is a device node itself (binding one is asking for that device)."""
+        from jailer.fsutil import is_device
+
         fd = self.resolve(rel, None if kind == "existing" else kind)
         try:
             attrs = 0 if is_device(src) else S.MOUNT_ATTR_NOSUID | S.MOUNT_ATTR_NODEV

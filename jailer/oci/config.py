@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import sys
 
 from jailer.errors import JailerError
@@ -618,14 +617,10 @@ def _bind_nodev(words: list[str], src: str) -> bool:
     """A bind is nodev unless its options say "dev" (the last of dev/nodev wins) or its
     source is a device node itself: a block or character node in a bound directory must
     not give the container that device (the device cgroup stands behind this too)."""
+    from jailer.fsutil import is_device
+
     said = [w for w in words if w in ("dev", "nodev")]
-    if said and said[-1] == "dev":
-        return False
-    try:
-        mode = os.lstat(src).st_mode
-    except OSError:
-        return True
-    return not (stat.S_ISCHR(mode) or stat.S_ISBLK(mode))
+    return not (said and said[-1] == "dev") and not is_device(src)
 
 
 def _devices(spec: Spec, linux: dict) -> None:
