@@ -12,10 +12,14 @@ Python API (nothing heavy is imported until used)::
 
 from __future__ import annotations
 
-__all__ = ["Jail", "run"]
+__all__ = ["Jail", "JailerError", "run"]
 
 
 def __getattr__(name: str):
+    if name == "JailerError":
+        from jailer.core.errors import JailerError
+
+        return JailerError
     if name in __all__:
         from jailer import api
 

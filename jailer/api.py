@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import sys
 
-from jailer import cliopts
-from jailer.errors import JailerError
-from jailer.launcher import Launch, Result
+from jailer.core.errors import JailerError
+from jailer.engine.launcher import Launch, Result
+from jailer.frontends import cliopts
 
 
 class Jail:

@@ -8,7 +8,7 @@ import sys
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "run":
-        from jailer import cliopts
+        from jailer.frontends import cliopts
 
         parsed = cliopts.fast_parse(args[1:])
         if parsed is not None:
@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> None:
         if code >= 0:
             sys.exit(code)
     if args[:1] == ["_cleanup"] and len(args) == 2:  # exec'd by the monitor: no click
-        from jailer import lifecycle
+        from jailer.objects import lifecycle
 
         lifecycle.cleanup_after_exit(args[1])
         sys.exit(0)
@@ -45,11 +45,12 @@ def main(argv: list[str] | None = None) -> None:
 def _start(names: list[str]) -> int:
     import os
 
-    from jailer import jails, lifecycle
-    from jailer.errors import JailerError
+    from jailer.core.errors import JailerError
+    from jailer.frontends import jaildef
+    from jailer.objects import lifecycle
 
     for name in names:  # all jails? (else an OCI container, or an error: the full CLI)
-        if not (jails.NAME_RE.match(name) and os.path.exists(jails.definition_path(name))):
+        if not (jaildef.NAME_RE.match(name) and os.path.exists(jaildef.definition_path(name))):
             return -1
     for name in names:
         try:

@@ -11,9 +11,9 @@ import sys
 
 
 def main(argv: list[str]) -> int:
-    from jailer import cliopts
-    from jailer.errors import JailerError
-    from jailer.launcher import Launch
+    from jailer.core.errors import JailerError
+    from jailer.engine.launcher import Launch
+    from jailer.frontends import cliopts
 
     if len(argv) < 3:
         sys.stderr.write("usage: ablate CONFIG ROOTFS CMD...\n")

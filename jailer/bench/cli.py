@@ -104,8 +104,8 @@ def resolve_image(arg: str, workloads: list[str]) -> str:
     """The image (name or directory) the benchmark's rootfs is copied from; it must hold what
     the chosen workloads run from it (/bin/true)."""
     from jailer.bench.workloads import missing_paths
-    from jailer.cliopts import resolve_rootfs
-    from jailer.errors import JailerError
+    from jailer.core.errors import JailerError
+    from jailer.frontends.cliopts import resolve_rootfs
 
     try:
         root, _image = resolve_rootfs(arg)
@@ -247,7 +247,7 @@ def workspace(quick: bool) -> Context:
                JAILER_RUN=f"{top}/run", JAILER_BRIDGE=f"jlbench{slot}",
                JAILER_SUBNET=f"10.{232 + slot}.0.0/16", JAILER_NFT_TABLE=f"jailer_bench{slot}")
     # the rootfs is used in place at --level jail: below a 0700 dir, out of other users'
-    # reach, as jailer requires of a writable in-place root (jailer/rootfs.py)
+    # reach, as jailer requires of a writable in-place root (jailer/engine/rootfs.py)
     os.mkdir(f"{top}/private", 0o700)
     return Context(top=top, root=f"{top}/private/root", env=env, quick=quick,
                    jailer=jailer_prefix(), python=helper_prefix(), lock=lock)

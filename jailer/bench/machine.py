@@ -82,7 +82,7 @@ def enter_private_mount_namespace() -> str:
     The unmount happens only after proving the namespace is new (its id differs from the one
     we started in and from our parent's); the host's mounts are never touched.
     """
-    from jailer import syscalls as S
+    from jailer.kernel import syscalls as S
 
     if fstype(UNIFIED) != "cgroup2":
         return f"no cgroup2 mount at {UNIFIED}: subjects run in the host's mount namespace"

@@ -62,7 +62,7 @@ def start_server(ctx, port: str) -> dict:
 def ensure_link(ctx) -> bool:
     """Restart the server jail if its host veth vanished (True then): ``jailer gc`` of another
     config (a concurrent test suite) removes every jailer veth that it does not know."""
-    from jailer.network import host_ifname
+    from jailer.objects.network import host_ifname
 
     name = ctx.server["name"]
     if os.path.exists(f"/sys/class/net/{host_ifname(name)}"):

@@ -15,7 +15,8 @@ import time
 
 
 def main(argv: list[str]) -> int:
-    from jailer import seccomp, syscalls
+    from jailer.kernel import syscalls
+    from jailer.policy import seccomp
 
     cache = argv[0]
     policy = seccomp.jail_policy()

@@ -45,7 +45,8 @@ def test_list_names_every_subject_and_workload():
 
 
 def test_jailer_run_path_does_not_import_the_benchmark():
-    code = ("import sys; from jailer import main, cliopts, launcher, api; "
+    code = ("import sys; from jailer import main, api; from jailer.frontends import cliopts; "
+            "from jailer.engine import launcher; "
             "import jailer.cli; "
             "print(sorted(m for m in sys.modules if m.startswith('jailer.bench')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import jailer
-from jailer.errors import JailerError
+from jailer.core.errors import JailerError
 
 
 @pytest.fixture(autouse=True)

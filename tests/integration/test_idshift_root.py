@@ -12,8 +12,8 @@ import uuid
 
 import pytest
 
-from jailer import subids
-from jailer.idshift import copy_shifted, shift_in_place
+from jailer.engine import subids
+from jailer.engine.idshift import copy_shifted, shift_in_place
 
 pytestmark = pytest.mark.root
 
@@ -236,8 +236,8 @@ def userns_process(service_user):
 def run_newidmap(uid: int, gid: int, *args: int) -> subprocess.CompletedProcess:
     """newidmap() run as the user: a fork of this process drops to the user's ids (no new
     interpreter, which could not read a checkout under /root) and reports on a pipe."""
-    from jailer.errors import JailerError
-    from jailer.subids import newidmap
+    from jailer.core.errors import JailerError
+    from jailer.engine.subids import newidmap
 
     r, w = os.pipe()
     pid = os.fork()

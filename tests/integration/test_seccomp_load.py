@@ -16,8 +16,8 @@ import socket
 
 import pytest
 
-from jailer import seccomp as S
-from jailer import syscalls as sc
+from jailer.kernel import syscalls as sc
+from jailer.policy import seccomp as S
 
 pytestmark = pytest.mark.skipif(os.uname().machine != "x86_64",
                                 reason="syscall numbers are x86_64's")
@@ -175,7 +175,7 @@ def test_jail_policy_denies_what_it_should(tmp_path, cache):
 
 
 def test_syscall_newer_than_libseccomp_gets_enosys(tmp_path, cache):
-    from jailer import _seccomp
+    from jailer.policy import _seccomp
 
     lib = _seccomp.lib
     if lib.seccomp_syscall_resolve_name(b"mseal") != lib.__NR_SCMP_ERROR:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from jailer.console import follow, frame, winsize_frame
+from jailer.objects.console import follow, frame, winsize_frame
 
 
 class Out:

@@ -16,9 +16,9 @@ import time
 
 import pytest
 
-from jailer.console import DETACH_KEY as DETACH
-from jailer.console import attach, connect, follow, frame, winsize_frame
-from jailer.initbin import monitor_binary
+from jailer.engine.initbin import monitor_binary
+from jailer.objects.console import DETACH_KEY as DETACH
+from jailer.objects.console import attach, connect, follow, frame, winsize_frame
 
 # Runs as: python -c HARNESS MONITOR DIR SPEC_JSON. Becomes the monitor (same pid).
 HARNESS = r"""

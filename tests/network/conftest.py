@@ -106,7 +106,7 @@ def _run_in(pid: int, fn: Callable[..., object], *args: object, timeout: float =
         try:
             os.close(r)
             fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
-            from jailer.syscalls import Syscalls
+            from jailer.kernel.syscalls import Syscalls
             Syscalls().setns(fd, 0x40000000)
             out = {"ok": fn(*args)}
         except BaseException as e:

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from jailer import network
-from jailer.errors import JailerError
+from jailer.core.errors import JailerError
+from jailer.objects import network
 
 NET = "10.9.0.0/24"
 

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from jailer import network
-from jailer.errors import JailerError
+from jailer.core.errors import JailerError
+from jailer.objects import network
 
 from .conftest import links, ping, routes, tcp_get
 

@@ -67,7 +67,8 @@ def run_with_tun(node: Path, argv: list[str], **kw) -> subprocess.CompletedProce
         capture_output=True, text=True, timeout=60, **kw)
 
 
-CHECK = ("import sys; from jailer import network; from jailer.errors import JailerError\n"
+CHECK = ("import sys; from jailer.objects import network\n"
+         "from jailer.core.errors import JailerError\n"
          "try:\n    network.check_tun(int(sys.argv[1]), int(sys.argv[1]))\n"
          "except JailerError as e:\n    sys.exit(f'jailer: {e}')\n")
 

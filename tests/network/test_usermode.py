@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from jailer import network
-from jailer.errors import JailerError
+from jailer.core.errors import JailerError
+from jailer.objects import network
 
 from .conftest import _SERVER, free_port, links, routes, tcp_get
 
@@ -107,7 +107,7 @@ def test_usermode_port_in_use(spawn_netns):
 # run as nobody: a jail in its own user+net namespace, slirp4netns for it, a connection
 _AS_USER = r"""
 import json, os, socket, subprocess, sys
-from jailer import network
+from jailer.objects import network
 server, hp = sys.argv[1], int(sys.argv[2])
 jail = subprocess.Popen([sys.executable, "-c", server, "userjail", "7203", "user"],
                         stdout=subprocess.PIPE, text=True)
@@ -133,7 +133,8 @@ print(json.dumps(out))
 def _user_python() -> str | None:
     """An interpreter nobody can run that imports jailer from this checkout."""
     for py in (sys.executable, "/usr/bin/python3"):
-        r = subprocess.run(_as_nobody(py, "-c", "import jailer.network"), capture_output=True)
+        r = subprocess.run(_as_nobody(py, "-c", "import jailer.objects.network"),
+                           capture_output=True)
         if r.returncode == 0:
             return py
     return None

@@ -1,4 +1,4 @@
-"""Unit tests of the OCI front end (jailer.oci.config): no root needed.
+"""Unit tests of the OCI front end (jailer.frontends.ociconfig): no root needed.
 
 Shared material: ``RUNC_SPEC`` is what ``runc spec`` (runc 1.1.5, Debian) writes, verbatim;
 ``podman_config`` is the shape podman 4.x hands a runtime (bind mounts of its own files,
@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import json
 
-from jailer import caps
+from jailer.policy import caps
 
 ALL_CAPS = frozenset(caps.CAPS)
 

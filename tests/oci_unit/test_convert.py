@@ -9,9 +9,9 @@ import subprocess
 import pytest
 
 from cgroups import DeviceRule, Limits
-from jailer import seccomp
-from jailer.oci import config as oc
-from jailer.spec import Device, Hook, Mount, Rlimit
+from jailer.core.spec import Device, Hook, Mount, Rlimit
+from jailer.frontends import ociconfig as oc
+from jailer.policy import seccomp
 
 from . import ALL_CAPS, DEFAULT_CAPS, make_bundle, podman_config, runc_spec
 
@@ -129,7 +129,7 @@ def test_podman_config_converts(tmp_path):
     assert spec.cgroups_path == "/libpod_parent/libpod-4f1c2d"
     assert spec.sysctl == {"net.ipv4.ping_group_range": "0 0"}
     assert spec.annotations["io.container.manager"] == "libpod"
-    # seccomp goes through jailer.seccomp.from_oci
+    # seccomp goes through jailer.policy.seccomp.from_oci
     pol = spec.seccomp
     assert isinstance(pol, seccomp.Policy)
     assert (pol.default_action, pol.default_errno) == ("errno", 38)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from jailer.errors import JailerError
-from jailer.oci import config as oc
+from jailer.core.errors import JailerError
+from jailer.frontends import ociconfig as oc
 
 from . import ALL_CAPS, make_bundle, runc_spec
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jailer.oci import config as oc
-from jailer.oci.config import (
+from jailer.frontends import ociconfig as oc
+from jailer.frontends.ociconfig import (
     MS_DIRSYNC,
     MS_LAZYTIME,
     MS_MANDLOCK,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cgroups import UNLIMITED, DeviceRule, Limits
-from jailer.oci import config as oc
+from jailer.frontends import ociconfig as oc
 
 
 def limits(res: dict, warnings: list[str] | None = None) -> Limits:
@@ -45,7 +45,7 @@ def test_device_rules_in_order():
     ({"allow": True, "type": "c", "access": "rx"}, "linux.resources.devices[0] access 'rx'"),
 ])
 def test_bad_device_rules(rule, says):
-    from jailer.errors import JailerError
+    from jailer.core.errors import JailerError
 
     with pytest.raises(JailerError) as info:
         limits({"devices": [rule]})

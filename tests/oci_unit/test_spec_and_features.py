@@ -8,9 +8,9 @@ import os
 import pytest
 
 from cgroups import DeviceRule, Limits
-from jailer import caps, seccomp
-from jailer.oci import config as oc
-from jailer.spec import MASKED_PATHS, READONLY_PATHS
+from jailer.core.spec import MASKED_PATHS, READONLY_PATHS
+from jailer.frontends import ociconfig as oc
+from jailer.policy import caps, seccomp
 
 
 def write_bundle(tmp_path, cfg: dict) -> str:

@@ -365,7 +365,7 @@ def test_tampered_delegated_state_does_not_hang_or_fool_root(jl, listing, as_use
     with pytest.raises(subprocess.TimeoutExpired):
         subprocess.run(["cat", str(control)], timeout=1, capture_output=True)
     if trap == "pid-1":
-        from jailer import state
+        from jailer.objects import state
 
         assert state.process_alive(1, None, None)  # what the old list believed
 

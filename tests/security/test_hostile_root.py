@@ -143,9 +143,9 @@ def test_mask_and_sysctl_targets_refuse_symlinks(tmp_path):
     script = f"""
 import os, sys
 sys.path.insert(0, {os.getcwd()!r})
-from jailer import syscalls as S
-from jailer.mounts import Mounter
-from jailer.errors import JailerError
+from jailer.kernel import syscalls as S
+from jailer.engine.mounts import Mounter
+from jailer.core.errors import JailerError
 m = Mounter(S.Syscalls(), {str(root)!r})
 for op in (("mask", "/masked"), ("sysctl", "kernel.hostname", "x")):
     try:
@@ -250,8 +250,8 @@ def test_ptmx_that_is_not_the_multiplexer_is_refused(tmp_path):
     there is refused promptly, a symlink is not followed; the real devpts ptmx is taken.
     Control: a naive open of the FIFO succeeds (O_RDWR), so the old code took it as the
     master."""
-    from jailer.errors import JailerError
-    from jailer.launcher import _open_ptmx
+    from jailer.core.errors import JailerError
+    from jailer.engine.launcher import _open_ptmx
 
     fifo = tmp_path / "ptmx"
     os.mkfifo(fifo)

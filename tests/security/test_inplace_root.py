@@ -2,7 +2,7 @@
 bind-mounted idmapped, so what the jail's root creates there belongs to host uid 0 -- a
 setuid-root binary left in the host's filesystem that any host user could run as root.
 
-Chosen design (jailer/rootfs.py): keep idmapped in-place roots, and use a writable one only
+Chosen design (jailer/engine/rootfs.py): keep idmapped in-place roots, and use a writable one only
 where host users cannot reach it (every directory above it root's and not writable by others,
 one of them 0700), as podman keeps idmapped roots under 0700 storage; `--read-only` roots may
 be anywhere. Binds are not idmapped: what the jail's root makes in one belongs to its own
@@ -118,8 +118,8 @@ def test_the_launcher_refuses_a_reachable_root_however_the_spec_was_made(parent,
     one) is checked again by the launcher itself, before anything is made. Control: the
     same Spec runs while the guard holds, and the jail's root really plants a setuid file."""
     from jailer.api import Jail
-    from jailer.errors import JailerError
-    from jailer.launcher import Launch
+    from jailer.core.errors import JailerError
+    from jailer.engine.launcher import Launch
 
     os.chmod(parent, 0o700)
     spec = Jail(str(parent / "root"), level="jail", bind=[f"{euid_tool}:/x:ro"]).spec(

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from jailer import fsutil, state
+from jailer.kernel import fsutil
+from jailer.objects import state
 
 
 def _tree(top) -> None:
@@ -232,7 +233,7 @@ def test_remove_tree_leaves_a_mount_point_alone(tmp_path):
     t = tmp_path / "t"
     (t / "m").mkdir(parents=True)
     code = (f"mount -t tmpfs none {t}/m && echo keep > {t}/m/f && "
-            f"{sys.executable} -c 'from jailer import fsutil; "
+            f"{sys.executable} -c 'from jailer.kernel import fsutil; "
             f"fsutil.remove_tree(\"{t}\")'; cat {t}/m/f")
     r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", code],
                        capture_output=True, text=True, cwd=os.getcwd())
@@ -245,7 +246,7 @@ def test_plain_copy_for_someone_elses_hands(tmp_path):
     ids mapped by function, made in a dir fd; a control copy keeps them all."""
     import struct
 
-    from jailer.idshift import CAPS, copy_shifted
+    from jailer.engine.idshift import CAPS, copy_shifted
 
     src = tmp_path / "src"
     src.mkdir()

@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from jailer.idshift import _shift_value, copy_shifted, shift_in_place
+from jailer.engine.idshift import _shift_value, copy_shifted, shift_in_place
 
 MTIME = 1_600_000_000_123_456_789
 

@@ -6,9 +6,9 @@ import errno
 
 import pytest
 
-from jailer import syscalls as S
-from jailer.mounts import Mounter, host_plan, ns_plan
-from jailer.spec import Mount, Spec, apply_level
+from jailer.core.spec import Mount, Spec, apply_level
+from jailer.engine.mounts import Mounter, host_plan, ns_plan
+from jailer.kernel import syscalls as S
 
 
 def spec(level: str, **kw) -> Spec:

@@ -15,7 +15,7 @@ import types
 
 import pytest
 
-from jailer import seccomp as S
+from jailer.policy import seccomp as S
 
 X86_64 = os.uname().machine == "x86_64"
 x86_64_only = pytest.mark.skipif(not X86_64, reason="syscall numbers are x86_64's")
@@ -250,7 +250,7 @@ def test_compiled_allow_words_and_log_mode():
 
 @x86_64_only
 def test_syscalls_newer_than_libseccomp_get_enosys(jail_bpf):
-    from jailer import _seccomp
+    from jailer.policy import _seccomp
 
     lib = _seccomp.lib
     newer = [n for n in range(440, 470)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 import pytest
 
-from jailer import cliopts
 from jailer.cli import run as run_command
-from jailer.errors import JailerError
-from jailer.spec import Spec, apply_level, merge_env
+from jailer.core.errors import JailerError
+from jailer.core.spec import Spec, apply_level, merge_env
+from jailer.frontends import cliopts
 
 
 def test_levels_are_presets_of_one_spec():

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from jailer import subids
-from jailer.errors import JailerError
-from jailer.idpool import POOL_START, RANGE, SLOTS
+from jailer.core.errors import JailerError
+from jailer.engine import subids
+from jailer.engine.idpool import POOL_START, RANGE, SLOTS
 
 
 @pytest.fixture
@@ -160,7 +160,7 @@ def test_missing_files_are_created(tmp_path, monkeypatch):
 
 def test_concurrent_registers_get_distinct_ranges(files):
     uid, gid = files
-    code = ("import sys; from jailer import subids; "
+    code = ("import sys; from jailer.engine import subids; "
             "print(*subids.register(sys.argv[1], int(sys.argv[2]))[:2])")
     procs = [subprocess.Popen([sys.executable, "-c", code, f"user{i}", str(2000 + i)],
                               stdout=subprocess.PIPE, text=True) for i in range(8)]

@@ -9,8 +9,8 @@ import pytest
 
 from images.busybox import _is_static
 from images.store import ImageError, Store, valid_name
-from jailer.errors import JailerError
-from jailer.idpool import POOL_START, RANGE, IdPool
+from jailer.core.errors import JailerError
+from jailer.engine.idpool import POOL_START, RANGE, IdPool
 
 
 def test_error_line_has_stage_call_errno_and_hint():

@@ -1,0 +1,164 @@
+"""The one internal model of a container start. Every front end converts into a ``Spec``.
+
+Plain data classes written out by hand (``__slots__`` and defaults): the ``dataclasses``
+module costs ~30 ms of import on this machine, which is more than a whole runc start. Levels are
+presets of the same Spec (``apply_level``), not separate code paths.
+"""
+
+from __future__ import annotations
+
+LEVELS = ("chroot", "jail", "container")
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Paths hidden from /proc and /sys (the OCI runtime-spec's defaults, as every runtime uses).
+MASKED_PATHS = (
+    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+    "/sys/firmware", "/sys/devices/virtual/powercap",
+)
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+
+
+class _Plain:
+    """Keyword constructor, equality and repr from ``__slots__`` and ``_defaults``."""
+
+    __slots__ = ()
+    _defaults: dict = {}
+
+    def __init__(self, **kw: object) -> None:
+        for name in self.__slots__:
+            default = self._defaults.get(name)
+            if name in kw:
+                value = kw.pop(name)
+            elif isinstance(default, (list, dict, set)):
+                value = type(default)(default)
+            else:
+                value = default
+            setattr(self, name, value)
+        if kw:
+            raise TypeError(f"{type(self).__name__}: unknown field(s) {', '.join(kw)}")
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and all(
+            getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        return f"{type(self).__name__}({inner})"
+
+
+class Mount(_Plain):
+    """A mount inside the root: ``kind`` is "bind" or a filesystem type ("tmpfs", "proc",
+    "sysfs", "devpts", "mqueue", "cgroup", "cgroup2", ...); ``dst`` is inside the root.
+
+    ``options`` is the filesystem's data string (e.g. "mode=755,size=65536k"); ``flags`` are
+    extra MS_* flags (nosuid, nodev, noexec, ...); ``propagation`` is an MS_* propagation
+    flag for the mount point (MS_PRIVATE, MS_SLAVE, MS_SHARED, MS_UNBINDABLE, optionally
+    with MS_REC) or 0; ``recursive`` binds submounts too (rbind); ``readonly`` applies to
+    the mount only.
+    """
+
+    __slots__ = ("kind", "src", "dst", "readonly", "options", "flags", "propagation",
+                 "recursive")
+    _defaults = {"kind": "bind", "readonly": False, "options": "", "flags": 0,
+                 "propagation": 0, "recursive": True}
+
+
+class Device(_Plain):
+    """A device node to create in the container's /dev: ``kind`` "c", "b", "p" (fifo)."""
+
+    __slots__ = ("path", "kind", "major", "minor", "mode", "uid", "gid")
+    _defaults = {"mode": 0o666, "uid": 0, "gid": 0, "major": 0, "minor": 0}
+
+
+class Hook(_Plain):
+    """An OCI hook: run ``path`` with ``args`` and ``env``, the state JSON on stdin."""
+
+    __slots__ = ("path", "args", "env", "timeout")
+    _defaults = {"args": [], "env": [], "timeout": None}
+
+
+class Rlimit(_Plain):
+    """One resource limit, as ``resource.setrlimit`` takes it."""
+
+    __slots__ = ("name", "soft", "hard")
+
+
+class Spec(_Plain):
+    """Everything the launcher needs to start one container.
+
+    ``caps`` is the resolved capability set (None: leave the process's own); ``seccomp`` is
+    a ``jailer.policy.seccomp`` policy, or None for no filter.
+    """
+
+    __slots__ = (
+        "rootfs", "image", "args", "level", "hostname", "env", "cwd", "uid", "gid",
+        "mounts", "readonly", "rlimits", "timeout", "init", "keep", "tty",
+        # what the level preset decides (front ends may override for ablations)
+        "namespaces", "userns", "pivot_root", "cow", "idmap",
+        "masked_paths", "readonly_paths", "id",
+        # the security policy (see jailer.policy.caps and jailer.policy.seccomp)
+        "allow", "caps", "ambient", "seccomp", "seccomp_log",
+        # resources: a cgroups.Limits, whether to make a cgroup at all, --stats
+        "limits", "cgroup", "stats",
+        # a packed copy of the image to use as the lower layer: (file, fstype) or None
+        "packed",
+        # bring the network namespace's loopback up (a named jail's --net none does not)
+        "loopback",
+        # ── set by the OCI front end (frontends.ociconfig); jails and `run` keep the defaults ──
+        # oci: the config lists every mount (no default /proc, /sys, /dev set-up)
+        "oci", "ns_mounts", "devices",
+        # {ns name: path} to join instead of creating; config's id mappings [(ctr, host, n)]
+        "ns_paths", "uid_mappings", "gid_mappings",
+        "sysctl", "groups", "umask", "oom_score_adj", "domainname", "no_new_privs",
+        # {"bounding"|"effective"|"permitted"|"inheritable"|"ambient": frozenset of names}
+        "cap_sets",
+        "hooks", "rootfs_propagation", "console_size", "annotations", "cgroups_path",
+    )
+    _defaults = {
+        "args": ["/bin/sh"], "level": "container", "env": [], "cwd": "/", "uid": 0, "gid": 0,
+        "mounts": [], "readonly": False, "rlimits": [], "init": False, "keep": False,
+        "namespaces": [], "userns": False, "pivot_root": False, "cow": False, "idmap": True,
+        "masked_paths": list(MASKED_PATHS), "readonly_paths": list(READONLY_PATHS),
+        "allow": [], "caps": None, "ambient": frozenset(), "seccomp_log": False,
+        "cgroup": False, "stats": False, "loopback": True,
+        "oci": False, "ns_mounts": [], "devices": [], "ns_paths": {}, "sysctl": {},
+        "groups": [], "no_new_privs": True, "hooks": {}, "annotations": {},
+    }
+
+
+def apply_level(spec: Spec) -> Spec:
+    """Fill in what ``spec.level`` implies: namespaces, user namespace, pivot_root, CoW root."""
+    if spec.level not in LEVELS:
+        raise ValueError(f"unknown level {spec.level!r} (choose from {', '.join(LEVELS)})")
+    if spec.level == "chroot":
+        spec.namespaces, spec.userns, spec.pivot_root, spec.cow = [], False, False, False
+        return spec
+    spec.namespaces = ["mount", "pid", "uts", "ipc", "net"]
+    spec.userns = True
+    spec.pivot_root = True
+    if spec.level == "container":
+        spec.namespaces.append("cgroup")
+        spec.cow = True
+        spec.cgroup = True
+    return spec
+
+
+def default_env(spec: Spec, term: str | None = None, home: str = "/root") -> list[str]:
+    """The environment a workload starts with, before ``-e`` additions."""
+    env = [f"PATH={DEFAULT_PATH}", f"HOME={home}", "container=jailer"]
+    if spec.hostname:
+        env.append(f"HOSTNAME={spec.hostname}")
+    if term:
+        env.append(f"TERM={term}")
+    return env
+
+
+def merge_env(base: list[str], extra: list[str]) -> list[str]:
+    """Later KEY=VALUE entries replace earlier ones with the same KEY; order is kept."""
+    out: dict[str, str] = {}
+    for item in [*base, *extra]:
+        key = item.split("=", 1)[0]
+        out[key] = item
+    return list(out.values())

@@ -1,0 +1,996 @@
+"""Start one container from a ``Spec``: a short, linear sequence of kernel calls.
+
+Processes (jail and container levels)::
+
+    runtime (host, stays outside)          child (host root)                 pid 1
+    ─────────────────────────────          ─────────────────                 ─────
+    allocate uid range, upper dir
+    fork ───────────────────────────────►  make the user namespace (helper)
+                                           private mount ns, host_plan mounts
+                                           setns(user ns), unshare the rest
+                                           fork ─────────────────────────►  (waits for "go")
+    ◄── pid of pid 1 ───────────────────── exit
+    reap child, "go" ──────────────────────────────────────────────────────►  ns_plan mounts,
+                                                                              hostname, lo up,
+                                                                              pty, pivot_root,
+                                                                              user, exec
+    ◄── EOF on the sync pipe (exec happened) or a structured error ─────────
+    supervise: relay pty, forward signals, timeout, reap; undo everything
+
+The runtime is a child subreaper, so pid 1 becomes its child when the intermediate exits, and
+no Python process stays inside the container. Errors in the children travel back over the
+sync pipe as a ``JailerError`` dict (stage, syscall, path, errno, hint).
+"""
+
+from __future__ import annotations
+
+import _signal as signal  # the C module: `signal` imports enum, ~8 ms of start time
+import fcntl  # imported here: after chroot/pivot_root the library is out of reach
+import marshal
+import os
+
+from jailer.core.errors import (
+    EXIT_NOEXEC,
+    EXIT_NOTFOUND,
+    EXIT_RUNTIME,
+    EXIT_TIMEOUT,
+    JailerError,
+)
+from jailer.core.spec import Spec
+from jailer.engine.mounts import Mounter, host_plan, ns_plan, oci_host_plan, oci_ns_plan
+from jailer.kernel import syscalls as S
+from jailer.policy import caps as C
+
+_NS_FLAGS = {"mount": S.CLONE_NEWNS, "pid": S.CLONE_NEWPID, "uts": S.CLONE_NEWUTS,
+             "ipc": S.CLONE_NEWIPC, "net": S.CLONE_NEWNET, "cgroup": S.CLONE_NEWCGROUP}
+# /proc/PID/ns/ names and their clone flags, user first (setns enters it first anyway)
+_NS_FILES = (("user", S.CLONE_NEWUSER), ("mnt", S.CLONE_NEWNS), ("pid", S.CLONE_NEWPID),
+             ("uts", S.CLONE_NEWUTS), ("ipc", S.CLONE_NEWIPC), ("net", S.CLONE_NEWNET),
+             ("cgroup", S.CLONE_NEWCGROUP))
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                     signal.SIGUSR1, signal.SIGUSR2)
+TIOCSCTTY = 0x540E
+TIOCGPTPEER = 0x5441
+TIOCSPTLCK = 0x40045431
+
+
+def _send(fd: int, obj: object) -> None:
+    data = marshal.dumps(obj)
+    os.write(fd, len(data).to_bytes(4, "little") + data)
+
+
+def _recv(fd: int) -> object | None:
+    """One message, or None at EOF (the writer exec'd or exited)."""
+    head = os.read(fd, 4)
+    if not head:
+        return None
+    size = int.from_bytes(head, "little")
+    data = b""
+    while len(data) < size:
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return marshal.loads(data)
+
+
+class Result:
+    """How a container ended."""
+
+    __slots__ = ("returncode", "stdout", "stderr", "id", "stats", "oom_killed")
+
+    def __init__(self, returncode: int, stdout: bytes | None = None,
+                 stderr: bytes | None = None, id: str = "") -> None:
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        self.id = id
+        self.stats = None  # cgroups.Stats when the container had a cgroup
+        self.oom_killed = False
+
+    def __repr__(self) -> str:
+        return f"Result(returncode={self.returncode})"
+
+
+def exit_code(status: int) -> int:
+    """Wait status -> shell-style exit code (128+N for a signal)."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+class Launch:
+    """One start of one container; ``run()`` returns its ``Result``."""
+
+    def __init__(self, spec: Spec, sys_: S.Syscalls | None = None, *,
+                 stdio: tuple[int, int, int] = (0, 1, 2), data_dir: str | None = None,
+                 base: int = 0, layer_dir: str | None = None, on_pid=None,
+                 gid_base: int = 0, cgroup_parent: str | None = None,
+                 exec_fifo: str | None = None, record_owner: str | None = None) -> None:
+        """``base`` and ``layer_dir`` are a named jail's fixed uid range and persistent
+        upper-layer directory (default: a range from the pool and a throw-away layer);
+        ``on_pid(pid)`` runs once pid 1 exists, before it goes on (network set-up)."""
+        from jailer.core import paths
+
+        self.spec = spec
+        self.sys = sys_ or S.Syscalls()
+        self.stdio = stdio
+        self.data_dir = data_dir or paths.data_dir()
+        self.base = base
+        self.fixed_base = bool(base)
+        self.cdir: str | None = layer_dir
+        self.persistent = layer_dir is not None
+        self.on_pid = on_pid
+        # an unprivileged user starting a jail delegated to them: the user namespace maps
+        # their subordinate ids (newuidmap), and the root is assembled inside it
+        self.rootless = os.geteuid() != 0
+        self.subgid = gid_base or base
+        # a file in /proc/self/cgroup's format naming the parent cgroups (a delegated jail's)
+        self.cgroup_parent = cgroup_parent or "/proc/self/cgroup"
+        # OCI create: pid 1 stops right before exec, until `start` opens this fifo; the
+        # container then belongs to the caller's subreaper (the engine's shim), not to us
+        self.exec_fifo = exec_fifo
+        self._fifo_fd = -1
+        self.record_owner = record_owner  # who answers for this start (default: us)
+        self.cgroup_name: str | None = None  # default jailer-<id>
+        self.cgroup_root = False  # cgroup_name is from the hierarchies' root (OCI)
+        self.subreaper = True  # False: whoever called us reaps the container (OCI)
+        self.hook_state: bytes | None = None  # OCI state JSON for startContainer hooks
+        self.root = spec.rootfs
+        self.pool = None
+        self.init_path: str | None = None
+        self.bpf: bytes | None = None
+        self.cg = None  # cgroups.Cgroup
+        self.record: str | None = None
+        self.owner = ""  # this runtime process, as idpool.process_owner() names it
+        self.store = None  # images.store.Store, when the root is an image
+        self.loopdev: str | None = None
+        self.cgroup_fds: list[int] = []
+        self.pid = 0  # host pid of the container's first process
+        self._pending: list[int] = []
+        self._sock = None
+        self._helper = 0  # the user namespace helper process, in the setup child
+
+    # ── preparation in the runtime process ─────────────────────────────────────────────
+    def _prepare(self) -> None:
+        spec = self.spec
+        if spec.pivot_root and spec.userns and spec.idmap and not spec.cow \
+                and not spec.readonly and not self.rootless and os.geteuid() == 0:
+            # a writable in-place root, however the Spec was made (CLI, jail, Python API):
+            # only out of other users' reach (each directory above it is root's alone, so
+            # no other user can swap the path between this check and the bind)
+            from jailer.engine.rootfs import check_inplace_root
+
+            check_inplace_root(spec.rootfs)
+        self._record_start()
+        if spec.init:
+            from jailer.engine.initbin import init_binary
+
+            self.init_path = init_binary(self.data_dir)
+        if spec.image:
+            from images.store import Store
+
+            self.store = Store(os.path.join(self.data_dir, "images"))
+            self.store.add_user(spec.image, spec.id, self.owner)
+        if spec.packed and spec.cow:
+            from images import loop
+
+            self.loopdev = loop.attach(spec.packed[0], readonly=True, autoclear=True)
+        if spec.cgroup:
+            self._make_cgroup()
+        if spec.seccomp is not None:
+            from jailer.policy import seccomp
+
+            self.bpf = seccomp.cached_bpf(spec.seccomp, os.path.join(self.data_dir, "seccomp"))
+        if spec.userns and spec.uid_mappings:  # an OCI config brings its own mappings
+            self.base = next((h for c, h, _n in spec.uid_mappings if c == 0), 0)
+            self.subgid = next((h for c, h, _n in spec.gid_mappings or () if c == 0), 0)
+            self.fixed_base = True
+        if spec.userns and not self.fixed_base:
+            from jailer.engine.idpool import IdPool
+
+            self.pool = IdPool(os.path.join(self.data_dir, "idpool"))
+            self.base = self.pool.allocate()
+        if spec.cow:
+            if not self.persistent:
+                cdirs = os.path.join(self.data_dir, "containers")
+                os.makedirs(cdirs, mode=0o700, exist_ok=True)
+                self.cdir = os.path.join(cdirs, spec.id)
+            os.makedirs(self.cdir, 0o700, exist_ok=self.persistent)
+            for sub in ("lower", "upper", "work", "merged"):
+                if not os.path.isdir(os.path.join(self.cdir, sub)):
+                    os.mkdir(os.path.join(self.cdir, sub), 0o755)
+            os.chown(os.path.join(self.cdir, "upper"), self.base, self.base)
+            self.root = os.path.join(self.cdir, "merged")
+
+    def _release_loop(self) -> None:
+        """Drop our hold on the packed image's loop device; the mount (if any) keeps it,
+        and autoclear frees it when the container's mount namespace goes."""
+        if self.loopdev:
+            from images import loop
+
+            loop.release(self.loopdev)
+            self.loopdev = None
+
+    def _record_start(self) -> None:
+        """``<data>/starts/<id>`` names this runtime process, so that ``jailer gc`` can undo
+        a start whose runtime was SIGKILLed (its cgroup, upper layer); removed by cleanup."""
+        from jailer.engine.idpool import process_owner
+
+        starts = os.path.join(self.data_dir, "starts")
+        os.makedirs(starts, mode=0o700, exist_ok=True)
+        self.record = os.path.join(starts, self.spec.id)
+        self.owner = self.record_owner or process_owner()
+        with open(self.record, "w") as f:
+            f.write(self.owner + "\n" + (self.spec.image or "") + "\n")
+
+    def _make_cgroup(self) -> None:
+        """The container's cgroup, below our own; pid 1 joins it through these fds last."""
+        import cgroups
+
+        try:
+            self.cg = cgroups.open_manager(self.cgroup_name or f"jailer-{self.spec.id}",
+                                           proc_cgroup=self.cgroup_parent,
+                                           parent="/" if self.cgroup_root else None).create(
+                                               self._limits())
+            self.cgroup_fds = [os.open(p, os.O_WRONLY | os.O_CLOEXEC)
+                               for p in self.cg.procs_paths]
+        except (cgroups.CgroupError, OSError) as e:
+            raise JailerError(str(e), stage="cgroups",
+                              errno=getattr(e, "errno", 0) or 0) from None
+
+    def _limits(self):
+        """The spec's limits plus the device cgroup: deny by default, then the config's rules
+        (OCI ``linux.resources.devices``), the runtime-spec's default devices and the nodes
+        the config lists (``linux.devices``), in that order. A rootless start (a delegated
+        jail's user) adds none: it may not set device rules, and the delegated parent's,
+        which root set, hold for every cgroup below it."""
+        import cgroups
+
+        lim = self.spec.limits or cgroups.Limits()
+        if self.rootless:
+            return lim.replace(devices=None)
+        nodes = [cgroups.DeviceRule(True, d.kind, d.major, d.minor)
+                 for d in self.spec.devices if d.kind in ("b", "c")]
+        return lim.replace(devices=[*(lim.devices or ()), *cgroups.DEFAULT_DEVICES, *nodes])
+
+    def cleanup(self) -> None:
+        """Undo what the start made on the host: cgroup, upper layer and the id range."""
+        if getattr(self, "_was_subreaper", True) is False:
+            self.sys.prctl(S.PR_SET_CHILD_SUBREAPER, 0)
+        for fd in self.cgroup_fds:
+            os.close(fd)
+        self.cgroup_fds = []
+        self._release_loop()
+        if self.store is not None:
+            self.store.remove_user(self.spec.image, self.spec.id)
+            self.store = None
+        if self.cg is not None:
+            self.cg.delete()
+            self.cg = None
+        if self.cdir and os.path.isdir(self.cdir) and not self.persistent:
+            from jailer.kernel.fsutil import remove_tree
+
+            if self.spec.keep:
+                for sub in ("lower", "work", "merged"):
+                    remove_tree(os.path.join(self.cdir, sub))
+            else:
+                remove_tree(self.cdir)
+        if self.pool and self.base:
+            self.pool.release(self.base)
+            self.base = 0
+        if self.record:
+            os.unlink(self.record)
+            self.record = None
+
+    # ── the whole start ─────────────────────────────────────────────────────────────────
+    def run(self) -> Result:
+        old = {s: signal.signal(s, self._forward) for s in FORWARDED_SIGNALS}
+        try:
+            self._prepare()
+            self._spawn()
+            for sig in self._pending:
+                self._forward(sig)
+            return self._supervise()
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            self.cleanup()
+
+    def start_detached(self) -> tuple[int, int]:
+        """Start without supervising: return (pid 1, pty master or -1). The caller owns the
+        container from here (it execs the monitor); on failure everything is undone."""
+        try:
+            self._prepare()
+            self._spawn()
+        except BaseException:
+            self.cleanup()
+            raise
+        for fd in self.cgroup_fds:
+            os.close(fd)
+        self.cgroup_fds = []
+        return self.pid, getattr(self, "_master", -1)
+
+    def _forward(self, signum: int, _frame: object = None) -> None:
+        """Pass a signal to the container's first process (queued until it exists)."""
+        if not self.pid:
+            self._pending.append(signum)
+            return
+        try:
+            os.kill(self.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def _spawn(self) -> None:
+        spec = self.spec
+        r_up, w_up = os.pipe2(os.O_CLOEXEC)
+        r_down, w_down = os.pipe2(os.O_CLOEXEC)
+        if spec.tty:
+            import socket
+
+            self._sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        if spec.pivot_root and self.subreaper and not self.exec_fifo:
+            # a library caller (jailer.run) gets its own state back in cleanup()
+            self._was_subreaper = self.sys.child_subreaper()
+            self.sys.prctl(S.PR_SET_CHILD_SUBREAPER, 1)
+        if self.exec_fifo:  # pid 1 reaches it through this fd after pivot_root
+            self._fifo_fd = os.open(self.exec_fifo, Mounter.O_PATH | os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:
+            os.close(r_up)
+            os.close(w_down)
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = child_sock
+            self._child(w_up, r_down)  # never returns
+        os.close(w_up)
+        os.close(r_down)
+        if self._sock is not None:
+            child_sock.close()
+        try:
+            self._handshake(pid, r_up, w_down)
+            self._release_loop()  # mounted by now
+        except BaseException:
+            if self.pid:
+                _kill(self.pid)
+            _reap(pid)
+            raise
+        finally:
+            os.close(r_up)
+            os.close(w_down)
+
+    def _handshake(self, child: int, r_up: int, w_down: int) -> None:
+        """Learn pid 1, let it go, then wait for exec (EOF) or a structured error."""
+        while True:
+            msg = _recv(r_up)
+            if msg is None:
+                if not self.pid:
+                    _, status = os.waitpid(child, 0)
+                    raise JailerError(f"setup process died ({exit_code(status)})",
+                                      stage="start")
+                return
+            if "error" in msg:
+                err = JailerError.from_dict(msg["error"])
+                if self.pid:
+                    _reap(self.pid)
+                raise err
+            if "pid" in msg:
+                self.pid = msg["pid"]
+                if self.pid != child:
+                    os.waitpid(child, 0)  # the intermediate exits; pid 1 is now ours
+                    if self.spec.oom_score_adj is not None:
+                        with open(f"/proc/{self.pid}/oom_score_adj", "w") as f:
+                            f.write(str(self.spec.oom_score_adj))
+                    if self.on_pid is not None:
+                        self.on_pid(self.pid)
+                    # the go, with the state startContainer hooks get (OCI), if any
+                    _send(w_down, self.hook_state or "go")
+            elif "pty" in msg:
+                import socket
+
+                _, fds, _, _ = socket.recv_fds(self._sock, 16, 1)
+                self._master = fds[0]
+            elif "created" in msg:
+                return  # OCI create: pid 1 waits on the exec fifo
+
+    # ── children ───────────────────────────────────────────────────────────────────────
+    def _child_stdio(self) -> None:
+        """A child's first step: default signal handlers, the container's stdio as 0-2."""
+        for s in FORWARDED_SIGNALS:
+            signal.signal(s, signal.SIG_DFL)
+        for i, fd in enumerate(self.stdio):
+            if fd != i:
+                os.dup2(fd, i)
+
+    def _child(self, w_up: int, r_down: int) -> None:
+        stage = "start"
+        try:
+            self._child_stdio()
+            if not self.spec.pivot_root:
+                self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
+                _send(w_up, {"pid": os.getpid()})
+                self._container_init(w_up, None)
+            stage = "prctl"
+            self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
+            self.sys.prctl(S.PR_SET_DUMPABLE, 0)
+            stage = "rlimits"
+            self._set_rlimits()
+            userns_fd = -1
+            if "user" in self.spec.ns_paths:
+                stage = "user namespace"
+                userns_fd = os.open(self.spec.ns_paths["user"], os.O_RDONLY | os.O_CLOEXEC)
+            elif self.spec.userns:
+                stage = "user namespace"
+                userns_fd = self._make_userns(w_up)
+            if self.rootless:
+                stage = "join cgroup"
+                self._join_cgroup_early()
+                stage = "enter user namespace"
+                userns_fd = self._enter_userns_early(userns_fd)
+            stage = "mount namespace"
+            self.sys.unshare(S.CLONE_NEWNS)
+            self.sys.mount(None, "/", None, S.MS_REC | S.MS_PRIVATE)
+            stage = "mounts"
+            if self.rootless:
+                self._rootless_root()
+            owner = 0 if self.rootless else self.base
+            m = Mounter(self.sys, self.root, owner, userns_fd)
+            if self.spec.oci:
+                m.apply(oci_host_plan(self.spec, self.root, owner))
+            else:
+                m.apply(host_plan(self.spec, self.spec.rootfs, self.root, self.cdir,
+                                  self.init_path, owner,
+                                  (self.loopdev, self.spec.packed[1]) if self.loopdev
+                                  else None, rootless=self.rootless))
+            m.close()
+            # pid 1 reaches its root through the working directory, which unshare(CLONE_NEWNS)
+            # moves to the copy in the new namespace: the path may cross host directories
+            # (0700 /root, /var/lib/jailer/containers) that the container's root cannot enter.
+            os.chdir(self.root)
+            if userns_fd >= 0 and not self.rootless:
+                stage = "enter user namespace"
+                self.sys.setns(userns_fd, S.CLONE_NEWUSER)
+                os.close(userns_fd)
+                self.sys.setgroups_empty()
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
+            self._reap_helper()
+            stage = "namespaces"
+            flags = 0
+            for name in self.spec.namespaces:
+                if name != "cgroup":  # unshared last, once in the container's cgroup
+                    flags |= _NS_FLAGS[name]
+            self.sys.unshare(flags)
+            for name, path in self.spec.ns_paths.items():  # an OCI config's "path"s
+                if name in ("user", "cgroup"):
+                    continue
+                stage = f"join {name} namespace {path}"
+                nsfd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                self.sys.setns(nsfd, _NS_FLAGS[name])
+                os.close(nsfd)
+            stage = "namespaces"
+            pid = os.fork()
+            if pid == 0:
+                stage = "wait"
+                go = _recv(r_down)
+                if go != "go" and not isinstance(go, bytes):
+                    os._exit(EXIT_RUNTIME)
+                self.hook_state = go if isinstance(go, bytes) else None
+                if not self.exec_fifo:  # an OCI container outlives `jailer create`
+                    self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
+                self._container_init(w_up, os.open(".", Mounter.O_PATH | os.O_CLOEXEC))
+            _send(w_up, {"pid": pid})
+            os._exit(0)
+        except BaseException as e:  # noqa: BLE001 - every failure must reach the parent
+            self._reap_helper()
+            _report(w_up, stage, e)
+
+    def _join_cgroup_early(self) -> None:
+        """Rootless on cgroup v1: only a process of the same uid may be moved, and the
+        container's root is another uid; so join now, as the user, and let pid 1 inherit
+        the cgroup (this short-lived setup process leaves before the workload runs)."""
+        for fd in self.cgroup_fds:
+            os.write(fd, b"0")
+            os.close(fd)
+        self.cgroup_fds = []
+
+    def _enter_userns_early(self, userns_fd: int) -> int:
+        """Rootless: enter the container's user namespace before making any mount (only
+        there are we allowed to). We keep our own uid for now, with every capability in it."""
+        self.sys.setns(userns_fd, S.CLONE_NEWUSER)
+        os.close(userns_fd)
+        return -1
+
+    def _rootless_root(self) -> None:
+        """Rootless, in the new mount namespace: pin what only this user can reach (its home
+        may be 0700) as O_PATH fds, become the container's root, and bind the root onto
+        itself; from here on paths go through /proc/self/fd."""
+        def pin(path: str) -> str:
+            return f"/proc/self/fd/{os.open(path, Mounter.O_PATH | os.O_CLOEXEC)}"
+
+        os.chdir(self.root)
+        if self.init_path:
+            self.init_path = pin(self.init_path)
+        for mnt in self.spec.mounts:
+            if mnt.kind == "bind":
+                mnt.src = pin(mnt.src)
+        self.sys.setgroups_empty()
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+        tree = self.sys.open_tree(".", S.OPEN_TREE_CLONE | S.OPEN_TREE_CLOEXEC
+                                  | S.AT_RECURSIVE)
+        self.sys.mount_setattr(tree, S.MOUNT_ATTR_NODEV)  # nodev, as every jail root
+        self.sys.move_mount(tree, ".")
+        self.root = f"/proc/self/fd/{tree}"
+
+    def _make_userns(self, w_up: int) -> int:
+        """Create the container's user namespace in a short-lived helper; return its fd."""
+        ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+        hold_r, hold_w = os.pipe2(os.O_CLOEXEC)
+        helper = os.fork()
+        if helper == 0:
+            for fd in (w_up, ready_r, hold_w):
+                os.close(fd)
+            try:
+                if self.rootless:  # newuidmap, run as the user, must reach its /proc entry
+                    self.sys.prctl(S.PR_SET_DUMPABLE, 1)
+                self.sys.unshare(S.CLONE_NEWUSER)
+                os.write(ready_w, b"1")
+                if self.cgroup_fds:
+                    # The first cgroup migration after a quiet spell waits for an RCU grace
+                    # period (~17 ms here); migrating this throw-away helper now pays it in
+                    # parallel with the mounts, so pid 1's join right before exec is fast.
+                    os.write(self.cgroup_fds[0], b"0")
+            except OSError:
+                os._exit(1)
+            os.read(hold_r, 1)
+            os._exit(0)
+        os.close(ready_w)
+        os.close(hold_r)
+        try:
+            if os.read(ready_r, 1) != b"1":
+                raise OSError(1, "unshare(CLONE_NEWUSER) failed in the helper")
+            from jailer.engine.idpool import RANGE
+
+            if self.rootless:
+                from jailer.engine.subids import newidmap
+
+                newidmap(helper, self.base, self.subgid, RANGE)
+            else:
+                maps = {"uid": self.spec.uid_mappings or [(0, self.base, RANGE)],
+                        "gid": self.spec.gid_mappings or self.spec.uid_mappings
+                        or [(0, self.base, RANGE)]}
+                for kind in ("uid", "gid"):
+                    with open(f"/proc/{helper}/{kind}_map", "w") as f:
+                        f.write("".join(f"{c} {h} {n}\n" for c, h, n in maps[kind]))
+            return os.open(f"/proc/{helper}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        finally:
+            os.close(ready_r)
+            os.close(hold_w)
+            self._helper = helper  # reaped after the mounts (see _reap_helper)
+
+    def _reap_helper(self) -> None:
+        if self._helper:
+            _reap(self._helper)
+            self._helper = 0
+
+    def _set_rlimits(self) -> None:
+        if not self.spec.rlimits:
+            return
+        import resource
+
+        for rl in self.spec.rlimits:
+            res = getattr(resource, "RLIMIT_" + rl.name.upper())
+            try:
+                resource.setrlimit(res, (rl.soft, rl.hard))
+            except (OSError, ValueError) as e:
+                cur = resource.getrlimit(res)
+                raise JailerError(
+                    f"cannot set rlimit {rl.name}={rl.soft}:{rl.hard} "
+                    f"(current soft:hard {cur[0]}:{cur[1]}): {e}",
+                    stage="rlimits", errno=getattr(e, "errno", 0) or 1) from None
+
+    def _container_init(self, w_up: int, root: int | None) -> None:
+        """The container's first process: finish setup, then exec the workload."""
+        spec = self.spec
+        stage = "setup"
+        init: str | int = "/dev/init"
+        try:
+            if root is None:  # chroot level: no mounts, so run the init from an open fd
+                stage = "rlimits"
+                self._set_rlimits()
+                if spec.init:
+                    init = os.open(self.init_path, os.O_RDONLY | os.O_CLOEXEC)
+                stage = "terminal"  # from the host's devpts: the chroot has no /dev
+                slave = self._open_pty(None, w_up) if spec.tty else -1
+                stage = "chroot"
+                os.chroot(spec.rootfs)
+                os.chdir("/")
+            else:
+                stage = "mounts (in namespaces)"
+                # pivot_root refuses a locked mount (one made before the user namespace):
+                # put a recursive copy of the root on top of it, owned by this namespace.
+                tree = self.sys.open_tree("", S.OPEN_TREE_CLONE | S.OPEN_TREE_CLOEXEC
+                                          | S.AT_RECURSIVE, dfd=root)
+                self.sys.move_mount(tree, "", to_dfd=root)
+                os.close(root)
+                root = tree
+                m = Mounter(self.sys, spec.rootfs, root_fd=root)
+                if spec.oci:
+                    m.apply(oci_ns_plan(spec, self._cgroup_dirs()))
+                else:
+                    m.apply(ns_plan(spec, self._cgroup_dirs()))
+                if ("uts" in spec.namespaces or "uts" in spec.ns_paths) and spec.hostname:
+                    stage = "hostname"
+                    self.sys.sethostname(spec.hostname)
+                if "net" in spec.namespaces and spec.loopback:
+                    stage = "network"
+                    self.sys.loopback_up()
+            if root is not None:
+                stage = "terminal"
+                slave = self._open_pty(m, w_up) if spec.tty else -1
+                stage = "pivot_root"
+                os.fchdir(root)
+                os.close(root)
+                self.sys.pivot_root(".", ".")
+                self.sys.umount2(".", S.MNT_DETACH)
+                os.chdir("/")
+            stage = "workdir"
+            _enter_session(spec, slave)
+            if self._fifo_fd >= 0:
+                stage = "wait for start"
+                self._wait_for_start(w_up)
+            if spec.hooks.get("startContainer"):
+                stage = "startContainer hooks"
+                _run_hooks_here(spec.hooks["startContainer"], self.hook_state or b"{}")
+            stage = "exec"
+            if spec.init:
+                path, argv = init, ["/dev/init", "--", *spec.args]
+            else:
+                path, argv = _resolve_exec(spec.args[0], spec.env), spec.args
+            caps = None if spec.caps is None else C.mask(spec.caps)
+            ambient = C.mask(spec.ambient) if spec.uid else 0
+            try:  # from here on C only: see jl_final_exec
+                self.sys.final_exec(
+                    path, argv, spec.env, cgroup_fds=self.cgroup_fds,
+                    cgroupns="cgroup" in spec.namespaces, bpf=self.bpf or b"",
+                    bpf_flags=spec.seccomp.flags if self.bpf else 0,
+                    **_cred_args(spec, caps, ambient))
+            except OSError as e:
+                stage = e.filename
+                raise OSError(e.errno, e.strerror) from None
+        except BaseException as e:  # noqa: BLE001
+            _report(w_up, stage, e, spec.args[0] if stage == "exec" else "")
+
+    def _wait_for_start(self, w_up: int) -> None:
+        """OCI create: tell the runtime we are ready, then block until `jailer start` opens
+        the exec fifo for reading (runc's protocol); a byte tells it we went on."""
+        _send(w_up, {"created": 1})
+        fifo = os.open(f"/proc/self/fd/{self._fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        os.close(self._fifo_fd)
+        self._fifo_fd = -1
+        os.write(fifo, b"0")
+        os.close(fifo)
+
+    def _open_pty(self, mounter: Mounter | None, w_up: int) -> int:
+        """Open a pty (inside the container's devpts when it has one); send the master up."""
+        import socket  # already loaded by the runtime before fork
+
+        if mounter is None:
+            master, slave = os.openpty()
+        else:
+            # the devpts instance's own ptmx (char 5:2), reached without a symlink
+            ptmx, path = mounter._char_dev("/dev/pts/ptmx", 5, 2)
+            master = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+            os.close(ptmx)
+            fcntl.ioctl(master, TIOCSPTLCK, b"\0\0\0\0")
+            slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+        _send(w_up, {"pty": 1})
+        socket.send_fds(self._sock, [b"m"], [master])
+        os.close(master)
+        return slave
+
+    # ── supervision ────────────────────────────────────────────────────────────────────
+    def _supervise(self) -> Result:
+        from jailer.engine.supervise import Supervisor
+
+        sup = Supervisor(self.pid, timeout=self.spec.timeout,
+                         master=getattr(self, "_master", -1), stdio=self.stdio,
+                         killpg=not self.spec.pivot_root)
+        status = sup.wait()
+        code = EXIT_TIMEOUT if sup.timed_out else exit_code(status)
+        result = Result(code, id=self.spec.id)
+        if self.cg is not None:
+            result.stats = self.cg.stats()
+            result.oom_killed = bool(result.stats.oom_kill) and code == 137
+        return result
+
+    def _cgroup_dirs(self) -> dict[str, str]:
+        """What /sys/fs/cgroup shows inside: {"": dir} on v2, {controller: dir} on v1."""
+        if self.cg is None:
+            return {}
+        paths = getattr(self.cg, "paths", None)
+        return dict(paths) if paths else {"": self.cg.path}
+
+
+def _open_ptmx(path: str) -> int:
+    """The container's pty multiplexer at ``path``, only if it is char 5:2 (not a symlink,
+    nor a FIFO or file that the container put there: O_NONBLOCK so a FIFO cannot hang)."""
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
+    st = os.fstat(fd)
+    if not (st.st_mode & 0o170000 == 0o020000 and st.st_rdev == os.makedev(5, 2)):
+        os.close(fd)
+        raise JailerError(f"{path} in the container is not the pty multiplexer (char 5:2)",
+                          stage="terminal", path=path)
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    return fd
+
+
+def _enter_session(spec: Spec, slave: int) -> None:
+    """The last steps before exec of pid 1 or a joined process: its working directory, a
+    session of its own, the pty as controlling terminal and stdio, the umask."""
+    os.chdir(spec.cwd)
+    os.setsid()
+    if slave >= 0:
+        fcntl.ioctl(slave, TIOCSCTTY, 0)
+        for i in range(3):
+            os.dup2(slave, i)
+        os.close(slave)
+    if spec.umask is not None:
+        os.umask(spec.umask)
+
+
+def start_hook(hook, payload: bytes, mntns_of: int = 0) -> int:
+    """Start one OCI hook with ``payload`` (the state JSON) on its stdin, optionally in the
+    mount namespace of process ``mntns_of``; return its pid (the caller waits)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.dup2(r, 0)
+            if mntns_of:
+                fd = os.open(f"/proc/{mntns_of}/ns/mnt", os.O_RDONLY)
+                os.setns(fd, os.CLONE_NEWNS)
+            os.execve(hook.path, hook.args or [hook.path],
+                      dict(e.split("=", 1) for e in hook.env if "=" in e))
+        finally:
+            os._exit(127)
+    os.close(r)
+    try:
+        os.write(w, payload)
+    except OSError:
+        pass
+    os.close(w)
+    return pid
+
+
+def _run_hooks_here(hooks: list, payload: bytes) -> None:
+    """OCI startContainer hooks, run by pid 1 inside the container before exec (paths are
+    the container's); any failure stops the start."""
+    for hook in hooks:
+        _, status = os.waitpid(start_hook(hook, payload), 0)
+        if status:
+            raise JailerError(f"startContainer hook {hook.path} exited with "
+                              f"{exit_code(status)}", stage="hooks")
+
+
+def _cred_args(spec: Spec, caps: int | None, ambient: int) -> dict:
+    """final_exec's credential arguments: the jail policy's, or an OCI config's sets."""
+    kw = {"caps": caps, "inheritable": ambient, "ambient": ambient, "uid": spec.uid,
+          "gid": spec.gid, "groups": list(spec.groups), "nnp": spec.no_new_privs}
+    if spec.cap_sets is not None:
+        sets = {k: C.mask(v) for k, v in spec.cap_sets.items()}
+        prm, inh = sets.get("permitted", 0), sets.get("inheritable", 0)
+        # the kernel raises an ambient capability only if it is permitted and inheritable:
+        # runc warns and goes on (`runc spec` asks for three it cannot have), so do we
+        kw.update(caps=sets.get("bounding", 0), effective=sets.get("effective", 0),
+                  permitted=prm, inheritable=inh, ambient=sets.get("ambient", 0) & prm & inh)
+    return kw
+
+
+def _resolve_exec(cmd: str, env: list[str]) -> str:
+    """execvp's search with the container's PATH, inside the container's root."""
+    if "/" in cmd:
+        return cmd
+    path = next((e[5:] for e in env if e.startswith("PATH=")), "/usr/bin:/bin")
+    found = None
+    for d in path.split(":"):
+        candidate = os.path.join(d or ".", cmd)
+        if os.path.isfile(candidate):
+            if os.access(candidate, os.X_OK):
+                return candidate
+            found = found or candidate  # execve reports EACCES, as execvp would
+    return found or cmd  # execve reports ENOENT
+
+
+def _report(w_up: int, stage: str, exc: BaseException, exec_path: str = "") -> None:
+    """Send a failure to the runtime and exit; runs only in a child process."""
+    code = EXIT_RUNTIME
+    if isinstance(exc, JailerError):
+        err = exc
+    elif isinstance(exc, OSError):
+        if stage == "exec":
+            code = EXIT_NOTFOUND if exc.errno == 2 else EXIT_NOEXEC
+            exc.filename = exec_path
+        err = JailerError.from_oserror(stage, exc, exit_code=code)
+    else:
+        err = JailerError(f"{type(exc).__name__}: {exc}", stage=stage)
+    try:
+        _send(w_up, {"error": err.to_dict()})
+    except OSError:  # nobody listens any more (an OCI container after create): stderr
+        os.write(2, f"jailer: {err}\n".encode())
+    finally:
+        os._exit(err.exit_code)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+class Join(Launch):
+    """Run one more process inside a running container (``jailer exec``): join every
+    namespace of its pid 1 with one setns(pidfd), its cgroup, and the same policy (caps,
+    seccomp, user, no_new_privs), then exec. Processes as in ``Launch``: the runtime
+    supervises, an intermediate joins and forks, the new process execs."""
+
+    def __init__(self, spec: Spec, target: int, cgroup_procs: list[str] | None = None,
+                 **kw: object) -> None:
+        super().__init__(spec, **kw)
+        self.target = target
+        self.cgroup_procs = cgroup_procs or []
+        self.relay_stdio = True  # off for a detached exec, whose caller owns the stdio
+        self.relay: dict[int, int] = {}
+        self._relay_ends: list[int] = []
+
+    def _prepare(self) -> None:
+        if self.spec.seccomp is not None:
+            from jailer.policy import seccomp
+
+            self.bpf = seccomp.cached_bpf(self.spec.seccomp,
+                                          os.path.join(self.data_dir, "seccomp"))
+        self.cgroup_fds = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in self.cgroup_procs]
+        self.pidfd = os.pidfd_open(self.target)
+        self.ns_flags = self._namespace_flags()
+        if self.relay_stdio and not self.spec.tty:
+            self._make_relay()
+
+    def _make_relay(self) -> None:
+        """Pipes in place of the caller's stdio, relayed by the runtime (as docker and
+        containerd do for exec): the jail's other processes can take an exec'd process's
+        fds with pidfd_getfd, and must not get the caller's terminal (TIOCSTI, its other
+        sessions) or files that way."""
+        caller = self.stdio
+        in_r, in_w = os.pipe2(os.O_CLOEXEC)
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        self.stdio = (in_r, out_w, err_w)
+        self.relay = {out_r: caller[1], err_r: caller[2]}
+        self._relay_ends = [in_r, out_w, err_w]  # the child's: closed here once it has them
+
+        def feed() -> None:  # a thread: a process that never reads must not stall the rest
+            try:
+                while data := os.read(caller[0], 65536):
+                    while data:
+                        data = data[os.write(in_w, data):]
+            except OSError:
+                pass
+            finally:
+                os.close(in_w)
+
+        import threading
+
+        threading.Thread(target=feed, daemon=True).start()
+
+    def _namespace_flags(self) -> int:
+        """Every namespace of the target's pid 1 that differs from ours, whoever made it:
+        the container's own and those it joined by path (a pod's network, IPC, UTS, PID
+        namespaces held by its sandbox). Read after pidfd_open: if the pid was reused in
+        between, setns on the pidfd of the exited process fails rather than joining it."""
+        flags = 0
+        for kind, flag in _NS_FILES:
+            try:
+                theirs = os.stat(f"/proc/{self.target}/ns/{kind}")
+            except FileNotFoundError:  # a kernel without this kind
+                continue
+            ours = os.stat(f"/proc/self/ns/{kind}")
+            if (theirs.st_ino, theirs.st_dev) != (ours.st_ino, ours.st_dev):
+                flags |= flag
+        return flags
+
+    def cleanup(self) -> None:
+        if getattr(self, "_was_subreaper", True) is False:
+            self.sys.prctl(S.PR_SET_CHILD_SUBREAPER, 0)
+        for fd in self.cgroup_fds:
+            os.close(fd)
+        self.cgroup_fds = []
+        for fd in [*self._relay_ends, *self.relay]:  # a failed start: none of it was used
+            os.close(fd)
+        self._relay_ends, self.relay = [], {}
+        if getattr(self, "pidfd", -1) >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
+
+    def _child(self, w_up: int, r_down: int) -> None:
+        stage = "join namespaces"
+        try:
+            self._child_stdio()
+            self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
+            self.sys.prctl(S.PR_SET_DUMPABLE, 0)
+            flags = self.ns_flags
+            if self.rootless:
+                stage = "join cgroup"
+                self._join_cgroup_early()
+                stage = "join namespaces"
+            self.sys.setns(self.pidfd, flags)
+            if flags & S.CLONE_NEWUSER:
+                self.sys.setgroups_empty()
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
+            pid = os.fork()
+            if pid == 0:
+                stage = "wait"
+                if _recv(r_down) != "go":
+                    os._exit(EXIT_RUNTIME)
+                if self.subreaper:
+                    self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
+                self._exec_joined(w_up)
+            _send(w_up, {"pid": pid})
+            os._exit(0)
+        except BaseException as e:  # noqa: BLE001
+            _report(w_up, stage, e)
+
+    def _exec_joined(self, w_up: int) -> None:
+        spec = self.spec
+        stage = "terminal"
+        try:
+            slave = -1
+            if spec.tty:
+                master = _open_ptmx("/dev/pts/ptmx")
+                fcntl.ioctl(master, TIOCSPTLCK, b"\0\0\0\0")
+                slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+                import socket
+
+                _send(w_up, {"pty": 1})
+                socket.send_fds(self._sock, [b"m"], [master])
+                os.close(master)
+            stage = "workdir"
+            _enter_session(spec, slave)
+            stage = "exec"
+            caps = None if spec.caps is None else C.mask(spec.caps)
+            ambient = C.mask(spec.ambient) if spec.uid else 0
+            try:
+                self.sys.final_exec(
+                    _resolve_exec(spec.args[0], spec.env), spec.args, spec.env,
+                    cgroup_fds=self.cgroup_fds, cgroupns=False, bpf=self.bpf or b"",
+                    bpf_flags=spec.seccomp.flags if self.bpf else 0,
+                    **_cred_args(spec, caps, ambient))
+            except OSError as e:
+                stage = e.filename
+                raise OSError(e.errno, e.strerror) from None
+        except BaseException as e:  # noqa: BLE001
+            _report(w_up, stage, e, spec.args[0] if stage == "exec" else "")
+
+    def _supervise(self) -> Result:
+        from jailer.engine.supervise import Supervisor
+
+        for fd in self._relay_ends:
+            os.close(fd)
+        self._relay_ends = []
+        sup = Supervisor(self.pid, master=getattr(self, "_master", -1), stdio=self.stdio,
+                         relay=self.relay)
+        try:
+            return Result(exit_code(sup.wait()), id=self.spec.id)
+        finally:
+            for fd in self.relay:
+                os.close(fd)
+            self.relay = {}

@@ -1,0 +1,545 @@
+"""OCI containers (runtime-spec runtime.md): create, start, state, kill, delete, exec, run.
+
+Same engine as named jails: a bundle's config.json becomes a ``Spec``
+(``jailer.frontends.ociconfig``) and starts through ``Launch``; state lives beside the
+jails' (``<root>/<id>/state.json``) and is checked against reality the same way. What
+differs is who supervises: the engine that called ``jailer create`` (conmon,
+containerd-shim) is the container's subreaper and parent, so ``create`` leaves pid 1
+stopped right before exec, waiting on ``<root>/<id>/exec.fifo``, and exits; ``start``
+opens the fifo and pid 1 execs; ``delete`` undoes what ``create`` made.
+Errors use runc's wording, so engines and their users see the messages they know.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from jailer.core.errors import JailerError
+from jailer.frontends import jaildef
+from jailer.objects import state
+
+OCI_VERSION = "1.0.2"
+
+
+def fail(msg: str) -> JailerError:
+    return JailerError(msg, exit_code=1)
+
+
+def container_dir(cid: str) -> str:
+    return os.path.join(jaildef.run_dir(), cid)
+
+
+def _check_id(cid: str) -> None:
+    if not state.valid_id(cid):
+        raise fail("invalid container ID format")
+
+
+def _hook_state(cid: str, st: dict, status: str) -> bytes:
+    return json.dumps({"ociVersion": OCI_VERSION, "id": cid, "status": status,
+                       "pid": st.get("pid", 0), "bundle": st.get("bundle", ""),
+                       "annotations": st.get("annotations", {})}).encode()
+
+
+def run_hooks(hooks: list, payload: bytes, phase: str, *, warn_only: bool = False,
+              nsenter: int = 0) -> None:
+    """Run one phase's hooks in order, the state JSON on stdin; ``nsenter``: a pid whose
+    mount namespace the hook runs in (createContainer)."""
+    import select
+    import signal
+
+    from jailer.engine.launcher import start_hook
+
+    for hook in hooks:
+        pid = start_hook(hook, payload, nsenter)
+        pidfd = os.pidfd_open(pid)
+        try:
+            done = select.select([pidfd], [], [], hook.timeout)[0] if hook.timeout else [1]
+            if not done:
+                os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+        finally:
+            os.close(pidfd)
+        if not done or status != 0:
+            why = "timed out" if not done else f"exited with {os.waitstatus_to_exitcode(status)}"
+            msg = f"{phase} hook {hook.path} {why}"
+            if warn_only:
+                import sys
+
+                sys.stderr.write(f"jailer: warning: {msg}\n")
+                continue
+            raise fail(f"error running {phase} hook: {msg}")
+
+
+# ── create ────────────────────────────────────────────────────────────────────────────────
+def create(cid: str, bundle: str, *, pid_file: str | None = None,
+           console_socket: str | None = None, start_now: bool = False,
+           masters: list | None = None) -> dict:
+    """Set the container up to the point of exec; leave it 'created'."""
+    from jailer.engine.idpool import _starttime, process_owner
+    from jailer.engine.launcher import Launch
+    from jailer.frontends.ociconfig import load_bundle
+
+    _check_id(cid)
+    bundle = os.path.abspath(bundle)
+    if not os.path.exists(bundle):
+        raise fail(f"chdir {bundle}: no such file or directory")
+    if not os.path.isdir(bundle):
+        raise fail(f"chdir {bundle}: not a directory")
+    if os.path.exists(jaildef.definition_path(cid)) if jaildef.NAME_RE.match(cid) else False:
+        raise fail("container with given ID already exists")
+    spec, raw = load_bundle(bundle, cid, warn=warn)
+    _default_home(spec)
+    if spec.tty and not console_socket and not start_now:
+        raise fail("cannot allocate tty if runc will detach without setting console socket")
+    cdir = container_dir(cid)
+    os.makedirs(os.path.dirname(cdir), mode=0o711, exist_ok=True)
+    try:
+        os.mkdir(cdir, 0o711)
+    except FileExistsError:
+        raise fail("container with given ID already exists") from None
+    made_ok = False
+    launch = None
+    try:
+        st = {"id": cid, "name": cid, "kind": "container", "status": "creating", "pid": 0,
+              "bundle": bundle, "rootfs": spec.rootfs, "annotations": spec.annotations,
+              "created": _now_iso(), "owner": "", "monitor": process_owner(),
+              "boot_id": state.boot_id(), "ociVersion": raw.get("ociVersion", OCI_VERSION)}
+        state.write(cdir, st)
+        fifo = os.path.join(cdir, "exec.fifo")
+        os.mkfifo(fifo, 0o622)
+        with open("/proc/self/cgroup") as src:
+            parent = os.path.join(cdir, "cgroup.parent")
+            with open(parent, "w") as f:
+                f.write(src.read())
+
+        def on_pid(pid: int) -> None:
+            st["pid"] = pid
+            payload = _hook_state(cid, st, "created")
+            if spec.hooks.get("startContainer"):
+                launch.hook_state = _hook_state(cid, st, "running")
+            run_hooks(spec.hooks.get("prestart", []), payload, "prestart")
+            run_hooks(spec.hooks.get("createRuntime", []), payload, "createRuntime")
+            run_hooks(spec.hooks.get("createContainer", []), payload, "createContainer",
+                      nsenter=pid)
+
+        launch = Launch(spec, exec_fifo=fifo, cgroup_parent=parent, on_pid=on_pid,
+                        record_owner=f"container:{cdir}")
+        if spec.cgroups_path:
+            launch.cgroup_name, launch.cgroup_root = _cgroup_place(spec.cgroups_path)
+        launch._prepare()
+        launch._spawn()
+        pid = launch.pid
+        master = getattr(launch, "_master", -1)
+        if master >= 0 and masters is not None and not console_socket:
+            masters.append(master)  # `run` in the foreground relays it itself
+        elif master >= 0:
+            _send_console(master, console_socket, spec.console_size)
+        for fd in launch.cgroup_fds:
+            os.close(fd)
+        launch.cgroup_fds = []
+        cg = launch.cg
+        st.update(status="created", pid=pid, pid_start=_starttime(pid),
+                  cgroup=cg.name if cg is not None else "", cgroup_root=launch.cgroup_root,
+                  freezer=_freezer(cg), start_id=spec.id)
+        st["hooks"] = {k: [{"path": h.path, "args": h.args, "env": h.env,
+                            "timeout": h.timeout} for h in v]
+                       for k, v in spec.hooks.items() if k in ("poststart", "poststop")}
+        state.write(cdir, st)
+        if pid_file:
+            _write_pid_file(pid_file, pid)
+        made_ok = True
+        return st
+    finally:
+        if not made_ok:
+            if launch is not None:
+                if launch.pid:
+                    _kill(launch.pid)
+                launch.cleanup()
+            from jailer.kernel.fsutil import remove_tree
+
+            remove_tree(cdir)
+
+
+def warn(msg: str) -> None:
+    """A warning goes where runc's go: the --log file when the engine gave one (the
+    container's stderr is the workload's, which the engine shows to its user), else stderr."""
+    from jailer.core.errors import log_line
+
+    if not log_line("warning", msg):
+        import sys
+
+        sys.stderr.write(f"jailer: warning: {msg}\n")
+
+
+def _default_home(spec) -> None:
+    """As runc: without HOME in the process env, the user's home from the rootfs's
+    /etc/passwd (else /)."""
+    if any(e.startswith("HOME=") for e in spec.env):
+        return
+    from jailer.frontends.cliopts import _passwd
+
+    entry = _passwd(spec.rootfs, str(spec.uid))
+    spec.env = [*spec.env, f"HOME={entry[2] if entry else '/'}"]
+
+
+def _cgroup_place(path: str) -> tuple[str, bool]:
+    """Where an OCI cgroupsPath goes: (name, absolute). An absolute path is taken from the
+    hierarchy's root, as runc does, when it lies below our own cgroup in every hierarchy;
+    otherwise (and for a relative path) it is nested below our own cgroup, the only place
+    jailer creates cgroups."""
+    name = path.strip("/")
+    if not path.startswith("/"):
+        return name, False
+    with open("/proc/self/cgroup") as f:
+        owns = [line.rstrip("\n").split(":", 2)[2] for line in f]
+    inside = all(own == "/" or path.startswith(own.rstrip("/") + "/") for own in owns)
+    return name, inside
+
+
+def _now_iso() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def _freezer(cg) -> str:
+    if cg is None:
+        return ""
+    paths = getattr(cg, "paths", None)
+    if paths:
+        return os.path.join(paths["freezer"], "freezer.state") if "freezer" in paths else ""
+    return os.path.join(cg.path, "cgroup.freeze")
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+def _send_console(master: int, path: str | None, size: tuple | None) -> None:
+    """runtime-tools' console socket: the pty master over SCM_RIGHTS."""
+    import socket
+
+    if size:
+        import fcntl
+        import struct
+
+        fcntl.ioctl(master, 0x5414, struct.pack("HHHH", size[0], size[1], 0, 0))
+    if not path:
+        os.close(master)
+        return
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(path)
+            socket.send_fds(s, [b"/dev/ptmx"], [master])
+    except OSError as e:
+        raise fail(f"failed to send the console to {path}: {e.strerror}") from None
+    finally:
+        os.close(master)
+
+
+def _kill(pid: int, sig: int = 9) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+# ── state ─────────────────────────────────────────────────────────────────────────────────
+def load(cid: str) -> dict:
+    cdir = container_dir(cid)
+    st = state.read(cdir) if state.valid_id(cid) else None
+    if not st or st.get("kind") != "container":
+        raise fail("container does not exist")
+    st = state.observe(cdir, st)
+    if st["status"] == "created" and not os.path.exists(os.path.join(cdir, "exec.fifo")):
+        st["status"] = "running"  # started by a start that died before saying so
+    return st
+
+
+def oci_state(st: dict) -> dict:
+    """runtime.md's state object (plus runc's rootfs, created, owner)."""
+    out = {"ociVersion": st.get("ociVersion", OCI_VERSION), "id": st["id"],
+           "pid": st.get("pid", 0) if st["status"] != "stopped" else 0,
+           "status": st["status"], "bundle": st.get("bundle", ""),
+           "rootfs": st.get("rootfs", ""), "created": st.get("created", ""),
+           "owner": st.get("owner", "")}
+    if st.get("annotations"):
+        out["annotations"] = st["annotations"]
+    return out
+
+
+def ids() -> list[str]:
+    root = jaildef.run_dir()
+    out = []
+    for e in sorted(os.listdir(root)) if os.path.isdir(root) else ():
+        if not state.valid_id(e):
+            continue
+        st = state.read(os.path.join(root, e))
+        if st and st.get("kind") == "container":
+            out.append(e)
+    return out
+
+
+# ── start, kill, delete ───────────────────────────────────────────────────────────────────
+def start(cid: str) -> None:
+    import select
+
+    st = load(cid)
+    if st["status"] == "stopped":
+        raise fail("cannot start a container that has stopped")
+    if st["status"] != "created":
+        raise fail("cannot start an already running container")
+    cdir = container_dir(cid)
+    fifo = os.path.join(cdir, "exec.fifo")
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        deadline = time.monotonic() + 10
+        data = b""
+        while not data and time.monotonic() < deadline:
+            if not state.process_alive(st["pid"], st.get("pid_start"), st.get("boot_id")):
+                raise fail("cannot start a container that has stopped")
+            if select.select([fd], [], [], 0.05)[0]:
+                data = os.read(fd, 1)
+        if not data:
+            raise fail("timed out waiting for the container to start")
+    finally:
+        os.close(fd)
+    os.unlink(fifo)
+    st = state.update(cdir, status="running")
+    from jailer.core.spec import Hook
+
+    hooks = [Hook(**h) for h in st.get("hooks", {}).get("poststart", [])]
+    run_hooks(hooks, _hook_state(cid, st, "running"), "poststart", warn_only=True)
+
+
+def kill(cid: str, sig: int, all_: bool = False) -> None:
+    st = load(cid)
+    if st["status"] == "stopped":
+        raise fail("container not running")
+    pids = [st["pid"]]
+    if all_:
+        cg = _cgroup(st)
+        pids = cg.procs() if cg is not None else pids
+    for pid in pids:
+        _kill(pid, sig)
+
+
+def _cgroup(st: dict):
+    import cgroups
+
+    if not st.get("cgroup") or not state.valid_id(st.get("id")):
+        return None
+    return cgroups.open_manager(st["cgroup"], proc_cgroup=os.path.join(
+        container_dir(st["id"]), "cgroup.parent"), parent="/" if st.get("cgroup_root") else None)
+
+
+def delete(cid: str, force: bool = False) -> None:
+    from jailer.core.paths import data_dir
+    from jailer.core.spec import Hook
+    from jailer.kernel.fsutil import remove_tree
+    from jailer.objects import gc
+
+    st = load(cid)
+    if st["status"] in ("running", "paused") and not force:
+        raise fail(f"cannot delete container {cid} that is not stopped: {st['status']}")
+    cg = _cgroup(st)
+    if st["status"] != "stopped":
+        if cg is not None and cg.exists():
+            if st["status"] == "paused":
+                cg.thaw()
+            cg.kill()
+        _kill(st["pid"])
+        deadline = time.monotonic() + 5
+        while state.process_alive(st["pid"], st.get("pid_start"), st.get("boot_id")) \
+                and time.monotonic() < deadline:
+            time.sleep(0.01)
+    cdir = container_dir(cid)
+    if state.valid_id(st.get("start_id")):
+        gc.undo_start(data_dir(), st["start_id"], "", os.path.join(cdir, "cgroup.parent"))
+    if cg is not None and cg.exists():  # a cgroupsPath of the config's own naming:
+        # from the root (runc's place): only the leaf, the parents are the engine's;
+        # nested below our own cgroup: the levels we made too, once empty
+        cg.delete(parents=not st.get("cgroup_root"))
+    hooks = [Hook(**h) for h in st.get("hooks", {}).get("poststop", [])]
+    run_hooks(hooks, _hook_state(cid, st, "stopped"), "poststop", warn_only=True)
+    remove_tree(cdir)
+
+
+def pause(cid: str) -> None:
+    st = load(cid)
+    if st["status"] != "running":
+        raise fail("container not running")
+    cg = _cgroup(st)
+    if cg is None:
+        raise fail("container has no cgroup: cannot pause")
+    cg.freeze()
+
+
+def resume(cid: str) -> None:
+    st = load(cid)
+    if st["status"] != "paused":
+        raise fail("container not paused")
+    _cgroup(st).thaw()
+
+
+def processes(cid: str) -> list[int]:
+    st = load(cid)
+    cg = _cgroup(st)
+    if cg is None:
+        return [st["pid"]] if st["status"] != "stopped" else []
+    return cg.procs()
+
+
+def update(cid: str, limits) -> None:
+    import cgroups
+
+    st = load(cid)
+    cg = _cgroup(st)
+    if cg is None:
+        raise fail("container has no cgroup")
+    try:
+        cg.update(limits)
+    except cgroups.CgroupError as e:
+        raise fail(str(e)) from None
+
+
+def stats(cid: str) -> dict:
+    st = load(cid)
+    cg = _cgroup(st)
+    return cg.stats().as_dict() if cg is not None else {}
+
+
+
+
+# ── exec ──────────────────────────────────────────────────────────────────────────────────
+def read_json(path: str):
+    """JSON from a file, or from stdin for "-" (as runc's --process and -r take it)."""
+    if path == "-":
+        import sys
+
+        return json.load(sys.stdin)
+    with open(path) as f:
+        return json.load(f)
+
+
+def _apply_process(spec, proc: dict) -> None:
+    """An OCI process object (exec --process FILE) over the container's spec."""
+    from jailer.policy import caps as C
+
+    if not isinstance(proc.get("args"), list) or not proc["args"]:
+        raise fail("process: args must not be empty")
+    spec.args = [str(a) for a in proc["args"]]
+    spec.env = [str(e) for e in proc.get("env", [])]
+    spec.cwd = proc.get("cwd") or "/"
+    user = proc.get("user") or {}
+    spec.uid, spec.gid = int(user.get("uid", 0)), int(user.get("gid", 0))
+    spec.groups = [int(g) for g in user.get("additionalGids") or []]
+    spec.umask = user.get("umask")
+    spec.tty = bool(proc.get("terminal"))
+    spec.no_new_privs = bool(proc.get("noNewPrivileges"))
+    if "capabilities" in proc:
+        try:
+            spec.cap_sets = {k: frozenset(C.normalize(n) for n in v or [])
+                             for k, v in proc["capabilities"].items()}
+        except C.CapError as e:
+            raise fail(str(e)) from None
+        spec.caps = spec.cap_sets.get("bounding", frozenset())
+    if proc.get("consoleSize"):
+        spec.console_size = (proc["consoleSize"].get("height", 0),
+                             proc["consoleSize"].get("width", 0))
+
+
+def exec_process(cid: str, args: list[str], *, process: str | None = None,
+                 detach: bool = False, tty: bool = False, pid_file: str | None = None,
+                 console_socket: str | None = None, env: list[str] = (),
+                 cwd: str | None = None, user: str | None = None,
+                 cap_add: list[str] = (), no_new_privs: bool = False) -> int:
+    """runc exec: one more process in the container; its exit status, or 0 with --detach."""
+    from jailer.core.spec import merge_env
+    from jailer.engine.launcher import Join
+    from jailer.frontends.ociconfig import load_bundle
+    from jailer.policy import caps as C
+
+    st = load(cid)
+    if st["status"] == "paused":
+        raise fail("cannot exec in a paused container")
+    if st["status"] not in ("running", "created"):
+        raise fail("cannot exec in a stopped container")
+    spec, _raw = load_bundle(st["bundle"], cid, warn=warn)
+    if process:
+        try:
+            proc = read_json(process)
+        except (OSError, ValueError) as e:
+            raise fail(f"process {process}: {e}") from None
+        if not isinstance(proc, dict):
+            raise fail(f"process {process}: not a JSON object")
+        _apply_process(spec, proc)
+    else:
+        if not args:
+            raise fail("exec: give a command or --process FILE")
+        spec.args = list(args)
+        spec.tty = tty
+    if env:
+        spec.env = merge_env(spec.env, list(env))
+    _default_home(spec)
+    if cwd:
+        spec.cwd = cwd
+    if user:
+        u, _, g = user.partition(":")
+        spec.uid, spec.gid = int(u), int(g or 0)
+    if no_new_privs:
+        spec.no_new_privs = True
+    if cap_add:
+        add = frozenset(C.normalize(c) for c in cap_add)
+        sets = dict(spec.cap_sets or {})
+        for k in ("bounding", "effective", "permitted"):
+            sets[k] = frozenset(sets.get(k, frozenset())) | add
+        spec.cap_sets = sets
+    if spec.tty and detach and not console_socket:
+        raise fail("cannot allocate tty if runc will detach without setting console socket")
+    cg = _cgroup(st)
+    j = Join(spec, st["pid"], cg.procs_paths if cg is not None else [])
+    if not detach:
+        return j.run().returncode
+    j.subreaper = False  # the caller (conmon) reaps it
+    j.relay_stdio = False  # its stdio is the caller's to give: conmon's pipes
+    try:
+        j._prepare()
+        j._spawn()
+    finally:
+        j.cleanup()
+    master = getattr(j, "_master", -1)
+    if master >= 0:
+        _send_console(master, console_socket, spec.console_size)
+    if pid_file:
+        _write_pid_file(pid_file, j.pid)
+    return 0
+
+
+def run(cid: str, bundle: str, *, detach: bool = False, pid_file: str | None = None,
+        console_socket: str | None = None) -> int:
+    """runc run: create and start; without --detach wait for the exit and delete."""
+    from jailer.kernel import syscalls as S
+
+    if not detach:  # pid 1 must come back to us when the setup process exits
+        S.Syscalls().prctl(S.PR_SET_CHILD_SUBREAPER, 1)
+    masters: list[int] = []
+    st = create(cid, bundle, pid_file=pid_file, console_socket=console_socket,
+                start_now=not detach, masters=masters)
+    try:
+        start(cid)
+    except JailerError:
+        delete(cid, force=True)
+        raise
+    if detach:
+        return 0
+    from jailer.engine.launcher import exit_code
+    from jailer.engine.supervise import Supervisor
+
+    code = exit_code(Supervisor(st["pid"], master=masters[0] if masters else -1).wait())
+    delete(cid, force=True)
+    return code

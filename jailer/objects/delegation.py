@@ -1,0 +1,510 @@
+"""Hand a named jail to a service user (``jailer delegate NAME --to USER``) and take it back.
+
+What root does at delegation, so that the user can then run the jail without root:
+
+* registers subordinate uid/gid ranges for the user in /etc/subuid and /etc/subgid (reusing
+  theirs if they have 65536 already); their starts map the jail's root onto them with the
+  setuid helpers newuidmap/newgidmap;
+* copies the jail's files (the image with the jail's upper layer on top) into the user's data
+  dir, owned by that range, so the container's root owns them without idmapped mounts (which
+  an unprivileged user cannot make);
+* makes a cgroup for the jail below root's own, with the limits root set, and delegates it:
+  the user can create the jail's cgroup inside and lower its limits, never raise them; its
+  device cgroup (deny all but the runtime-spec's default devices) holds for all below it;
+* moves the definition into the user's config dir (``~/.config/jailer/jails``), with
+  ``net = "slirp"`` (user-mode networking: an unprivileged user cannot plug a veth into root's
+  bridge, and slirp4netns needs no privileges; published ports still answer on 127.0.0.1);
+* keeps a record in ``/etc/jailer/delegated/NAME.toml`` (and the original definition), which
+  ``undelegate`` uses to put everything back.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+
+from jailer.core import paths
+from jailer.core.errors import JailerError
+from jailer.frontends import jaildef
+from jailer.kernel import fsutil
+from jailer.objects import state
+
+RANGE = 65536
+
+
+def _need_root(verb: str) -> None:
+    if os.geteuid() != 0:
+        raise JailerError(f"{verb}: only root can do this", errno=1, exit_code=1)
+
+
+def _user(name: str) -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        raise JailerError(f"unknown user {name!r}", errno=2, exit_code=1) from None
+
+
+def user_paths(pw: pwd.struct_passwd, name: str) -> dict[str, str]:
+    """Where the user's jailer looks (its defaults: no XDG overrides are known to root)."""
+    return {"config": os.path.join(pw.pw_dir, ".config", "jailer", "jails", name + ".toml"),
+            "data": os.path.join(pw.pw_dir, ".local", "share", "jailer", "jails", name),
+            "run": run_dirs(pw.pw_uid, name)}
+
+
+def run_dirs(uid: int, name: str) -> list[str]:
+    """Every runtime dir the user's jailer may use for jail ``name`` (``paths.user_run_dir``
+    less the XDG override root cannot know)."""
+    return [f"/run/user/{uid}/jailer/{name}", f"{paths.USER_RUN}/{uid}/{name}",
+            f"/tmp/jailer-run-{uid}/{name}"]
+
+
+def _record_path(name: str) -> str:
+    return os.path.join(jaildef.system_config_dir(), "delegated", name + ".toml")
+
+
+def record(name: str) -> dict | None:
+    import tomllib
+
+    try:
+        with open(_record_path(name), "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def _open_user_dir(path: str, uid: int, verb: str, **kw) -> int:
+    """An fd of a directory in the user's reach, opened as ``fsutil.open_dir`` does: no
+    symlinks, every component root's or the user's; one clear error otherwise."""
+    try:
+        return fsutil.open_dir(path, uid, **kw)
+    except fsutil.UnsafePath as e:
+        raise JailerError(f"{verb}: {e.message}", errno=e.errno, exit_code=1) from None
+    except OSError as e:
+        raise JailerError(f"{verb}: {path}: {e.strerror}", errno=e.errno or 0,
+                          exit_code=1) from None
+
+
+def _id_map(off: int, bases: tuple[int, ...]):
+    """An id of one of the ranges at ``bases`` -> the same id of the range at ``off``; any
+    other id becomes the range's nobody (65534)."""
+    def shift(i: int) -> int:
+        for b in bases:
+            if b <= i < b + RANGE:
+                return off + i - b
+        return off + 65534
+    return shift
+
+
+def _merged_copy(d: dict, dst_fd: int, dst: str, uid_off: int, gid_off: int) -> None:
+    """Copy what the jail sees as its root (image + its upper layer) to ``dst`` in
+    ``dst_fd``, re-owned by the user's range (an image file of uid N becomes uid_off+N, a
+    file the jail's root made, of its pool range, the same), as a plain copy: no device
+    nodes, no setuid/setgid bits, no host file capabilities."""
+    from jailer.engine import idshift
+    from jailer.frontends import cliopts
+
+    source, _image = cliopts.resolve_rootfs(d.get("rootfs") or d["image"])
+    bases = (0, d["uid_base"]) if d.get("uid_base") else (0,)
+    maps = {"uid_map": _id_map(uid_off, bases), "gid_map": _id_map(gid_off, bases)}
+    upper = os.path.join(jaildef.jail_data_dir(d["name"]), "layer", "upper")
+    if not (os.path.isdir(upper) and os.listdir(upper)):
+        idshift.copy_shifted(source, dst, 0, dst_dir_fd=dst_fd, plain=True, **maps)
+        return
+    # the jail wrote files: mount image + upper read-only (an overlay of two lower layers
+    # honours the upper's whiteouts) in a throw-away mount namespace and copy that view
+    from jailer.kernel import syscalls as S
+
+    view = os.path.join(jaildef.jail_data_dir(d["name"]), "view")
+    os.makedirs(view, exist_ok=True)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            sys_ = S.Syscalls()
+            sys_.unshare(S.CLONE_NEWNS)
+            sys_.mount(None, "/", None, S.MS_REC | S.MS_PRIVATE)
+            sys_.mount("overlay", view, "overlay", S.MS_RDONLY, f"lowerdir={upper}:{source}")
+            idshift.copy_shifted(view, dst, 0, dst_dir_fd=dst_fd, plain=True, **maps)
+            code = 0
+        except BaseException as e:  # noqa: BLE001
+            os.write(2, f"jailer: delegate: copying the jail's files: {e}\n".encode())
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    os.rmdir(view)
+    if status != 0:
+        raise JailerError(f"delegate: could not copy jail {d['name']}'s files")
+
+
+def _user_run_parent(uid: int, gid: int) -> None:
+    """``/run/jailer-user/UID``: the user's runtime dir below a parent only root can write,
+    so no other local user can have made it (as anyone can make /tmp/jailer-run-UID)."""
+    top, leaf = os.path.split(paths.USER_RUN)
+    pfd = _open_user_dir(top, 0, "delegate")
+    try:
+        fd = fsutil.open_dir(leaf, 0, dir_fd=pfd, create=True, mode=0o755)
+    finally:
+        os.close(pfd)
+    try:
+        os.fchmod(fd, 0o755)
+        try:
+            os.mkdir(str(uid), 0o700, dir_fd=fd)
+        except FileExistsError:
+            pass
+        ufd = os.open(str(uid), fsutil.DIR_FLAGS, dir_fd=fd)
+        try:
+            os.fchown(ufd, uid, gid)
+            os.fchmod(ufd, 0o700)
+        finally:
+            os.close(ufd)
+    finally:
+        os.close(fd)
+
+
+def _parent_cgroup_text(cg) -> str:
+    """The delegated cgroup, written the way /proc/self/cgroup names a process's cgroups:
+    the user's starts read it to put the jail's cgroup below this one."""
+    out = []
+    paths = getattr(cg, "paths", None)  # v1: controller -> directory
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            hid, ctrls, path = line.rstrip("\n").split(":", 2)
+            if paths:
+                for c in ctrls.split(","):
+                    if c in paths:
+                        path = "/" + os.path.relpath(paths[c], os.path.join(cg.root, c))
+                        break
+            elif hid == "0":
+                path = "/" + os.path.relpath(cg.path, cg.root)
+            out.append(f"{hid}:{ctrls}:{path}")
+    return "\n".join(out) + "\n"
+
+
+def delegate(name: str, user: str) -> dict:
+    """Hand jail ``name`` to ``user``; return the user's definition.
+
+    Everything root does in the user's home goes through directory fds opened without
+    following a symlink, through components of root's or the user's only. The jail's files
+    are built in a fresh root-owned 0700 directory there (out of the user's reach while it
+    fills), then given to the user's range and renamed into place last."""
+    import cgroups
+    from jailer.engine import subids
+    from jailer.engine.idpool import IdPool
+    from jailer.engine.initbin import monitor_binary
+    from jailer.frontends import cliopts
+    from jailer.objects import lifecycle
+
+    _need_root("delegate")
+    pw = _user(user)
+    uid, gid = pw.pw_uid, pw.pw_gid
+    if uid == 0:
+        raise JailerError("delegate: give the jail to a service user, not to root")
+    d = jaildef.load(name)
+    if lifecycle.status(name)["status"] != "stopped":
+        raise JailerError(f"delegate: jail {name} is running: stop it first", exit_code=1)
+    paths_ = user_paths(pw, name)
+    if os.path.lexists(paths_["config"]):
+        raise JailerError(f"delegate: {user} has a jail named {name} already")
+    if d.get("net") == "bridge":  # the user's jail gets slirp4netns, which opens the tun device
+        from jailer.objects import network
+
+        try:
+            network.check_tun(uid, gid)
+        except JailerError as e:
+            raise JailerError(f"delegate: {e.message}", exit_code=1) from None
+    ceiling = {k: v for k, v in d.get("run", {}).items() if k in cliopts.RESOURCE_OPTIONS}
+    # the device cgroup is set here, by root, on the delegated parent: it holds for every
+    # cgroup the user makes below it (the user's own starts may not set device rules)
+    limits = cgroups.limits_from_options(**ceiling).replace(
+        devices=list(cgroups.DEFAULT_DEVICES))
+    home = _open_user_dir(pw.pw_dir, uid, "delegate")
+    fds = [home]
+    undo: list = []
+    added = False
+    try:
+        def user_dir(rel: str, mode: int = 0o755) -> int:
+            fd = _open_user_dir(rel, uid, "delegate", dir_fd=home, create=True, mode=mode,
+                                chown=(uid, gid))
+            fds.append(fd)
+            return fd
+
+        jails_fd = user_dir(".local/share/jailer/jails")
+        config_fd = user_dir(".config/jailer/jails", 0o700)
+        libexec_fd = user_dir(".local/share/jailer/libexec")
+        if _exists_at(jails_fd, name):
+            raise JailerError(f"delegate: {user} has files of a jail named {name} already "
+                              f"({paths_['data']})", exit_code=1)
+        uid_start, gid_start, added = subids.register(user, uid, RANGE)
+        try:
+            cg = cgroups.open_manager(f"jailer-d-{name}").create(limits)
+        except cgroups.CgroupError as e:
+            raise JailerError(f"delegate: {e}", exit_code=1) from None
+        undo.append(cg.delete)
+        cg.delegate(uid, gid)
+        _user_run_parent(uid, gid)
+        # the jail's files, built where the user cannot reach them yet
+        staging = f".{name}.delegating-{os.getpid()}"
+        os.mkdir(staging, 0o700, dir_fd=jails_fd)
+        undo.append(lambda: fsutil.remove_at(jails_fd, staging))
+        sfd = os.open(staging, fsutil.DIR_FLAGS, dir_fd=jails_fd)
+        fds.append(sfd)
+        if os.fstat(sfd).st_uid != 0:
+            raise JailerError(f"delegate: {paths_['data']}: the staging dir was swapped")
+        _merged_copy(d, sfd, "rootfs", uid_start, gid_start)
+        # the monitor, prebuilt: the user's first start need not compile it
+        mon = monitor_binary(lifecycle._data())
+        if not _exists_at(libexec_fd, os.path.basename(mon)):
+            with open(mon, "rb") as f:
+                binary = f.read()
+            try:
+                fsutil.write_file_at(libexec_fd, os.path.basename(mon), binary, mode=0o755,
+                                     owner=(uid, gid))
+            except FileExistsError:
+                pass
+        jail_dir = paths_["data"]
+        mine = {k: v for k, v in d.items() if k not in ("image", "rootfs", "ip", "gateway",
+                                                         "uid_base", "run")}
+        mine.update(rootfs=os.path.join(jail_dir, "rootfs"), uid_base=uid_start,
+                    gid_base=gid_start, owner=user, cgroup_parent=_parent_cgroup_text(cg),
+                    net="slirp" if d.get("net") == "bridge" else d.get("net", "loopback"))
+        mine["run"] = dict(d.get("run", {}))
+        mine["ceiling"] = ceiling
+        try:
+            fsutil.write_file_at(config_fd, name + ".toml", jaildef.dumps(mine).encode(),
+                                 owner=(uid, gid))
+        except FileExistsError:
+            raise JailerError(f"delegate: {user} has a jail named {name} already") from None
+        undo.append(lambda: os.unlink(name + ".toml", dir_fd=config_fd))
+        # hand over, last: the user's own directory, renamed into place
+        os.fchown(sfd, uid, gid)
+        os.fchmod(sfd, 0o755)
+        os.rename(staging, name, src_dir_fd=jails_fd, dst_dir_fd=jails_fd)
+        undo[-2] = lambda: fsutil.remove_at(jails_fd, name)
+        placed = os.open(name, fsutil.DIR_FLAGS, dir_fd=jails_fd)
+        try:
+            if os.fstat(placed).st_ino != os.fstat(sfd).st_ino:
+                raise JailerError(f"delegate: {jail_dir} was swapped while being handed over")
+        finally:
+            os.close(placed)
+        rec_dir = os.path.dirname(_record_path(name))
+        os.makedirs(rec_dir, mode=0o755, exist_ok=True)
+        shutil.copy2(jaildef.definition_path(name), os.path.join(rec_dir, name + ".orig.toml"))
+        rec = {"name": name, "user": user, "uid": uid, "uid_start": uid_start,
+               "gid_start": gid_start, "subids_added": added, "cgroup": cg.name,
+               "config": paths_["config"], "data": jail_dir}
+        with open(_record_path(name), "w") as f:
+            f.write(jaildef.dumps(rec))
+    except BaseException:
+        for step in reversed(undo):
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - undo what can be undone, report the cause
+                pass
+        if added:
+            subids.unregister(user, uid_start, gid_start, RANGE)
+        raise
+    finally:
+        for fd in fds:
+            os.close(fd)
+    # root's copy is gone: the jail is the user's now
+    fsutil.remove_tree(jaildef.jail_data_dir(name))
+    fsutil.remove_tree(jaildef.jail_state_dir(name))
+    if d.get("uid_base"):
+        IdPool(os.path.join(lifecycle._data(), "idpool")).release(d["uid_base"])
+    os.unlink(jaildef.definition_path(name))
+    return mine
+
+
+def _exists_at(dir_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def _warn(msg: str) -> None:
+    import sys
+
+    print(f"jailer: warning: {msg}", file=sys.stderr)
+
+
+def undelegate(name: str) -> None:
+    """Take the jail back: stop it, copy its files back to root, remove the user's part.
+
+    The user's tree is read and removed through fds (no symlink followed, no component of
+    another user's, no other filesystem entered); what is not safe to read (a symlink
+    planted on the way) is not taken back: the jail then gets its original image."""
+    import tomllib
+
+    import cgroups
+    from jailer.engine import idshift, subids
+    from jailer.engine.idpool import IdPool
+    from jailer.objects import lifecycle
+
+    _need_root("undelegate")
+    rec = record(name)
+    if rec is None:
+        raise JailerError(f"jail {name} is not delegated", exit_code=1)
+    uid = rec["uid"]
+    runs = run_dirs(uid, name)
+    cg = cgroups.open_manager(rec["cgroup"])
+    _stop_user_jail(cg, runs, uid)
+    orig = os.path.join(os.path.dirname(_record_path(name)), name + ".orig.toml")
+    with open(orig, "rb") as f:
+        d = tomllib.load(f)
+    d["name"] = name
+    # the jail's files come back as a rootfs of root's, owned by ids 0..65535 again
+    mine_dir = jaildef.jail_data_dir(name)
+    os.makedirs(mine_dir, mode=0o700, exist_ok=True)
+    fsutil.remove_tree(os.path.join(mine_dir, "rootfs"))
+    try:  # the user's jail dir, then its rootfs (owned by the jail's root, in their range)
+        theirs = fsutil.open_dir(os.path.join(rec["data"], "rootfs"),
+                                 (uid, rec["uid_start"]))
+    except fsutil.UnsafePath as e:
+        _warn(f"undelegate: not taking the user's files back: {e.message}")
+        theirs = -1
+    except OSError:
+        theirs = -1
+    if theirs >= 0:
+        mfd = os.open(mine_dir, fsutil.DIR_FLAGS)
+        try:
+            idshift.copy_shifted(theirs, "rootfs", 0, dst_dir_fd=mfd,
+                                 uid_map=_id_map(0, (rec["uid_start"],)),
+                                 gid_map=_id_map(0, (rec["gid_start"],)), devices=False)
+        finally:
+            os.close(mfd)
+            os.close(theirs)
+        d.pop("image", None)
+        d["rootfs"] = os.path.join(mine_dir, "rootfs")
+    d["uid_base"] = IdPool(os.path.join(lifecycle._data(), "idpool")).allocate(
+        owner=f"jail:{name}")
+    jaildef.save(d)
+    for run in runs:
+        _remove_user_path(run, uid)
+    others = [r for r in _records() if r.get("uid") == uid and r.get("name") != name]
+    for top in (f"/run/user/{uid}/jailer", f"/tmp/jailer-run-{uid}") + (
+            () if others else (f"{paths.USER_RUN}/{uid}",)):
+        _rmdir_user_path(top, uid)  # the user's jailer run dir, if now empty
+    _remove_user_path(rec["data"], uid)
+    _remove_user_path(rec["config"], uid)
+    cg.delete()
+    if rec.get("subids_added"):
+        subids.unregister(rec["user"], rec["uid_start"], rec["gid_start"], RANGE)
+    os.unlink(orig)
+    os.unlink(_record_path(name))
+
+
+def _records() -> list[dict]:
+    d = os.path.dirname(_record_path("x"))
+    out = []
+    for e in sorted(os.listdir(d)) if os.path.isdir(d) else ():
+        if e.endswith(".toml") and not e.endswith(".orig.toml"):
+            out.append(record(e[:-5]) or {})
+    return out
+
+
+def _remove_user_path(path: str, uid: int) -> None:
+    """Remove ``path`` (a tree or file in the user's reach) fd-based; a path that runs
+    through a symlink or another user's directory is left alone (with a warning)."""
+    import errno
+
+    for attempt in range(5):
+        try:
+            fsutil.remove_tree(path, uid)
+            return
+        except fsutil.UnsafePath as e:
+            _warn(f"undelegate: not removing {path}: {e.message}")
+            return
+        except OSError as e:
+            if e.errno == errno.ENOTEMPTY and attempt < 4:
+                continue  # the user adds entries while we remove: go again
+            _warn(f"undelegate: not removing {path}: {e.strerror}")
+            return
+
+
+def _rmdir_user_path(path: str, uid: int) -> None:
+    try:
+        fd, leaf = fsutil.open_parent(path, uid)
+    except (OSError, fsutil.UnsafePath):
+        return
+    try:
+        os.rmdir(leaf, dir_fd=fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _stop_user_jail(cg, runs: list[str], uid: int) -> None:
+    """Kill whatever runs in the delegated cgroup and wait for the user's monitor to finish.
+    The monitor's pid comes from the user's state file: it is waited for only while it is
+    a process of that user."""
+    import time
+
+    if cg.exists() and cg.procs():
+        cg.kill()
+    for run in runs:
+        st = state.read_untrusted(run, uid)
+        if not st:
+            continue
+        deadline = time.monotonic() + 10
+        while state.monitor_alive(st) and _process_uid(state._owner(st)[0]) == uid \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+def _process_uid(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid if pid > 0 else None
+    except OSError:
+        return None
+
+
+def observe_user_state(rec: dict) -> dict:
+    """Root's view of a delegated jail's state: read fd-based from the user's run dir, and
+    believed only as far as the kernel confirms it: a pid counts only while it is in the
+    cgroup root made for the jail; paused is read from that pid's own freezer (found via
+    /proc, never a path from the file)."""
+    import cgroups
+
+    st: dict = {}
+    for run in run_dirs(rec.get("uid", -1), rec.get("name", "")):
+        st = state.read_untrusted(run, rec.get("uid", -1)) or {}
+        if st:
+            break
+    st.setdefault("status", "stopped")
+    if st["status"] == "stopped":
+        return st
+    pid = st.get("pid", 0)
+    try:
+        cg = cgroups.open_manager(rec["cgroup"])
+        inside = state.process_alive(pid, st.get("pid_start"), st.get("boot_id")) \
+            and pid in cg.procs()
+    except (cgroups.CgroupError, KeyError, OSError, ValueError):
+        inside = False
+    if not inside:
+        return {**st, "status": "stopped", "pid": 0}
+    st["status"] = "paused" if _pid_frozen(cg, pid) else "running"
+    return st
+
+
+def _pid_frozen(cg, pid: int) -> bool:
+    """Is ``pid`` (known to be inside ``cg``) frozen, by its own cgroup's freezer?"""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            lines = [line.rstrip("\n").split(":", 2) for line in f]
+    except OSError:
+        return False
+    v1 = getattr(cg, "paths", None)
+    for hid, ctrls, rel in lines:
+        if v1 is not None and "freezer" in ctrls.split(",") and "freezer" in v1:
+            path = os.path.join(cg.root, "freezer", rel.lstrip("/"), "freezer.state")
+        elif v1 is None and hid == "0":
+            path = os.path.join(cg.root, rel.lstrip("/"), "cgroup.freeze")
+        else:
+            continue
+        if ".." in rel.split("/"):
+            return False
+        return state._frozen(path)
+    return False

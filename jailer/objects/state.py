@@ -1,0 +1,203 @@
+"""Runtime state of a jail or container: ``<run>/<name>/state.json``, written atomically under
+the jail's lock, and never trusted alone.
+
+``observe()`` tells what is true now by checking: the recorded pid must still be the same
+process (pid + start time, same boot), else the jail has stopped whatever the file says (the
+runtime crashed, the jail was kill -9'd, or the machine rebooted). A paused jail is one whose
+freezer says so.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import time
+
+STATUSES = ("creating", "created", "running", "paused", "stopped")
+# the one rule for a start's or container's id, wherever one becomes part of a path or a
+# cgroup name: no '/', not '.' or '..', nothing empty (OCI ids, our own random ids)
+_ID_RE = re.compile(r"[\w+\-.]{1,1024}")
+
+
+def valid_id(cid: object) -> bool:
+    """Is ``cid`` an id that may name a file or cgroup (one path component, never '..')?"""
+    return isinstance(cid, str) and bool(_ID_RE.fullmatch(cid)) and cid not in (".", "..")
+
+
+def boot_id() -> str:
+    with open("/proc/sys/kernel/random/boot_id") as f:
+        return f.read().strip()
+
+
+def process_alive(pid: int, start: str | None, boot: str | None) -> bool:
+    """Is ``pid`` still the process that was recorded (same start time, same boot), and not
+    a zombie waiting for its parent?"""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 \
+            or (boot and boot != boot_id()):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return False
+    if fields[0] in (b"Z", b"X"):
+        return False
+    return fields[19].decode() == start if start else True
+
+
+class Lock:
+    """An exclusive flock on ``<dir>/lock``, for every change of a jail's state."""
+
+    def __init__(self, directory: str, *, create: bool = True) -> None:
+        self.dir = directory
+        self.create = create
+        self.fd = -1
+
+    def __enter__(self) -> Lock:
+        if self.create:
+            _makedirs(self.dir)
+        self.fd = os.open(os.path.join(self.dir, "lock"),
+                          os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def read(directory: str) -> dict | None:
+    """The recorded state, or None when there is none (never started, or removed)."""
+    try:
+        with open(os.path.join(directory, "state.json")) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except (ValueError, OSError):
+        return None  # a torn write cannot happen (rename), but a foreign file could
+
+
+def read_untrusted(directory: str, owner: int) -> dict | None:
+    """A state file in a directory a user (``owner``) can write, read as root may: the path
+    opened component-wise (no symlinks, components of root or ``owner`` only), the file
+    never a FIFO, device or symlink, and only its plain fields kept (see ``untrusted``)."""
+    from jailer.kernel import fsutil
+
+    try:
+        fd = fsutil.open_dir(directory, owner)
+    except (OSError, fsutil.UnsafePath):
+        return None
+    try:
+        st = json.loads(fsutil.read_file_at(fd, "state.json", 1 << 16))
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+    return untrusted(st) if isinstance(st, dict) else None
+
+
+def untrusted(st: dict) -> dict:
+    """What root may take from a state file someone else wrote: plain values of the right
+    type; never a path (cgroup, freezer) and never an id that is not ``valid_id``."""
+    out: dict = {}
+    for key, typ in (("name", str), ("status", str), ("pid", int), ("pid_start", str),
+                     ("boot_id", str), ("monitor", str), ("hostname", str),
+                     ("exit_code", int), ("restarts", int), ("started", (int, float)),
+                     ("finished", (int, float))):
+        v = st.get(key)
+        if isinstance(v, typ) and not isinstance(v, bool):
+            out[key] = v
+    if out.get("status") not in STATUSES:
+        out["status"] = "stopped"
+    if valid_id(st.get("id")):
+        out["id"] = st["id"]
+    return out
+
+
+def _makedirs(directory: str) -> None:
+    if os.geteuid() == 0:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        return
+    from jailer.core import paths
+
+    paths.check_run_dir(directory, make=True)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    paths.check_run_dir(directory)
+
+
+def write(directory: str, state: dict) -> None:
+    _makedirs(directory)
+    path = os.path.join(directory, "state.json")
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(state, f, indent=1, sort_keys=True)
+    os.rename(tmp, path)
+
+
+def update(directory: str, **changes: object) -> dict:
+    st = read(directory) or {}
+    st.update(changes)
+    write(directory, st)
+    return st
+
+
+def read_exit(directory: str) -> tuple[int | None, float | None]:
+    """What the monitor recorded when pid 1 ended: (shell-style code, time) or (None, None)."""
+    try:
+        with open(os.path.join(directory, "exit")) as f:
+            lines = f.read().split("\n")
+    except FileNotFoundError:
+        return None, None
+    kind, _, value = lines[0].partition(" ")
+    try:
+        code = int(value) + (128 if kind == "signal" else 0)
+        when = float(lines[1]) if len(lines) > 1 and lines[1] else None
+    except ValueError:
+        return None, None
+    return code, when
+
+
+def observe(directory: str, st: dict | None = None) -> dict:
+    """The state with ``status`` corrected to what is true now (the file is not changed)."""
+    st = dict(st if st is not None else (read(directory) or {}))
+    status = st.get("status", "stopped")
+    if status in ("creating", "created", "running", "paused"):
+        if not process_alive(st.get("pid", 0), st.get("pid_start"), st.get("boot_id")):
+            if status == "creating" and process_alive(*_owner(st), st.get("boot_id")):
+                return st  # still being set up by a live runtime
+            st["status"] = "stopped"
+            code, when = read_exit(directory)
+            if code is not None and st.get("exit_code") is None:
+                st["exit_code"], st["finished"] = code, when
+        elif status in ("running", "paused") and st.get("freezer"):
+            st["status"] = "paused" if _frozen(st["freezer"]) else "running"
+    return st
+
+
+def _owner(st: dict) -> tuple[int, str | None]:
+    kind, _, rest = (st.get("monitor") or "").partition(":")
+    if kind != "pid":
+        return 0, None
+    pid, _, start = rest.partition(":")
+    return (int(pid), start) if pid.isdigit() else (0, None)
+
+
+def monitor_alive(st: dict) -> bool:
+    """Is the process that supervises (or is cleaning up after) the jail still there?"""
+    return process_alive(*_owner(st), st.get("boot_id"))
+
+
+def _frozen(path: str) -> bool:
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except OSError:
+        return False
+    return text in ("FROZEN", "FREEZING", "1")
+
+
+def now() -> float:
+    return round(time.time(), 3)
