@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
         ctx = getattr(e, "ctx", None)
         hint = f" (try '{ctx.command_path} --help')" if ctx else ""
         sys.stderr.write(f"jailer: {e.format_message()}{hint}\n")
-        from jailer.cli import log_error
+        from jailer.cli.common import log_error
 
         log_error(e.format_message())
         sys.exit(e.exit_code)

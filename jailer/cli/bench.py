@@ -7,10 +7,8 @@ import sys
 
 import click
 
-from jailer.cli import cli
 
-
-@cli.command(context_settings={"max_content_width": 100})
+@click.command(context_settings={"max_content_width": 100})
 @click.option("--subjects", metavar="A,B,..",
               help="Subjects to run (default: all; host is always added as the reference). "
                    "See --list.")

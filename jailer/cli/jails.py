@@ -16,21 +16,12 @@ import sys
 
 import click
 
-from jailer.cli import _fail, cli, run_options
+from jailer.cli.common import fail, guard, run_options
 from jailer.core.errors import JailerError
 from jailer.objects import lifecycle
 
 NOT_FOR_JAILS = ("timeout", "keep", "tty", "no_tty", "stats", "hostname", "bundle", "detach",
                  "pid_file", "console_socket")
-
-
-def _guard(fn, *args, **kw):
-    try:
-        return fn(*args, **kw)
-    except JailerError as e:
-        _fail(str(e), e.exit_code if e.exit_code not in (125,) else 1)
-    except OSError as e:
-        _fail(str(JailerError.from_oserror("", e)), 1)
 
 
 def kind_of(name: str) -> str | None:
@@ -55,8 +46,8 @@ def _container_or_jail(name: str) -> str:
 
         err = jaildef.not_found(name)
         if err.errno == 13:
-            _fail(str(err), 1)
-        _fail("container does not exist", 1)
+            fail(str(err), 1)
+        fail("container does not exist", 1)
     return kind
 
 
@@ -64,7 +55,7 @@ def _opts(opts: dict) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in opts.items()}
 
 
-@cli.command()
+@click.command()
 @click.option("--image", metavar="IMAGE", help="Image to build the jail from (jailer image ls).")
 @click.option("--rootfs", metavar="DIR", help="Use this directory as the jail's root instead.")
 @click.option("--hostname", metavar="NAME", help="Hostname inside (default: the jail's name).")
@@ -108,23 +99,23 @@ def create(name: str, cmd: tuple[str, ...], image: str | None, rootfs: str | Non
         from jailer.objects import containers
 
         if cmd:
-            _fail("create: an OCI container's command comes from its config.json", 1)
+            fail("create: an OCI container's command comes from its config.json", 1)
         if preserve_fds:
-            _fail("create: --preserve-fds is not supported", 1)
-        _guard(containers.create, name, bundle or ".", pid_file=pid_file,
+            fail("create: --preserve-fds is not supported", 1)
+        guard(containers.create, name, bundle or ".", pid_file=pid_file,
                console_socket=console_socket)
         return
     if image and rootfs:
-        _fail("create: give exactly one of --image IMAGE or --rootfs DIR", 2)
+        fail("create: give exactly one of --image IMAGE or --rootfs DIR", 2)
     if bundle:
-        _fail("create: --bundle makes an OCI container; --image/--rootfs a jail", 2)
-    d = _guard(lifecycle.create, name, image or rootfs, list(cmd), _opts(opts),
+        fail("create: --bundle makes an OCI container; --image/--rootfs a jail", 2)
+    d = guard(lifecycle.create, name, image or rootfs, list(cmd), _opts(opts),
                hostname=hostname, net=net, ip=ip, gateway=gateway, ports=list(publish),
                restart=restart, rootfs_dir=bool(rootfs))
     click.echo(d["name"] + (f" {d['ip']}" if d.get("ip") else ""))
 
 
-@cli.command()
+@click.command()
 @click.argument("names", nargs=-1, required=True)
 def start(names: tuple[str, ...]) -> None:
     """Start jails (detached; the console is kept by a small monitor process) or created
@@ -133,29 +124,29 @@ def start(names: tuple[str, ...]) -> None:
 
     for name in names:
         if _container_or_jail(name) == "container":
-            _guard(containers.start, name)
+            guard(containers.start, name)
         else:
-            _guard(lifecycle.start, name)
+            guard(lifecycle.start, name)
 
 
-@cli.command()
+@click.command()
 @click.option("-t", "--timeout", type=float, default=lifecycle.STOP_TIMEOUT, show_default=True,
               help="Seconds between SIGTERM and SIGKILL.")
 @click.argument("names", nargs=-1, required=True)
 def stop(names: tuple[str, ...], timeout: float) -> None:
     """Stop jails: SIGTERM to the command, SIGKILL to everything after --timeout."""
     for name in names:
-        _guard(lifecycle.stop, name, timeout)
+        guard(lifecycle.stop, name, timeout)
 
 
-@cli.command()
+@click.command()
 @click.option("-t", "--timeout", type=float, default=lifecycle.STOP_TIMEOUT, show_default=True)
 @click.argument("names", nargs=-1, required=True)
 def restart(names: tuple[str, ...], timeout: float) -> None:
-    """Stop (if running), then start jaildef."""
+    """Stop (if running), then start jails."""
     for name in names:
-        _guard(lifecycle.stop, name, timeout)
-        _guard(lifecycle.start, name)
+        guard(lifecycle.stop, name, timeout)
+        guard(lifecycle.start, name)
 
 
 def parse_signal(text: str) -> int:
@@ -168,10 +159,10 @@ def parse_signal(text: str) -> int:
     try:
         return int(signal.Signals[name])
     except KeyError:
-        _fail(f"unknown signal {text!r}", 1)
+        fail(f"unknown signal {text!r}", 1)
 
 
-@cli.command()
+@click.command()
 @click.option("-a", "--all", "all_", is_flag=True, help="Signal every process of the jail.")
 @click.argument("name")
 @click.argument("signal", default="TERM")
@@ -180,36 +171,36 @@ def kill(name: str, signal: str, all_: bool) -> None:
     from jailer.objects import containers
 
     if _container_or_jail(name) == "container":
-        _guard(containers.kill, name, parse_signal(signal), all_)
+        guard(containers.kill, name, parse_signal(signal), all_)
     else:
-        _guard(lifecycle.kill, name, parse_signal(signal), all_)
+        guard(lifecycle.kill, name, parse_signal(signal), all_)
 
 
-@cli.command()
+@click.command()
 @click.argument("name")
 def pause(name: str) -> None:
     """Freeze every process of the jail or container (cgroup freezer)."""
     from jailer.objects import containers
 
     if _container_or_jail(name) == "container":
-        _guard(containers.pause, name)
+        guard(containers.pause, name)
     else:
-        _guard(lifecycle.pause, name)
+        guard(lifecycle.pause, name)
 
 
-@cli.command()
+@click.command()
 @click.argument("name")
 def resume(name: str) -> None:
     """Thaw a paused jail or container."""
     from jailer.objects import containers
 
     if _container_or_jail(name) == "container":
-        _guard(containers.resume, name)
+        guard(containers.resume, name)
     else:
-        _guard(lifecycle.resume, name)
+        guard(lifecycle.resume, name)
 
 
-@cli.command(name="rm")
+@click.command(name="rm")
 @click.option("-f", "--force", is_flag=True, help="Stop it first if it runs.")
 @click.argument("names", nargs=-1, required=True)
 def rm(names: tuple[str, ...], force: bool) -> None:
@@ -217,7 +208,7 @@ def rm(names: tuple[str, ...], force: bool) -> None:
     _delete(names, force)
 
 
-@cli.command()
+@click.command()
 @click.option("-f", "--force", is_flag=True, help="Kill it first if it runs.")
 @click.argument("names", nargs=-1, required=True)
 def delete(names: tuple[str, ...], force: bool) -> None:
@@ -230,12 +221,12 @@ def _delete(names: tuple[str, ...], force: bool) -> None:
 
     for name in names:
         if _container_or_jail(name) == "container":
-            _guard(containers.delete, name, force)
+            guard(containers.delete, name, force)
         else:
-            _guard(lifecycle.remove, name, force)
+            guard(lifecycle.remove, name, force)
 
 
-@cli.command()
+@click.command()
 @click.option("-m", "--memory", metavar="SIZE")
 @click.option("--memory-swap", metavar="SIZE")
 @click.option("--cpus", metavar="N")
@@ -261,13 +252,13 @@ def update(name: str, resources: str | None, pids_limit: str | None, cpu_quota: 
     limits["io_weight"] = limits.get("io_weight") or blkio_weight
     if _container_or_jail(name) == "jail":
         if resources or cpu_quota or cpu_period or cpu_share or cpuset_mems:
-            _fail("update: for a jail use --memory, --cpus, --cpu-weight, --cpuset-cpus, "
+            fail("update: for a jail use --memory, --cpus, --cpu-weight, --cpuset-cpus, "
                   "--pids, --io-weight", 1)
-        _guard(lifecycle.update, name, limits)
+        guard(lifecycle.update, name, limits)
         return
     from jailer.objects import containers
 
-    _guard(containers.update, name, _oci_limits(resources, limits, cpu_quota, cpu_period,
+    guard(containers.update, name, _oci_limits(resources, limits, cpu_quota, cpu_period,
                                                  cpu_share, cpuset_mems))
 
 
@@ -280,18 +271,18 @@ def _oci_limits(resources: str | None, limits: dict, quota, period, shares, mems
     try:
         out = cgroups.limits_from_options(**given) if given else cgroups.Limits()
     except cgroups.CgroupError as e:
-        _fail(str(e), 1)
+        fail(str(e), 1)
     if resources:
         from jailer.objects.containers import read_json
 
         try:
             raw = read_json(resources)
         except (OSError, ValueError) as e:
-            _fail(f"update: --resources {resources}: {e}", 1)
+            fail(f"update: --resources {resources}: {e}", 1)
         try:
             extra = oci.limits_from_resources(raw)
         except JailerError as e:
-            _fail(str(e), 1)
+            fail(str(e), 1)
         if extra.devices is not None:  # runc applies them; here they stay as created
             sys.stderr.write("jailer: update: linux.resources.devices is ignored: the device "
                              "cgroup is set when the container starts\n")
@@ -303,18 +294,18 @@ def _oci_limits(resources: str | None, limits: dict, quota, period, shares, mems
                                ("--cpu-period", "cpu_period", period)):
         if value is not None:
             if not str(value).lstrip("-").isdigit():
-                _fail(f"update: {flag} {value!r}: not a number", 1)
+                fail(f"update: {flag} {value!r}: not a number", 1)
             setattr(out, field, int(value))
     if shares is not None:
         if not str(shares).isdigit():
-            _fail(f"update: --cpu-share {shares!r}: not a number", 1)
+            fail(f"update: --cpu-share {shares!r}: not a number", 1)
         out.cpu_weight = 1 + ((int(shares) - 2) * 9999) // 262142
     if mems:
         out.cpuset_mems = mems
     return out
 
 
-@cli.command(name="exec", context_settings={"allow_interspersed_args": False})
+@click.command(name="exec", context_settings={"allow_interspersed_args": False})
 @click.option("-t", "--tty", is_flag=True, default=None, help="Allocate a pty.")
 @click.option("-T", "--no-tty", is_flag=True, help="Never allocate a pty.")
 @click.option("-e", "--env", multiple=True, metavar="KEY[=VALUE]")
@@ -350,15 +341,15 @@ def exec_(name: str, cmd: tuple[str, ...], tty: bool | None, no_tty: bool,
                 cwd=workdir, user=user, cap_add=list(cap), no_new_privs=no_new_privs)
         else:
             if not cmd:
-                _fail("exec: give a command to run", 2)
+                fail("exec: give a command to run", 2)
             code = lifecycle.exec_in(name, list(cmd), tty=False if no_tty else tty,
                                      env=list(env), workdir=workdir, user=user)
     except JailerError as e:
-        _fail(str(e), e.exit_code if e.exit_code != 125 or detach else 125)
+        fail(str(e), e.exit_code if e.exit_code != 125 or detach else 125)
     sys.exit(code)
 
 
-@cli.command()
+@click.command()
 @click.argument("name")
 def console(name: str) -> None:
     """Attach to the jail's console (its pty); Ctrl-] detaches."""
@@ -367,21 +358,21 @@ def console(name: str) -> None:
     from jailer.frontends import jaildef
     from jailer.objects import console as con
 
-    st = _guard(lifecycle.status, name)
-    _guard(jaildef.load, name)
+    st = guard(lifecycle.status, name)
+    guard(jaildef.load, name)
     if st["status"] not in ("running", "paused"):
-        _fail(f"jail {name} is not running", 1)
+        fail(f"jail {name} is not running", 1)
     if os.isatty(0):
         click.echo(f"[attached to {name}; Ctrl-] detaches]\r", err=True)
     try:
         how = con.attach(os.path.join(jaildef.jail_state_dir(name), "console.sock"))
     except OSError as e:
-        _fail(f"jail {name}: cannot reach its console: {e.strerror}", 1)
+        fail(f"jail {name}: cannot reach its console: {e.strerror}", 1)
     if os.isatty(0):
         click.echo(f"\r\n[{how}]", err=True)
 
 
-@cli.command()
+@click.command()
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new output.")
 @click.argument("name")
 def logs(name: str, follow: bool) -> None:
@@ -391,7 +382,7 @@ def logs(name: str, follow: bool) -> None:
     from jailer.frontends import jaildef
     from jailer.objects import console as con
 
-    _guard(jaildef.load, name)
+    guard(jaildef.load, name)
     path = os.path.join(jaildef.jail_data_dir(name), "console.log")
 
     def stopped() -> bool:
@@ -419,7 +410,7 @@ def _uptime(s: float | None) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}"
 
 
-@cli.command(name="list")
+@click.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="JSON output (jails, as jls).")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               help="json: runc's list (every jail and container, with its OCI state).")
@@ -429,8 +420,8 @@ def list_(as_json: bool, fmt: str, quiet: bool) -> None:
     containers."""
     from jailer.objects import containers
 
-    rows = _guard(lifecycle.listing)
-    oci = [containers.oci_state(_guard(containers.load, c)) for c in containers.ids()]
+    rows = guard(lifecycle.listing)
+    oci = [containers.oci_state(guard(containers.load, c)) for c in containers.ids()]
     if fmt == "json":  # runc's list --format json
         out = [{"ociVersion": containers.OCI_VERSION, "id": r["name"], "pid": r["pid"],
                 "status": r["status"], "bundle": "", "rootfs": r.get("image", ""),
@@ -454,7 +445,7 @@ def list_(as_json: bool, fmt: str, quiet: bool) -> None:
                                   _size(r["memory"]), _uptime(r["uptime"])))
 
 
-@cli.command(context_settings={"ignore_unknown_options": True})
+@click.command(context_settings={"ignore_unknown_options": True})
 @click.option("--json", "as_json", is_flag=True)
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               help="json: the host pids as a JSON array (runc ps).")
@@ -465,7 +456,7 @@ def ps(name: str, as_json: bool, fmt: str, ps_args: tuple[str, ...]) -> None:
     if _container_or_jail(name) == "container":
         from jailer.objects import containers
 
-        pids = _guard(containers.processes, name)
+        pids = guard(containers.processes, name)
         if fmt == "json" or as_json:
             click.echo(json.dumps(pids))
             return
@@ -478,7 +469,7 @@ def ps(name: str, as_json: bool, fmt: str, ps_args: tuple[str, ...]) -> None:
                 continue
             click.echo(f"{pid:>7} {cmd}")
         return
-    rows = _guard(lifecycle.processes, name)
+    rows = guard(lifecycle.processes, name)
     if fmt == "json":
         click.echo(json.dumps([r["pid"] for r in rows]))
         return
@@ -490,12 +481,12 @@ def ps(name: str, as_json: bool, fmt: str, ps_args: tuple[str, ...]) -> None:
         click.echo(f"{r['pid']:>7} {r['nspid']:>7} {r['uid']:>5} {r['state']} {r['command']}")
 
 
-@cli.command()
+@click.command()
 @click.option("--json", "as_json", is_flag=True)
 @click.argument("name")
 def stats(name: str, as_json: bool) -> None:
     """The jail's resource usage (cgroup counters)."""
-    st = _guard(lifecycle.stats, name)
+    st = guard(lifecycle.stats, name)
     if as_json:
         click.echo(json.dumps(st, indent=1))
         return
@@ -503,7 +494,7 @@ def stats(name: str, as_json: bool) -> None:
         click.echo(f"{k:<20} {_size(v) if k.startswith('memory') else v}")
 
 
-@cli.command()
+@click.command()
 @click.option("--to", "user", required=True, metavar="USER", help="The service user.")
 @click.argument("name")
 def delegate(name: str, user: str) -> None:
@@ -511,14 +502,14 @@ def delegate(name: str, user: str) -> None:
     list, logs and update it without root, within the limits set here (root only)."""
     from jailer.objects import delegation
 
-    _guard(delegation.delegate, name, user)
+    guard(delegation.delegate, name, user)
 
 
-@cli.command()
+@click.command()
 @click.argument("name")
 def undelegate(name: str) -> None:
     """Take a delegated jail back from its user: stop it, return its files to root and
     remove the user's definition, state, cgroup and subordinate ids (root only)."""
     from jailer.objects import delegation
 
-    _guard(delegation.undelegate, name)
+    guard(delegation.undelegate, name)

@@ -10,20 +10,20 @@ import time
 
 import click
 
-from jailer.cli import _fail, cli
-from jailer.cli.jails import _container_or_jail, _guard
+from jailer.cli.common import fail, guard
+from jailer.cli.jails import _container_or_jail
 
 
-@cli.command()
+@click.command()
 @click.argument("name")
 def state(name: str) -> None:
     """The OCI state of a container or jail (runtime-spec runtime.md) as JSON."""
     from jailer.objects import containers, lifecycle
 
     if _container_or_jail(name) == "container":
-        st = containers.oci_state(_guard(containers.load, name))
+        st = containers.oci_state(guard(containers.load, name))
     else:
-        js = _guard(lifecycle.status, name)
+        js = guard(lifecycle.status, name)
         st = {"ociVersion": containers.OCI_VERSION, "id": name,
               "pid": js.get("pid", 0) if js["status"] != "stopped" else 0,
               "status": js["status"] if js["status"] != "creating" else "creating",
@@ -31,7 +31,7 @@ def state(name: str) -> None:
     click.echo(json.dumps(st, indent=2))
 
 
-@cli.command()
+@click.command()
 @click.option("--stats", "once", is_flag=True, help="Print the stats once and exit.")
 @click.option("--interval", default="5s", metavar="DURATION",
               help="Between stats events (e.g. 5s, 500ms).")
@@ -44,8 +44,8 @@ def events(name: str, once: bool, interval: str) -> None:
     kind = _container_or_jail(name)
 
     def stats() -> dict:
-        return (_guard(containers.stats, name) if kind == "container"
-                else _guard(lifecycle.stats, name))
+        return (guard(containers.stats, name) if kind == "container"
+                else guard(lifecycle.stats, name))
 
     def alive() -> bool:
         st = containers.load(name) if kind == "container" else lifecycle.status(name)
@@ -76,10 +76,10 @@ def _duration(text: str) -> float:
             if value > 0:
                 return value
             break
-    _fail(f"--interval {text!r}: a duration such as 5s or 500ms", 1)
+    fail(f"--interval {text!r}: a duration such as 5s or 500ms", 1)
 
 
-@cli.command()
+@click.command()
 def features() -> None:
     """What jailer implements, as runtime-spec features.md JSON."""
     from jailer.frontends import ociconfig as oci
@@ -87,7 +87,7 @@ def features() -> None:
     click.echo(json.dumps(oci.features(), indent=2))
 
 
-@cli.command(name="spec")
+@click.command(name="spec")
 @click.option("-b", "--bundle", default=".", metavar="DIR", help="Where to write config.json.")
 @click.option("--rootless", is_flag=True, help="A config for an unprivileged user.")
 def spec_(bundle: str, rootless: bool) -> None:
@@ -96,10 +96,10 @@ def spec_(bundle: str, rootless: bool) -> None:
 
     path = os.path.join(bundle, "config.json")
     if os.path.exists(path):
-        _fail("File config.json exists. Remove it first", 1)
+        fail("File config.json exists. Remove it first", 1)
     try:
         with open(path, "x") as f:
             json.dump(oci.default_config(rootless=rootless), f, indent="\t")
             f.write("\n")
     except OSError as e:
-        _fail(f"spec: {path}: {e.strerror}", 1)
+        fail(f"spec: {path}: {e.strerror}", 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import pytest
 
-from jailer.cli import run as run_command
+from jailer.cli.run import run as run_command
 from jailer.core.errors import JailerError
 from jailer.core.spec import Spec, apply_level, merge_env
 from jailer.frontends import cliopts
