@@ -27,7 +27,7 @@ class Jail:
         self.options = options
 
     def spec(self, cmd: list[str]):
-        opts = cliopts._defaults()
+        opts = cliopts.defaults()
         opts.update(self.options)
         if "tty" not in self.options:
             opts["no_tty"] = True

@@ -12,7 +12,9 @@ def main(argv: list[str] | None = None) -> None:
 
         parsed = cliopts.fast_parse(args[1:])
         if parsed is not None:
-            sys.exit(cliopts.run_cli(*parsed))
+            from jailer.objects import runs
+
+            sys.exit(runs.run_cli(*parsed))
     if args[:1] == ["start"] and len(args) > 1 and not any(a.startswith("-") for a in args):
         code = _start(args[1:])  # the hot verb of a jail host: no click (~55 ms)
         if code >= 0:

@@ -19,7 +19,7 @@ def main(argv: list[str]) -> int:
         sys.stderr.write("usage: ablate CONFIG ROOTFS CMD...\n")
         return 2
     cfg = json.loads(argv[0])
-    opts = cliopts._defaults()
+    opts = cliopts.defaults()
     opts.update(level=cfg["level"], no_tty=True)
     try:
         spec = cliopts.to_spec(argv[1], argv[2:], opts)

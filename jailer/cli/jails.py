@@ -396,7 +396,7 @@ def logs(name: str, follow: bool) -> None:
 
 def _size(n: int | None) -> str:
     """Sizes in a table column: 1.5M, 744.0K, or - when unknown."""
-    from jailer.frontends.cliopts import _size as size
+    from jailer.core.units import human_size as size
 
     return "-" if n is None else size(n, short=True)
 

@@ -1,5 +1,5 @@
 """``jailer run ROOTFS CMD`` (its options come from the one table in
-``jailer.frontends.cliopts``) and ``jailer gc``."""
+``jailer.frontends.cliopts``; the run itself is ``jailer.objects.runs``) and ``jailer gc``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import click
 
 from jailer.cli.common import run_options
-from jailer.frontends import cliopts
+from jailer.objects import runs
 
 
 @click.command(context_settings={"allow_interspersed_args": False})
@@ -23,7 +23,7 @@ def run(rootfs: str, cmd: tuple[str, ...], **opts: object) -> None:
     126 if the command cannot be executed; 127 if it does not exist.
     """
     opts = {k: (list(v) if isinstance(v, tuple) else v) for k, v in opts.items()}
-    sys.exit(cliopts.run_cli(rootfs, list(cmd), opts))
+    sys.exit(runs.run_cli(rootfs, list(cmd), opts))
 
 
 @click.command()

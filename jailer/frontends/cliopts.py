@@ -71,7 +71,8 @@ RLIMITS = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue",
            "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")
 
 
-def _defaults() -> dict:
+def defaults() -> dict:
+    """Every run option at its unset value (what the parser starts from)."""
     out = {}
     for _flags, dest, kind, _meta, _help in RUN_OPTIONS:
         out[dest] = [] if kind == "multi" else (False if kind == "flag" else None)
@@ -81,7 +82,7 @@ def _defaults() -> dict:
 def fast_parse(argv: list[str]) -> tuple[str, list[str], dict] | None:
     """Parse ``run``'s arguments without click: (ROOTFS, CMD, options) or None if unsure."""
     by_flag = {f: opt for opt in RUN_OPTIONS for f in opt[0]}
-    opts = _defaults()
+    opts = defaults()
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -146,7 +147,7 @@ def resolve_rootfs(arg: str) -> tuple[str, str | None]:
         raise JailerError(str(e)) from None
 
 
-def _image_meta(image: str) -> dict:
+def image_meta(image: str) -> dict:
     from images.store import Store
     from jailer.core import paths
 
@@ -233,7 +234,7 @@ def to_spec(rootfs_arg: str, cmd: list[str], o: dict) -> Spec:
     spec = Spec(rootfs=rootfs, image=image, level=o.get("level") or "container")
     apply_level(spec)
     spec.id = os.urandom(6).hex()
-    meta = _image_meta(image) if image else {}  # defaults: entrypoint, cmd, env, workdir, user
+    meta = image_meta(image) if image else {}  # defaults: entrypoint, cmd, env, workdir, user
     if image and spec.pivot_root:
         spec.cow = True  # store images are never written: a jail gets an upper layer too
         spec.packed = _packed(image)
@@ -349,75 +350,3 @@ def check_privileges(spec: Spec) -> None:
     if os.geteuid() != 0:
         raise JailerError(f"--level {spec.level} needs root", errno=1,
                           hint="run it as root (sudo jailer run ...)")
-
-
-def _size(n: int | None, short: bool = False) -> str:
-    """Bytes for people: "1.5 MiB" (or "1.5M" with ``short``); "?" when unknown."""
-    if n is None:
-        return "?"
-    units = ("B", "K", "M", "G") if short else ("B", " KiB", " MiB", " GiB")
-    for unit in units:
-        if n < 1024 or unit == units[-1]:
-            return f"{n:.0f}{unit if short else ' B'}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1024
-    return str(n)
-
-
-def report_resources(spec: Spec, result) -> None:
-    """One line when the OOM killer struck (exit 137), and the --stats line."""
-    import sys
-
-    st = result.stats
-    if st is None:
-        return
-    limit = spec.limits.memory_max if spec.limits else None
-    if result.oom_killed:
-        sys.stderr.write(f"jailer: the container was killed by the OOM killer (memory limit "
-                         f"{_size(limit) if limit and limit > 0 else 'none'}, peak "
-                         f"{_size(st.memory_peak)}, {st.oom_kill} process(es) killed)\n")
-    if spec.stats:
-        cpu = (st.cpu_usage_usec or 0) / 1e6
-        sys.stderr.write(f"jailer: stats: peak memory {_size(st.memory_peak)}, cpu {cpu:.3f} s"
-                         f" (user {(st.cpu_user_usec or 0) / 1e6:.3f} s, system "
-                         f"{(st.cpu_system_usec or 0) / 1e6:.3f} s), OOM kills "
-                         f"{st.oom_kill or 0}\n")
-
-
-def run_cli(rootfs_arg: str, cmd: list[str], opts: dict) -> int:
-    """``jailer run`` after parsing: build the Spec, start, wait, return the exit status."""
-    import sys
-
-    if opts.get("bundle"):
-        return _run_bundle(rootfs_arg, cmd, opts)
-    try:
-        spec = to_spec(rootfs_arg, cmd, opts)
-        check_privileges(spec)
-        from jailer.engine.launcher import Launch
-
-        result = Launch(spec).run()
-        report_resources(spec, result)
-        return result.returncode
-    except JailerError as e:
-        sys.stderr.write(f"jailer: {e}\n")
-        return e.exit_code
-    except OSError as e:
-        sys.stderr.write(f"jailer: {JailerError.from_oserror('start', e)}\n")
-        return 125
-
-
-def _run_bundle(cid: str, cmd: list[str], opts: dict) -> int:
-    """``jailer run --bundle DIR ID``: runc run."""
-    import sys
-
-    from jailer.objects import containers
-
-    if cmd:
-        sys.stderr.write("jailer: run --bundle: the command comes from config.json\n")
-        return 1
-    try:
-        return containers.run(cid, opts["bundle"], detach=bool(opts.get("detach")),
-                              pid_file=opts.get("pid_file"),
-                              console_socket=opts.get("console_socket"))
-    except JailerError as e:
-        sys.stderr.write(f"jailer: {e}\n")
-        return 1

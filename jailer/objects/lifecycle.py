@@ -92,7 +92,7 @@ def _image_has_command(d: dict) -> bool:
         return False
     from jailer.frontends import cliopts
 
-    meta = cliopts._image_meta(d["image"])
+    meta = cliopts.image_meta(d["image"])
     return bool(meta.get("cmd") or meta.get("entrypoint"))
 
 
@@ -137,7 +137,7 @@ def build_spec(d: dict):
     """A jail definition -> the Spec of one start (a pty, never a timeout)."""
     from jailer.frontends import cliopts
 
-    o = cliopts._defaults()
+    o = cliopts.defaults()
     for k, v in d.get("run", {}).items():
         if k not in o:
             raise JailerError(f"jail {d['name']}: unknown option {k!r} in [run]")

@@ -111,7 +111,7 @@ def test_parse_user_never_reads_a_passwd_outside_the_root(tmp_path):
 
 def test_to_spec_builds_a_complete_spec(tmp_path):
     (tmp_path / "bin").mkdir()
-    opts = cliopts._defaults() | {"level": "jail", "hostname": "h", "env": ["X=1"],
+    opts = cliopts.defaults() | {"level": "jail", "hostname": "h", "env": ["X=1"],
                                   "no_tty": True, "timeout": 2.0}
     spec = cliopts.to_spec(str(tmp_path), ["echo", "hi"], opts)
     assert spec.rootfs == str(tmp_path) and spec.image is None
