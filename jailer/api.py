@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
+from jailer.core import errors
 from jailer.core.errors import JailerError
 from jailer.engine.launcher import Launch, Result
 from jailer.frontends import cliopts
@@ -27,11 +28,15 @@ class Jail:
         self.options = options
 
     def spec(self, cmd: list[str]):
+        """The Spec of one run of ``cmd`` (raises JailerError for a bad option)."""
         opts = cliopts.defaults()
         opts.update(self.options)
         if "tty" not in self.options:
             opts["no_tty"] = True
-        return cliopts.to_spec(self.rootfs, list(cmd), opts)
+        try:
+            return cliopts.to_spec(self.rootfs, list(cmd), opts)
+        except Exception as e:  # noqa: BLE001 - the API's error boundary
+            raise _as_jailer_error(e) from None
 
     def run(self, cmd: list[str], *, capture_output: bool = False,
             input: bytes | None = None) -> Result:
@@ -61,6 +66,8 @@ class Jail:
                 result.stdout = _read_all(out)
                 result.stderr = _read_all(err)
             return result
+        except Exception as e:  # noqa: BLE001 - the API's error boundary
+            raise _as_jailer_error(e) from None
         finally:
             for fd in fds:
                 os.close(fd)
@@ -70,6 +77,11 @@ def run(rootfs: str, cmd: list[str], *, capture_output: bool = False,
         input: bytes | None = None, **options: object) -> Result:
     """Run ``cmd`` once in a new container at ``rootfs`` (a directory or image name)."""
     return Jail(rootfs, **options).run(cmd, capture_output=capture_output, input=input)
+
+
+def _as_jailer_error(exc: Exception) -> Exception:
+    """A library error or OSError as JailerError; anything else (a bug) unchanged."""
+    return errors.convert(exc) or exc
 
 
 def _read_all(fd: int) -> bytes:

@@ -35,19 +35,23 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as e:  # usage errors: one line, like every other error
         ctx = getattr(e, "ctx", None)
         hint = f" (try '{ctx.command_path} --help')" if ctx else ""
-        sys.stderr.write(f"jailer: {e.format_message()}{hint}\n")
-        from jailer.cli.common import log_error
+        from jailer.core.errors import log_line
 
-        log_error(e.format_message())
+        log_line("error", e.format_message())
+        sys.stderr.write(f"jailer: {e.format_message()}{hint}\n")
         sys.exit(e.exit_code)
     except click.Abort:
         sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - a verb's failure that no guard() caught
+        from jailer.core import errors
+
+        sys.exit(errors.report(e, errors.VERB))
 
 
 def _start(names: list[str]) -> int:
     import os
 
-    from jailer.core.errors import JailerError
+    from jailer.core import errors
     from jailer.frontends import jaildef
     from jailer.objects import lifecycle
 
@@ -57,9 +61,8 @@ def _start(names: list[str]) -> int:
     for name in names:
         try:
             lifecycle.start(name)
-        except JailerError as e:
-            sys.stderr.write(f"jailer: {e}\n")
-            return e.exit_code if e.exit_code != 125 else 1
+        except Exception as e:  # noqa: BLE001 - report() re-raises what is not a user error
+            return errors.report(e, errors.VERB)
     return 0
 
 

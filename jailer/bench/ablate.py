@@ -11,6 +11,7 @@ import sys
 
 
 def main(argv: list[str]) -> int:
+    from jailer.core import errors
     from jailer.core.errors import JailerError
     from jailer.engine.launcher import Launch
     from jailer.frontends import cliopts
@@ -28,6 +29,5 @@ def main(argv: list[str]) -> int:
                 raise JailerError(f"ablation: Spec has no field {key!r}")
             setattr(spec, key, value)
         return Launch(spec).run().returncode
-    except JailerError as e:
-        sys.stderr.write(f"jailer: {e}\n")
-        return e.exit_code
+    except Exception as e:  # noqa: BLE001 - report() re-raises a bug
+        return errors.report(e)

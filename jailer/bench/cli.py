@@ -104,12 +104,14 @@ def resolve_image(arg: str, workloads: list[str]) -> str:
     """The image (name or directory) the benchmark's rootfs is copied from; it must hold what
     the chosen workloads run from it (/bin/true)."""
     from jailer.bench.workloads import missing_paths
-    from jailer.core.errors import JailerError
+    from jailer.core import errors
     from jailer.frontends.cliopts import resolve_rootfs
 
     try:
         root, _image = resolve_rootfs(arg)
-    except JailerError as e:
+    except Exception as e:  # noqa: BLE001 - convert() lets a bug through
+        if errors.convert(e) is None:
+            raise
         hint = "" if "jailer image build" in str(e) else " (build one: jailer image build busybox)"
         raise Usage(f"--image {arg}: {e}{hint}") from None
     lacking = missing_paths(root, [WORKLOADS[w] for w in workloads])

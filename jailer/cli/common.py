@@ -1,38 +1,30 @@
-"""What every command module shares: one-line errors (``fail``), the JailerError boundary of
-a verb (``guard``), the error log, and ``jailer run``'s options added from the one table."""
+"""What every command module shares: one-line errors (``fail``), the error boundary of a verb
+(``guard``: ``jailer.core.errors.report`` decides the line and the exit status), and ``jailer
+run``'s options added from the one table."""
 
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import click
 
-from jailer.core.errors import JailerError
+from jailer.core import errors
 from jailer.frontends import cliopts
 
 
-def fail(msg: str, code: int = 125) -> None:
-    """Print ``jailer: MSG`` on stderr, log it, exit with ``code``."""
-    click.echo(f"jailer: {msg}", err=True)
-    log_error(msg)
+def fail(msg: str, code: int = errors.EXIT_RUNTIME) -> NoReturn:
+    """``jailer: MSG`` to the --log file and stderr, then exit with ``code``."""
+    errors.say(msg)
     sys.exit(code)
 
 
-def log_error(msg: str) -> None:
-    """Also append the error to --log (engines such as podman read it from there)."""
-    from jailer.core.errors import log_line
-
-    log_line("error", msg)
-
-
-def guard(fn, *args, **kw):
-    """Call ``fn``; a JailerError or OSError becomes one line and exit status 1 (runc's)."""
+def guard(fn, *args, kind: str = errors.VERB, **kw):
+    """Call ``fn``; a failure becomes one line and the exit status of a ``kind`` command."""
     try:
         return fn(*args, **kw)
-    except JailerError as e:
-        fail(str(e), e.exit_code if e.exit_code not in (125,) else 1)
-    except OSError as e:
-        fail(str(JailerError.from_oserror("", e)), 1)
+    except Exception as e:  # noqa: BLE001 - report() re-raises what is not a user error
+        sys.exit(errors.report(e, kind))
 
 
 def run_options(exclude: tuple[str, ...] = ()):

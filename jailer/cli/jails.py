@@ -345,7 +345,7 @@ def exec_(name: str, cmd: tuple[str, ...], tty: bool | None, no_tty: bool,
             code = lifecycle.exec_in(name, list(cmd), tty=False if no_tty else tty,
                                      env=list(env), workdir=workdir, user=user)
     except JailerError as e:
-        fail(str(e), e.exit_code if e.exit_code != 125 or detach else 125)
+        fail(str(e), e.exit_code)
     sys.exit(code)
 
 

@@ -1,14 +1,29 @@
-"""Structured errors: what failed, where, and what to do about it."""
+"""Structured errors: what failed, where, and what to do about it; the one boundary where
+library exceptions become a ``JailerError`` (``convert``), and the one place that decides a
+failed command's exit status (``exit_status``) and reports it (``report``)."""
 
 from __future__ import annotations
 
 import os
+import sys
 
-# exit statuses as podman/docker use them
+# exit statuses of `jailer run` and `exec`, as podman/docker use them
 EXIT_RUNTIME = 125
 EXIT_NOEXEC = 126
 EXIT_NOTFOUND = 127
 EXIT_TIMEOUT = 124
+# the status of any other failed verb (named-jail and OCI verbs), as runc's
+EXIT_VERB = 1
+
+# how a command reports a runtime failure (see exit_status)
+RUN = "run"      # jailer run, exec: the error's own status (125, 126, 127, 124)
+VERB = "verb"    # create/start/kill/delete/...: runc's 1 for a runtime error (125)
+OCI_RUN = "oci-run"  # jailer run --bundle (runc run): always 1
+
+# library exceptions whose message is written for people: (module, class). ``convert`` looks
+# them up in sys.modules, so that checking for one never imports its library.
+LIBRARY_ERRORS = (("cgroups.base", "CgroupError"), ("images.store", "ImageError"),
+                  ("jailer.policy.seccomp", "SeccompError"), ("jailer.policy.caps", "CapError"))
 
 _HINTS = {
     ("exec", 2): "the command does not exist inside the root filesystem",
@@ -63,6 +78,51 @@ class JailerError(Exception):
             text = f"{exc.filename}: {text}"
         return cls(text, stage=stage, syscall=call, path=exc.filename or "", errno=err,
                    exit_code=exit_code, hint=hint)
+
+
+def convert(exc: BaseException, stage: str = "") -> JailerError | None:
+    """``exc`` as a JailerError: itself, a library error's message, or an OSError with its
+    call, path, errno (and ``stage``). None for anything else (a bug, which must show its
+    traceback)."""
+    if isinstance(exc, JailerError):
+        return exc
+    for module, name in LIBRARY_ERRORS:
+        cls = getattr(sys.modules.get(module), name, None)
+        if cls is not None and isinstance(exc, cls):
+            return JailerError(str(exc))
+    if isinstance(exc, OSError):
+        return JailerError.from_oserror(stage, exc)
+    return None
+
+
+def exit_status(err: JailerError, kind: str = RUN) -> int:
+    """The exit status of a command of ``kind`` (RUN, VERB, OCI_RUN) that failed with err."""
+    if kind == OCI_RUN:
+        return EXIT_VERB
+    if kind == VERB and err.exit_code == EXIT_RUNTIME:
+        return EXIT_VERB
+    return err.exit_code
+
+
+def report(exc: BaseException, kind: str = RUN, stage: str = "") -> int:
+    """Report a failure in one line (the --log file first, then stderr, which may be closed
+    or unwritable) and return the command's exit status; re-raise what ``convert`` does not
+    know (a bug)."""
+    err = convert(exc, stage)
+    if err is None:
+        raise exc
+    say(str(err))
+    return exit_status(err, kind)
+
+
+def say(msg: str) -> None:
+    """``jailer: MSG`` to the --log file and stderr (never raising)."""
+    log_line("error", msg)
+    try:
+        sys.stderr.write(f"jailer: {msg}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):  # closed, read-only or missing stderr
+        pass
 
 
 def log_line(level: str, msg: str) -> bool:

@@ -138,13 +138,10 @@ def resolve_rootfs(arg: str) -> tuple[str, str | None]:
                               hint="give a directory holding a root filesystem, or an "
                                    "image name (jailer image ls)")
         return path, None
-    from images.store import ImageError, Store
+    from images.store import Store
     from jailer.core import paths
 
-    try:
-        return Store(paths.images_dir()).rootfs(arg), arg
-    except ImageError as e:
-        raise JailerError(str(e)) from None
+    return Store(paths.images_dir()).rootfs(arg), arg  # ImageError: see errors.convert
 
 
 def image_meta(image: str) -> dict:
@@ -299,10 +296,7 @@ def _resources(spec: Spec, o: dict) -> None:
         return
     import cgroups
 
-    try:
-        spec.limits = cgroups.limits_from_options(**given)
-    except cgroups.CgroupError as e:
-        raise JailerError(str(e)) from None
+    spec.limits = cgroups.limits_from_options(**given)  # CgroupError: see errors.convert
     spec.cgroup = True
 
 
@@ -318,11 +312,8 @@ def _policy(spec: Spec, o: dict) -> None:
     add, drop = o.get("cap_add", []), o.get("cap_drop", [])
     # chroot(8) without --cap-*: real root keeps what it has (spec.caps stays None)
     if spec.level != "chroot" or add or drop:
-        try:
-            spec.caps = caps.resolve(spec.level, spec.allow, add, drop)
-            spec.ambient = frozenset(map(caps.normalize, add)) & spec.caps
-        except caps.CapError as e:
-            raise JailerError(str(e)) from None
+        spec.caps = caps.resolve(spec.level, spec.allow, add, drop)  # CapError: errors.convert
+        spec.ambient = frozenset(map(caps.normalize, add)) & spec.caps
     spec.seccomp_log = bool(o.get("seccomp_log"))
     profile = o.get("seccomp")
     if profile == "unconfined" or (spec.level == "chroot" and not profile):
@@ -330,20 +321,17 @@ def _policy(spec: Spec, o: dict) -> None:
         return
     from jailer.policy import seccomp
 
-    try:
-        if profile:  # Docker profiles' "includes.caps" are decided by the container's caps
-            held = frozenset("CAP_" + c for c in spec.caps) if spec.caps is not None else None
-            spec.seccomp = seccomp.load_profile(profile, caps=held)
-            unknown = seccomp.unknown_syscalls(spec.seccomp)
-            if unknown:  # runc skips these silently; a typo in a hand-written profile
-                #          would then leave a syscall open, so `jailer run` refuses
-                raise JailerError(f"seccomp profile {profile}: unknown syscall(s) "
-                                  f"{', '.join(sorted(unknown)[:5])} (not in this "
-                                  "libseccomp's table)")
-        else:
-            spec.seccomp = seccomp.jail_policy(frozenset(spec.allow), log=spec.seccomp_log)
-    except seccomp.SeccompError as e:
-        raise JailerError(str(e)) from None
+    if profile:  # Docker profiles' "includes.caps" are decided by the container's caps
+        held = frozenset("CAP_" + c for c in spec.caps) if spec.caps is not None else None
+        spec.seccomp = seccomp.load_profile(profile, caps=held)
+        unknown = seccomp.unknown_syscalls(spec.seccomp)
+        if unknown:  # runc skips these silently; a typo in a hand-written profile
+            #          would then leave a syscall open, so `jailer run` refuses
+            raise JailerError(f"seccomp profile {profile}: unknown syscall(s) "
+                              f"{', '.join(sorted(unknown)[:5])} (not in this "
+                              "libseccomp's table)")
+    else:
+        spec.seccomp = seccomp.jail_policy(frozenset(spec.allow), log=spec.seccomp_log)
 
 
 def check_privileges(spec: Spec) -> None:

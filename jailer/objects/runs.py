@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from jailer.core.errors import JailerError
+from jailer.core import errors
 from jailer.core.spec import Spec
 from jailer.core.units import human_size
 from jailer.frontends.cliopts import check_privileges, to_spec
@@ -41,12 +41,8 @@ def run_cli(rootfs_arg: str, cmd: list[str], opts: dict) -> int:
         result = Launch(spec).run()
         report_resources(spec, result)
         return result.returncode
-    except JailerError as e:
-        sys.stderr.write(f"jailer: {e}\n")
-        return e.exit_code
-    except OSError as e:
-        sys.stderr.write(f"jailer: {JailerError.from_oserror('start', e)}\n")
-        return 125
+    except Exception as e:  # noqa: BLE001 - report() re-raises what is not a user error
+        return errors.report(e, errors.RUN, stage="start")
 
 
 def _run_bundle(cid: str, cmd: list[str], opts: dict) -> int:
@@ -54,12 +50,11 @@ def _run_bundle(cid: str, cmd: list[str], opts: dict) -> int:
     from jailer.objects import containers
 
     if cmd:
-        sys.stderr.write("jailer: run --bundle: the command comes from config.json\n")
-        return 1
+        errors.say("run --bundle: the command comes from config.json")
+        return errors.EXIT_VERB
     try:
         return containers.run(cid, opts["bundle"], detach=bool(opts.get("detach")),
                               pid_file=opts.get("pid_file"),
                               console_socket=opts.get("console_socket"))
-    except JailerError as e:
-        sys.stderr.write(f"jailer: {e}\n")
-        return 1
+    except Exception as e:  # noqa: BLE001
+        return errors.report(e, errors.OCI_RUN)
