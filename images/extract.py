@@ -1,53 +1,11 @@
 """Safe extraction of untrusted archives (and layers, and directories) into a rootfs.
 
-Starting point: the standard library's ``tarfile.data_filter`` (PEP 706, present in this
-Python, 3.11.7). Its rules, and what this module does instead or in addition:
-
-======================================  ==================================================
-``data_filter``                          :class:`RootfsWriter`
-======================================  ==================================================
-strip leading ``/`` from names           same (with a warning), also for hardlink targets
-refuse names that end up outside the     refuse **any** ``..`` component, and resolve every
-destination after ``os.path.realpath``   parent directory one component at a time with
-                                         ``O_NOFOLLOW`` from a directory fd: a path that goes
-                                         through a symlink (one created earlier in the
-                                         archive, or by a lower layer) is refused. realpath
-                                         checks race and have had bypasses (CVE-2025-4517);
-                                         fd-relative no-follow resolution has neither
-refuse absolute symlinks, and links      absolute symlinks are **kept**: a rootfs is full of
-pointing outside the destination         them (/etc/alternatives, ld.so) and they resolve
-                                         inside the container's root; jailer never follows
-                                         links of an image on the host. Relative symlinks
-                                         that climb above the image root are refused
-hardlinks: target checked via realpath   hardlink targets must be an image path already
-                                         extracted, resolved without following symlinks,
-                                         and not a directory
-an existing symlink/dir at the target    replaced: a symlink, file or directory already at a
-name is reused by tarfile (a symlink     member's name is removed first (a directory merges
-replaced by a dir mid-archive lets       only with a directory entry), so a later member can
-later members write through it)          never be written through it
-refuse device nodes and FIFOs            char/block devices skipped with a warning unless
-                                         ``allow_devices``; FIFOs kept (harmless)
-drop uid/gid/uname/gname                 as root, **keep numeric uid/gid** (names ignored:
-                                         the host's passwd means nothing to the image);
-                                         unprivileged: files belong to the caller
-clear high bits and group/other write,   keep permissions exactly (a rootfs needs 0640
-force owner rw                           shadow, 0700 /root, 1777 /tmp); setuid/setgid bits
-                                         of non-directories cleared with a warning unless
-                                         ``keep_setuid``; directories keep setgid
-(xattrs: tarfile does not restore them)  restored from PAX ``SCHILY.xattr.*`` and
-                                         ``LIBARCHIVE.xattr.*``: ``user.*`` and POSIX ACLs;
-                                         ``security.capability`` (file capabilities, a
-                                         privilege like setuid) only with ``keep_setuid``;
-                                         ``trusted.*`` (overlayfs' own opaque/redirect
-                                         markers) and other ``security.*`` dropped
-(sparse files: kept by tarfile)          kept: only data regions are written
-(no size limits)                         ``max_bytes`` (apparent size of regular files, so
-                                         a sparse file counts at full length) and
-                                         ``max_entries``; checked *before* writing a member
-(directories: tarfile defers modes)      same: created 0700, final mode and mtime set at
-                                         the end, deepest first
-======================================  ==================================================
+The rules (what ``tarfile.data_filter`` does and what this module does instead) are in
+docs/ARCHITECTURE.md, "Untrusted archives". In short: no ``..``, parents resolved one
+component at a time without following symlinks, absolute symlinks kept (they resolve inside
+the container), hardlinks only to extracted non-directories, devices skipped and setuid bits
+cleared unless allowed, numeric owners kept as root, size and entry limits checked before each
+member.
 
 Whiteouts (layer mode, :meth:`RootfsWriter.begin_layer`): ``.wh.NAME`` removes NAME of a
 lower layer, ``.wh..wh..opq`` empties its directory of lower-layer content (recursively, like

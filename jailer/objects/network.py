@@ -2,11 +2,9 @@
 
 Bridge mode (root): one Linux bridge (``jailer0``, ``10.123.0.0/24``, the gateway is its first
 host address) and one veth pair per jail, host end ``host_ifname(jail)`` on the bridge, peer
-``eth0`` inside the jail's network namespace. Netlink goes through pyroute2, imported lazily so
-that only starts which attach a jail pay its ~180 ms import. Inside the jail's namespace we
-never fork: a short-lived thread ``setns()``s into it and opens a netlink socket there (a socket
-stays bound to the namespace it was created in), which pyroute2 then uses via ``fileno=``.
-pyroute2's own ``netns=`` support spawns a helper process per socket instead.
+``eth0`` inside the jail's network namespace. Netlink goes through pyroute2, imported only
+by starts that attach a jail; inside the jail's namespace a short-lived thread ``setns()``s
+into it and opens the netlink socket that pyroute2 then uses (``fileno=``).
 
 Published ports (root) are nftables NAT rules in table ``ip jailer`` (``$JAILER_NFT_TABLE``
 overrides): ``output`` DNATs 127.0.0.1:HOSTPORT to ADDRESS:JAILPORT, ``postrouting``
@@ -14,10 +12,8 @@ masquerades the 127.0.0.0/8 source so the jail's reply comes back through the br
 needs ``route_localnet=1`` on the bridge; a raw ``prerouting`` guard drops packets to
 127.0.0.0/8 arriving on that bridge, so jails cannot reach the host's loopback services through
 it (what Docker does with its userland proxy off). Rules carry the comment
-``jailer:<jail> <hostport>:<jailport>``, which is all ``published()`` reads. nftables costs no
-memory per jail, unlike a proxy process. We drive the ``nft`` CLI (``nft -f -`` for atomic
-transactions, ``nft -j`` to read): pyroute2's nftables module can list rules, but building NAT
-expressions with it means hand-assembling netlink expression lists that its docs don't cover.
+``jailer:<jail> <hostport>:<jailport>``, which is all ``published()`` reads. Rules are written with
+the ``nft`` CLI (``nft -f -``, atomic) and read with ``nft -j``.
 
 User mode (an unprivileged user): ``start_usermode()`` runs slirp4netns for the jail's
 namespace and forwards ports through its API socket. slirp4netns parses the jail's packets, so
@@ -166,7 +162,7 @@ def _lock(name: str) -> Iterator[None]:
 
 
 def _iproute(fileno: int | None = None):
-    from pyroute2 import IPRoute  # ~180 ms: only paid by starts that use bridge networking
+    from pyroute2 import IPRoute  # heavy: imported only by starts that use bridge networking
     return IPRoute(fileno=fileno) if fileno is not None else IPRoute()
 
 
