@@ -7,7 +7,6 @@ import sys
 
 from jailer.core import errors
 from jailer.core.spec import Spec
-from jailer.core.units import human_size
 from jailer.frontends.cliopts import check_privileges, to_spec
 
 
@@ -16,6 +15,8 @@ def report_resources(spec: Spec, result) -> None:
     st = result.stats
     if st is None:
         return
+    from jailer.core.units import human_size
+
     limit = spec.limits.memory_max if spec.limits else None
     if result.oom_killed:
         sys.stderr.write(f"jailer: the container was killed by the OOM killer (memory limit "
