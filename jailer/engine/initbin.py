@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import subprocess
 
 from jailer.core.errors import JailerError
 
@@ -35,6 +33,9 @@ def build(name: str, source: str, data_dir: str, needed_by: str = "jailer") -> s
     out = os.path.join(data_dir, "libexec", f"{name}-{digest}")
     if os.path.exists(out):
         return out
+    import shutil  # only to build: not on the path of a start that finds the binary
+    import subprocess
+
     cc = os.environ.get("CC", "cc")
     if shutil.which(cc) is None:
         raise JailerError(f"{needed_by} needs a C compiler ({cc}) to build {name} once: "

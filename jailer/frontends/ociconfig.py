@@ -184,6 +184,16 @@ def _int(value: object, field: str, lo: int, hi: int) -> int | None:
     return value
 
 
+def _required_ints(obj: dict, where: str, fields: dict[str, tuple[int, int]]) -> list[int]:
+    """The integers ``obj`` (at ``where``) holds under each key of ``fields`` (its lo, hi):
+    each is checked first, then each must be there."""
+    values = {k: _int(obj.get(k), f"{where}.{k}", lo, hi) for k, (lo, hi) in fields.items()}
+    for k, value in values.items():
+        if value is None:
+            raise _fail(f"{where}.{k}", "is missing")
+    return list(values.values())
+
+
 def _strs(value: object, field: str) -> list[str] | None:
     items = _arr(value, field, " of strings")
     if items is None:
@@ -425,12 +435,8 @@ def _namespaces(spec: Spec, linux: dict) -> None:
 def _mappings(linux: dict, key: str) -> list[tuple[int, int, int]]:
     out = []
     for where, m in _objs(linux.get(key), f"linux.{key}"):
-        ctr = _int(m.get("containerID"), f"{where}.containerID", 0, U32)
-        host = _int(m.get("hostID"), f"{where}.hostID", 0, U32)
-        size = _int(m.get("size"), f"{where}.size", 1, U32)
-        for name, value in (("containerID", ctr), ("hostID", host), ("size", size)):
-            if value is None:
-                raise _fail(f"{where}.{name}", "is missing")
+        ctr, host, size = _required_ints(m, where, {"containerID": (0, U32),
+                                                    "hostID": (0, U32), "size": (1, U32)})
         out.append((ctr, host, size))
     return out
 
@@ -797,12 +803,8 @@ def _io_throttle(lim, dev: dict, where: str, io_key: str) -> None:
     """One ``throttle*Device`` entry (at ``where``) into ``lim.io_max["MAJOR:MINOR"]``."""
     from cgroups import UNLIMITED
 
-    major = _int(dev.get("major"), f"{where}.major", 0, I64_MAX)
-    minor = _int(dev.get("minor"), f"{where}.minor", 0, I64_MAX)
-    rate = _int(dev.get("rate"), f"{where}.rate", 0, U64)
-    for name, value in (("major", major), ("minor", minor), ("rate", rate)):
-        if value is None:
-            raise _fail(f"{where}.{name}", "is missing")
+    major, minor, rate = _required_ints(dev, where, {"major": (0, I64_MAX),
+                                                     "minor": (0, I64_MAX), "rate": (0, U64)})
     io_max = lim.io_max if lim.io_max is not None else {}
     io_max.setdefault(f"{major}:{minor}", {})[io_key] = (
         UNLIMITED if rate == 0 or rate > I64_MAX else rate)  # 0: no limit (as v1)

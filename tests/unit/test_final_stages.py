@@ -35,23 +35,11 @@ def test_every_stage_constant_has_its_own_name(lib):
 def _failed_stage(**kw) -> tuple[str, int]:
     """Run final_exec in a child (as nobody when we are root, so that privileged steps fail
     as they would for an unprivileged caller) and return the stage and errno it raised."""
-    path = kw.pop("path", "/nonexistent/jailer-test")
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
-        code = 0
-        try:
-            os.close(r)
-            if os.geteuid() == 0:
-                os.setgroups([])
-                os.setresgid(NOBODY, NOBODY, NOBODY)
-                os.setresuid(NOBODY, NOBODY, NOBODY)
-            S.Syscalls().final_exec(path, ["x"], [], **kw)
-        except OSError as e:
-            os.write(w, f"{e.filename}\n{e.errno}".encode())
-        except BaseException:  # noqa: BLE001
-            code = 2
-        os._exit(code)
+        os.close(r)
+        os._exit(_final_exec_as_nobody(w, kw.pop("path", "/nonexistent/jailer-test"), kw))
     os.close(w)
     with os.fdopen(r, "rb") as f:
         out = f.read().decode()
@@ -59,6 +47,23 @@ def _failed_stage(**kw) -> tuple[str, int]:
     assert os.waitstatus_to_exitcode(status) == 0, out
     stage, err = out.split("\n")
     return stage, int(err)
+
+
+def _final_exec_as_nobody(w: int, path: str, kw: dict) -> int:  # pragma: no cover - child
+    """In the child: write "STAGE\nERRNO" of final_exec's OSError to ``w``; 0, or 2 when
+    anything else happened."""
+    try:
+        if os.geteuid() == 0:
+            os.setgroups([])
+            os.setresgid(NOBODY, NOBODY, NOBODY)
+            os.setresuid(NOBODY, NOBODY, NOBODY)
+        S.Syscalls().final_exec(path, ["x"], [], **kw)
+    except OSError as e:
+        os.write(w, f"{e.filename}\n{e.errno}".encode())
+        return 0
+    except BaseException:  # noqa: BLE001
+        pass
+    return 2
 
 
 BAD_BPF = bytes(8)  # one "ld [0]" and no return: the kernel rejects it (EINVAL)
