@@ -184,6 +184,16 @@ def _int(value: object, field: str, lo: int, hi: int) -> int | None:
     return value
 
 
+def _required_ints(obj: dict, where: str, fields: dict[str, tuple[int, int]]) -> list[int]:
+    """The integers ``obj`` (at ``where``) holds under each key of ``fields`` (its lo, hi):
+    each is checked first, then each must be there."""
+    values = {k: _int(obj.get(k), f"{where}.{k}", lo, hi) for k, (lo, hi) in fields.items()}
+    for k, value in values.items():
+        if value is None:
+            raise _fail(f"{where}.{k}", "is missing")
+    return list(values.values())
+
+
 def _strs(value: object, field: str) -> list[str] | None:
     items = _arr(value, field, " of strings")
     if items is None:
@@ -425,12 +435,8 @@ def _namespaces(spec: Spec, linux: dict) -> None:
 def _mappings(linux: dict, key: str) -> list[tuple[int, int, int]]:
     out = []
     for where, m in _objs(linux.get(key), f"linux.{key}"):
-        ctr = _int(m.get("containerID"), f"{where}.containerID", 0, U32)
-        host = _int(m.get("hostID"), f"{where}.hostID", 0, U32)
-        size = _int(m.get("size"), f"{where}.size", 1, U32)
-        for name, value in (("containerID", ctr), ("hostID", host), ("size", size)):
-            if value is None:
-                raise _fail(f"{where}.{name}", "is missing")
+        ctr, host, size = _required_ints(m, where, {"containerID": (0, U32),
+                                                    "hostID": (0, U32), "size": (1, U32)})
         out.append((ctr, host, size))
     return out
 
@@ -683,8 +689,7 @@ def limits_from_resources(res: dict | None, *, warn: Callable[[str], None] | Non
     passed through unchanged: exact on v1 (the Limits v1 backend writes it clamped to
     10..1000), and on v2 the ratios between siblings, which is all a weight means, stay the
     same (runc's affine conversion would not keep them)."""
-    from cgroups import UNLIMITED, CgroupError, Limits
-    from cgroups.parse import parse_cpuset, parse_int
+    from cgroups import Limits
 
     warn = warn or _warn_stderr
     lim = Limits()
@@ -696,15 +701,31 @@ def limits_from_resources(res: dict | None, *, warn: Callable[[str], None] | Non
         if value not in (None, 0, False, [], {}):
             warn(f"{CONFIG}: {field} is not supported, ignored")
 
-    def check(func, value, field: str, *args):
-        try:
-            return func(str(value), field, *args)
-        except CgroupError as e:
-            raise ConfigError(f"{CONFIG}: {e}") from None
-
     lim.devices = device_rules(res.get("devices"), f"{base}.devices")
-    mem = _obj(res.get("memory"), f"{base}.memory") or {}
-    f = f"{base}.memory"
+    _memory_limits(lim, _obj(res.get("memory"), f"{base}.memory") or {}, f"{base}.memory",
+                   ignored)
+    _cpu_limits(lim, _obj(res.get("cpu"), f"{base}.cpu") or {}, f"{base}.cpu", ignored)
+    _pids_limit(lim, _obj(res.get("pids"), f"{base}.pids") or {}, f"{base}.pids")
+    _blockio_limits(lim, _obj(res.get("blockIO"), f"{base}.blockIO") or {}, f"{base}.blockIO",
+                    ignored)
+    _unsupported_resources(res, base, ignored)
+    return lim
+
+
+def _checked(func: Callable, value: object, field: str, *args: int):
+    """``func(str(value), field, *args)`` (a cgroups.parse checker), its error a ConfigError."""
+    from cgroups import CgroupError
+
+    try:
+        return func(str(value), field, *args)
+    except CgroupError as e:
+        raise ConfigError(f"{CONFIG}: {e}") from None
+
+
+def _memory_limits(lim, mem: dict, f: str, ignored: Callable[[str, object], None]) -> None:
+    """``linux.resources.memory`` (at ``f``): limit and swap (memory + swap) into ``lim``."""
+    from cgroups import UNLIMITED
+
     limit = _int(mem.get("limit"), f"{f}.limit", I64_MIN, I64_MAX)
     if limit is not None and limit != 0:
         if limit < -1:
@@ -729,59 +750,76 @@ def limits_from_resources(res: dict | None, *, warn: Callable[[str], None] | Non
     ignored(f"{f}.disableOOMKiller", _bool(mem.get("disableOOMKiller"),
                                            f"{f}.disableOOMKiller"))
 
-    cpu = _obj(res.get("cpu"), f"{base}.cpu") or {}
-    f = f"{base}.cpu"
+
+def _cpu_limits(lim, cpu: dict, f: str, ignored: Callable[[str, object], None]) -> None:
+    """``linux.resources.cpu`` (at ``f``): shares as a v2 weight, quota, period, cpuset."""
+    from cgroups import UNLIMITED
+    from cgroups.parse import parse_cpuset, parse_int
+
     shares = _int(cpu.get("shares"), f"{f}.shares", 0, U64)
     if shares:
-        shares = check(parse_int, shares, f"{f}.shares", 2, 262144)
+        shares = _checked(parse_int, shares, f"{f}.shares", 2, 262144)
         lim.cpu_weight = 1 + ((shares - 2) * 9999) // 262142  # crun's conversion
     quota = _int(cpu.get("quota"), f"{f}.quota", I64_MIN, I64_MAX)
     if quota == -1:
         lim.cpu_quota = UNLIMITED
     elif quota:
-        lim.cpu_quota = check(parse_int, quota, f"{f}.quota", 1000)
+        lim.cpu_quota = _checked(parse_int, quota, f"{f}.quota", 1000)
     period = _int(cpu.get("period"), f"{f}.period", 0, U64)
     if period:
-        lim.cpu_period = check(parse_int, period, f"{f}.period", 1000, 1000000)
+        lim.cpu_period = _checked(parse_int, period, f"{f}.period", 1000, 1000000)
     for key in ("cpus", "mems"):
         text = _str(cpu.get(key), f"{f}.{key}")
         if text:
-            setattr(lim, f"cpuset_{key}", check(parse_cpuset, text, f"{f}.{key}"))
+            setattr(lim, f"cpuset_{key}", _checked(parse_cpuset, text, f"{f}.{key}"))
     for key in ("realtimeRuntime", "realtimePeriod", "idle"):
         ignored(f"{f}.{key}", _int(cpu.get(key), f"{f}.{key}", I64_MIN, U64))
 
-    pids = _obj(res.get("pids"), f"{base}.pids") or {}
-    plimit = _int(pids.get("limit"), f"{base}.pids.limit", I64_MIN, I64_MAX)
+
+def _pids_limit(lim, pids: dict, f: str) -> None:
+    """``linux.resources.pids`` (at ``f``): the limit, <= 0 meaning unlimited."""
+    from cgroups import UNLIMITED
+
+    plimit = _int(pids.get("limit"), f"{f}.limit", I64_MIN, I64_MAX)
     if plimit is not None:
         lim.pids_max = UNLIMITED if plimit <= 0 else plimit
 
-    bio = _obj(res.get("blockIO"), f"{base}.blockIO") or {}
-    f = f"{base}.blockIO"
+
+def _blockio_limits(lim, bio: dict, f: str, ignored: Callable[[str, object], None]) -> None:
+    """``linux.resources.blockIO`` (at ``f``): the weight and the per-device throttles."""
+    from cgroups.parse import parse_int
+
     weight = _int(bio.get("weight"), f"{f}.weight", 0, U16)
     if weight:
-        lim.io_weight = check(parse_int, weight, f"{f}.weight", 10, 1000)
+        lim.io_weight = _checked(parse_int, weight, f"{f}.weight", 10, 1000)
     ignored(f"{f}.leafWeight", _int(bio.get("leafWeight"), f"{f}.leafWeight", 0, U16))
     ignored(f"{f}.weightDevice", _arr(bio.get("weightDevice"), f"{f}.weightDevice"))
     for key, io_key in THROTTLE.items():
         for where, dev in _objs(bio.get(key), f"{f}.{key}"):
-            major = _int(dev.get("major"), f"{where}.major", 0, I64_MAX)
-            minor = _int(dev.get("minor"), f"{where}.minor", 0, I64_MAX)
-            rate = _int(dev.get("rate"), f"{where}.rate", 0, U64)
-            for name, value in (("major", major), ("minor", minor), ("rate", rate)):
-                if value is None:
-                    raise _fail(f"{where}.{name}", "is missing")
-            io_max = lim.io_max if lim.io_max is not None else {}
-            io_max.setdefault(f"{major}:{minor}", {})[io_key] = (
-                UNLIMITED if rate == 0 or rate > I64_MAX else rate)  # 0: no limit (as v1)
-            lim.io_max = io_max
+            _io_throttle(lim, dev, where, io_key)
 
+
+def _io_throttle(lim, dev: dict, where: str, io_key: str) -> None:
+    """One ``throttle*Device`` entry (at ``where``) into ``lim.io_max["MAJOR:MINOR"]``."""
+    from cgroups import UNLIMITED
+
+    major, minor, rate = _required_ints(dev, where, {"major": (0, I64_MAX),
+                                                     "minor": (0, I64_MAX), "rate": (0, U64)})
+    io_max = lim.io_max if lim.io_max is not None else {}
+    io_max.setdefault(f"{major}:{minor}", {})[io_key] = (
+        UNLIMITED if rate == 0 or rate > I64_MAX else rate)  # 0: no limit (as v1)
+    lim.io_max = io_max
+
+
+def _unsupported_resources(res: dict, base: str, ignored: Callable[[str, object], None]) -> None:
+    """hugepageLimits, rdma and unified are refused (the cgroup library does not set them);
+    network (classID, priorities) is ignored with a warning."""
     for key in ("hugepageLimits", "rdma", "unified"):
         value = res.get(key)
         if value:
             raise _fail(f"{base}.{key}", "is not supported by jailer's cgroup library "
                         "(remove it or use runc)")
     ignored(f"{base}.network", _obj(res.get("network"), f"{base}.network"))
-    return lim
 
 
 # ── seccomp, sysctl, hooks ───────────────────────────────────────────────────────────────────
@@ -916,7 +954,7 @@ def features() -> dict:
     words = sorted({*FLAG_WORDS, *PROPAGATION_WORDS, *OTHER_WORDS})
     libseccomp = ""
     try:
-        libseccomp = seccomp._libseccomp_id().split()[0]
+        libseccomp = seccomp.libseccomp_id().split()[0]
     except Exception:  # noqa: BLE001 - a missing loader only drops the annotation
         pass
     annotations = {"org.jailer.version": _version()}
@@ -934,10 +972,10 @@ def features() -> dict:
                        "rdma": False},
             "seccomp": {
                 "enabled": True,
-                "actions": sorted(seccomp._OCI_ACTIONS),
-                "operators": sorted(seccomp._OCI_OPS),
+                "actions": sorted(seccomp.OCI_ACTIONS),
+                "operators": sorted(seccomp.OCI_OPS),
                 "archs": sorted(seccomp.ARCHES),
-                "knownFlags": [*seccomp.FLAGS, *seccomp._UNSUPPORTED_FLAGS],
+                "knownFlags": [*seccomp.FLAGS, *seccomp.UNSUPPORTED_FLAGS],
                 "supportedFlags": list(seccomp.FLAGS),
             },
             "apparmor": {"enabled": False},

@@ -77,6 +77,16 @@ def _fmt(args: tuple) -> str:
     return ", ".join(hex(a) if isinstance(a, int) and a > 9 else repr(a) for a in args)
 
 
+def final_stage_names(lib) -> dict[int, str]:
+    """The user-facing name of each step of ``jl_final_exec``, by its ``JL_STAGE_*`` number
+    (defined in native.h, read from the compiled module ``lib``)."""
+    return {lib.JL_STAGE_CGROUP: "join cgroup", lib.JL_STAGE_CGROUPNS: "cgroup namespace",
+            lib.JL_STAGE_BOUNDING: "capability bounding set", lib.JL_STAGE_USER: "user",
+            lib.JL_STAGE_CAPS: "capabilities", lib.JL_STAGE_NNP: "no_new_privs",
+            lib.JL_STAGE_CLOSE_FDS: "close fds", lib.JL_STAGE_SECCOMP: "seccomp",
+            lib.JL_STAGE_EXEC: "exec"}
+
+
 class Syscalls:
     """Real syscalls through the compiled ``jailer.kernel._native`` module."""
 
@@ -169,9 +179,6 @@ class Syscalls:
         """Set the filesystem uid/gid: new files get these owners; capabilities stay."""
         self._lib.jl_setfsid(uid, gid)
 
-    FINAL_STAGES = ("", "join cgroup", "cgroup namespace", "capabilities", "user",
-                    "capabilities", "no_new_privs", "close fds", "seccomp", "exec")
-
     def final_exec(self, path: str | int, argv: list[str], envp: list[str], *,
                    cgroup_fds: list[int] = (), cgroupns: bool = False,
                    caps: int | None = None, inheritable: int = 0, ambient: int = 0,
@@ -207,7 +214,7 @@ class Syscalls:
         stage = ffi.new("int *")
         self._lib.jl_final_exec(f, stage)
         err = ffi.errno
-        step = self.FINAL_STAGES[stage[0]]
+        step = final_stage_names(self._lib).get(stage[0], f"final exec step {stage[0]}")
         raise OSError(err, os.strerror(err), step)
 
 

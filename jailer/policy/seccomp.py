@@ -33,8 +33,9 @@ FLAGS = {
     "SECCOMP_FILTER_FLAG_LOG": 2,
     "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
 }
-_UNSUPPORTED_FLAGS = ("SECCOMP_FILTER_FLAG_NEW_LISTENER", "SECCOMP_FILTER_FLAG_TSYNC_ESRCH",
-                      "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV")
+# seccomp(2) flags a profile may name but jailer refuses (`jailer features` lists them as known)
+UNSUPPORTED_FLAGS = ("SECCOMP_FILTER_FLAG_NEW_LISTENER", "SECCOMP_FILTER_FLAG_TSYNC_ESRCH",
+                     "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV")
 
 # OCI architecture names -> libseccomp's names (seccomp_arch_resolve_name).
 ARCHES = {f"SCMP_ARCH_{a.upper()}": a for a in (
@@ -42,12 +43,13 @@ ARCHES = {f"SCMP_ARCH_{a.upper()}": a for a in (
     "mipsel64", "mipsel64n32", "ppc", "ppc64", "ppc64le", "s390", "s390x", "parisc",
     "parisc64", "riscv64")}
 
-_OCI_ACTIONS = {
+# OCI's (runtime-spec) seccomp action names -> the action names of a policy rule.
+OCI_ACTIONS = {
     "SCMP_ACT_ALLOW": "allow", "SCMP_ACT_ERRNO": "errno", "SCMP_ACT_LOG": "log",
     "SCMP_ACT_KILL": "kill", "SCMP_ACT_KILL_THREAD": "kill",
     "SCMP_ACT_KILL_PROCESS": "kill_process", "SCMP_ACT_TRAP": "trap",
 }
-_OCI_OPS = {f"SCMP_CMP_{op.upper()}": op for op in OPS}
+OCI_OPS = {f"SCMP_CMP_{op.upper()}": op for op in OPS}
 
 # uname machine -> libseccomp arch name, where they differ.
 _NATIVE = {"i386": "x86", "i686": "x86", "armv7l": "arm", "armv6l": "arm"}
@@ -323,7 +325,7 @@ def from_oci(profile: dict, source: str, *, caps: frozenset[str] | None = None) 
     flags = 0
     for i, name in enumerate(_list(profile, "flags", "", fail)):
         where = f"flags[{i}]"
-        if name in _UNSUPPORTED_FLAGS:
+        if name in UNSUPPORTED_FLAGS:
             raise fail(where, f"{name} is not supported")
         if name not in FLAGS:
             raise fail(where, f"unknown flag {name!r} (valid: {', '.join(FLAGS)})")
@@ -402,10 +404,10 @@ def _action(obj: dict, key: str, errno_key: str, where: str, fail) -> tuple[str,
     field = f"{where}.{key}" if where else key
     if name in ("SCMP_ACT_TRACE", "SCMP_ACT_NOTIFY"):
         raise fail(field, f"{name} is not supported (it needs a tracer or a listener)")
-    if name not in _OCI_ACTIONS:
-        raise fail(field, f"unknown action {name!r} (valid: {', '.join(_OCI_ACTIONS)})")
-    if _OCI_ACTIONS[name] != "errno":
-        return _OCI_ACTIONS[name], 0
+    if name not in OCI_ACTIONS:
+        raise fail(field, f"unknown action {name!r} (valid: {', '.join(OCI_ACTIONS)})")
+    if OCI_ACTIONS[name] != "errno":
+        return OCI_ACTIONS[name], 0
     if obj.get(errno_key) is None:
         return "errno", EPERM  # the OCI default
     return "errno", _uint(obj[errno_key], f"{where}.{errno_key}" if where else errno_key,
@@ -424,10 +426,10 @@ def _arg(obj: object, where: str, fail) -> Arg:
     for key in ("index", "value", "op"):
         if key not in obj:
             raise fail(f"{where}.{key}", "missing")
-    if obj["op"] not in _OCI_OPS:
+    if obj["op"] not in OCI_OPS:
         raise fail(f"{where}.op", f"unknown operator {obj['op']!r} (valid: "
-                   f"{', '.join(_OCI_OPS)})")
-    return Arg(_uint(obj["index"], f"{where}.index", fail, 6), _OCI_OPS[obj["op"]],
+                   f"{', '.join(OCI_OPS)})")
+    return Arg(_uint(obj["index"], f"{where}.index", fail, 6), OCI_OPS[obj["op"]],
                _uint(obj["value"], f"{where}.value", fail),
                _uint(obj.get("valueTwo") or 0, f"{where}.valueTwo", fail))
 
@@ -481,7 +483,7 @@ def _canon(policy: Policy) -> str:
                  policy.flags))
 
 
-def _libseccomp_id() -> str:
+def libseccomp_id() -> str:
     """libseccomp's header version and the identity of the shared library file."""
     if _ld is None:
         return "unknown"
@@ -506,7 +508,7 @@ def _sha256_hex(data: bytes) -> str:
 
 def policy_key(policy: Policy) -> str:
     """SHA-256 (hex) of the policy, libseccomp's version and library file, and the machine."""
-    text = "\n".join((_CACHE_FORMAT, _libseccomp_id(), os.uname().machine, _canon(policy)))
+    text = "\n".join((_CACHE_FORMAT, libseccomp_id(), os.uname().machine, _canon(policy)))
     return _sha256_hex(text.encode())
 
 

@@ -490,8 +490,8 @@ def test_policy_key_is_stable_and_covers_the_policy():
 def test_policy_key_covers_libseccomp_and_machine(monkeypatch):
     policy = S.jail_policy()
     key = S.policy_key(policy)
-    assert S._libseccomp_id().split()[0].count(".") == 2  # "2.5.4 /path size mtime"
-    monkeypatch.setattr(S, "_libseccomp_id", lambda: "2.6.0 /lib/libseccomp.so.2 1 2")
+    assert S.libseccomp_id().split()[0].count(".") == 2  # "2.5.4 /path size mtime"
+    monkeypatch.setattr(S, "libseccomp_id", lambda: "2.6.0 /lib/libseccomp.so.2 1 2")
     newer = S.policy_key(policy)
     assert newer != key
     monkeypatch.setattr(S.os, "uname", lambda: types.SimpleNamespace(machine="aarch64"))
