@@ -1,5 +1,6 @@
 """Fixtures of the real cgroup tiers (host and v2): a cgroup factory and a process spawner whose
-finalizers remove whatever a test made, and a leak check of the cgroups named PREFIX*.
+finalizers remove whatever a test made, and a leak check of the cgroups named PREFIX* (run with
+the suite's own).
 
 The fake cgroupfs of the unit tier is in tests/unit/cgroups/conftest.py."""
 
@@ -26,9 +27,9 @@ def our_cgroups() -> set[str]:
 
 
 @pytest.fixture(autouse=True)
-def no_leaks(request):
-    """Stands in for the suite's leak check (which needs a jailer image) in this directory:
-    a root test must leave no cgroup behind, in any hierarchy."""
+def no_cgroup_leaks(request):
+    """On top of the suite's leak check (tests/conftest.py): a root test leaves no cgroup named
+    PREFIX* behind, in any hierarchy (the suite's check sees only our own cgroup's children)."""
     if request.node.get_closest_marker("root") is None or os.geteuid() != 0:
         yield
         return

@@ -397,7 +397,7 @@ def runtime_binaries(data_dir: Path) -> list[Path]:
     paths = [Path(sys.executable).resolve(), Path(sys.executable).parent / "jailer",
              Path(os.path.realpath("/bin/busybox")),
              data_dir / "images" / "busybox" / "rootfs" / "bin" / "busybox"]
-    paths += sorted((REPO / "jailer").glob("*.so"))
+    paths += sorted((REPO / "jailer").rglob("*.so"))  # the cffi modules of every layer
     paths += sorted((data_dir / "libexec").glob("jailer-init-*"))
     return [p for p in paths if p.is_file()]
 
