@@ -1,5 +1,11 @@
 """Shared fixtures: the jailer command, a private data dir with the busybox image, and a
-leak check that runs after every integration test."""
+leak check that runs after every root test; and the rule of the two tiers.
+
+Tiers: tests/unit holds the tests that need no root, tests/integration (by feature) the ones that
+do. A test states that it needs root where it lives (``pytestmark = pytest.mark.root`` in its
+module, or the marker on the test); collection fails if a test's marker and its tier disagree.
+Root tests are skipped when not running as root.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
 VENV_BIN = Path(sys.executable).parent
 JAILER = str(VENV_BIN / "jailer")
 
@@ -127,11 +134,12 @@ def _devnull() -> str:
 
 
 @pytest.fixture(autouse=True)
-def no_leaks(request, data_dir):
-    """Integration tests must leave no mounts, processes, links or state behind."""
+def no_leaks(request):
+    """Root tests must leave no mounts, processes, links or state behind."""
     if request.node.get_closest_marker("root") is None or not is_root():
         yield
         return
+    data_dir = request.getfixturevalue("data_dir")
     before = snapshot(data_dir)
     yield
     after = snapshot(data_dir)
@@ -142,9 +150,30 @@ def no_leaks(request, data_dir):
     assert not leaks, f"leftovers after the test: {leaks}"
 
 
-def pytest_collection_modifyitems(config, items):
+TIERS = {"unit": False, "integration": True}  # tier -> its tests need root
+
+
+def tier_errors(items) -> list[str]:
+    """Tests whose root marker disagrees with their tier, or that live in neither tier."""
+    out = []
     for item in items:
-        if "integration" in str(item.fspath) and item.get_closest_marker("root") is None:
-            item.add_marker(pytest.mark.root)
-        if item.get_closest_marker("root") and not is_root():
-            item.add_marker(pytest.mark.skip(reason="needs root"))
+        parts = Path(item.path).resolve().relative_to(TESTS).parts
+        needs_root = item.get_closest_marker("root") is not None
+        if len(parts) < 2 or parts[0] not in TIERS:
+            out.append(f"{item.nodeid}: not in tests/unit or tests/integration")
+        elif TIERS[parts[0]] != needs_root:
+            out.append(f"{item.nodeid}: " + ("marked root: it belongs in tests/integration"
+                                             if needs_root else
+                                             "in tests/integration without the root marker "
+                                             "(pytestmark = pytest.mark.root)"))
+    return out
+
+
+def pytest_collection_modifyitems(config, items):
+    errors = tier_errors(items)
+    if errors:
+        raise pytest.UsageError("tests in the wrong tier:\n  " + "\n  ".join(errors))
+    if not is_root():
+        for item in items:
+            if item.get_closest_marker("root"):
+                item.add_marker(pytest.mark.skip(reason="needs root"))
