@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
+pytestmark = pytest.mark.root
+
 
 def test_init_without_a_c_compiler_is_one_clear_line(jailer, rootfs, tmp_path):
     fresh = tmp_path / "data"  # no init binary built yet
