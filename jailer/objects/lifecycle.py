@@ -383,7 +383,9 @@ def _undo_leftovers(name: str, st: dict | None) -> list[str]:
 
 # ── stop, rm ──────────────────────────────────────────────────────────────────────────────
 def stop(name: str, timeout: float = STOP_TIMEOUT) -> dict:
-    """SIGTERM, then SIGKILL after ``timeout`` s; wait for the clean-up; return the state."""
+    """SIGTERM, then SIGKILL after ``timeout`` s; wait for the clean-up; return the state.
+    A jail between two runs of its restart policy (its monitor waiting to start it again)
+    is stopped by cancelling that restart."""
     import select
 
     sdir = jaildef.jail_state_dir(name)
@@ -391,12 +393,17 @@ def stop(name: str, timeout: float = STOP_TIMEOUT) -> dict:
     with state.Lock(sdir):
         st = status(name)
         if st["status"] not in ACTIVE:
-            return st
-        state.update(sdir, stop_requested=True)
+            if st["status"] != "stopped" or not state.monitor_alive(st):
+                return st
+            state.update(sdir, stop_requested=True)  # checked before the restart
+            pending = True
+        else:
+            pending = False
+            state.update(sdir, stop_requested=True)
         cg = state.cgroup(sdir, st)
         pid = st["pid"]
         try:
-            pidfd = os.pidfd_open(pid)
+            pidfd = os.pidfd_open(pid) if not pending else -1
         except ProcessLookupError:
             pidfd = -1
         if pidfd >= 0:
@@ -412,19 +419,21 @@ def stop(name: str, timeout: float = STOP_TIMEOUT) -> dict:
                     select.select([pidfd], [], [], 5)
             finally:
                 os.close(pidfd)
-    _wait_cleanup(name, st)
+    _wait_cleanup(name, st, until_gone=pending)
     return status(name)
 
 
-def _wait_cleanup(name: str, st: dict, timeout: float = 15.0) -> None:
-    """Wait until the monitor has finished cleaning up after the container."""
+def _wait_cleanup(name: str, st: dict, timeout: float = 15.0, *,
+                  until_gone: bool = False) -> None:
+    """Wait until the monitor has finished cleaning up after the container (``until_gone``:
+    until its process has ended)."""
     import time
 
     deadline = time.monotonic() + timeout
     while state.monitor_alive(st) and time.monotonic() < deadline:
         cur = state.read(jaildef.jail_state_dir(name)) or {}
-        if cur.get("status") == "stopped" and cur.get("monitor") == st.get("monitor") \
-                and not cur.get("pid"):
+        if not until_gone and cur.get("status") == "stopped" \
+                and cur.get("monitor") == st.get("monitor") and not cur.get("pid"):
             break
         time.sleep(0.01)
 
@@ -436,10 +445,11 @@ def remove(name: str, force: bool = False) -> None:
 
     d = jaildef.load(name)
     st = status(name)
-    if not JAIL.delete.allows(st["status"]):
-        if not force:
-            JAIL.delete.check(name, st)
-        stop(name, timeout=0)
+    if not force:
+        JAIL.delete.check(name, st)
+    if not JAIL.delete.allows(st["status"]) or (st["status"] == "stopped"
+                                                and state.monitor_alive(st)):
+        stop(name, timeout=0)  # (also a restart its monitor is waiting to make)
     sdir = jaildef.jail_state_dir(name)
     with state.Lock(sdir):
         _undo_leftovers(name, state.read(sdir))
