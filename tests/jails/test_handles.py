@@ -6,32 +6,21 @@ from __future__ import annotations
 
 import json
 import subprocess
-import tempfile
 
 import pytest
 
-from tests.conftest import JAILER
 from tests.jails.conftest import wait_for
-from tests.oci.conftest import bundle, oci_root  # noqa: F401 - fixtures used below
+from tests.oci.conftest import bundle, oci_root, run_jailer  # noqa: F401 - fixtures below
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture
 def run(jail_env):
-    """``jailer ARGS`` in the jails' env, stdio to files (a created container keeps the
-    runtime's stdio, so a pipe would not see EOF)."""
+    """``jailer ARGS`` in the jails' env (stdio to files, as the OCI tests run it)."""
 
     def go(*args: str, check: bool = False) -> subprocess.CompletedProcess:
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            r = subprocess.run([JAILER, *args], env=jail_env, stdout=out, stderr=err,
-                               stdin=subprocess.DEVNULL, timeout=60)
-            out.seek(0)
-            err.seek(0)
-            r.stdout, r.stderr = out.read().decode(), err.read().decode()
-        if check and r.returncode != 0:
-            raise AssertionError(f"jailer {' '.join(args)} -> {r.returncode}: {r.stderr}")
-        return r
+        return run_jailer(list(args), check=check, env=jail_env)
 
     return go
 
