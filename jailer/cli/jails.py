@@ -2,53 +2,24 @@
 the verbs they share with OCI containers (runc's forms: create --bundle, start, state, kill,
 delete, exec, list, ps, pause, resume, update).
 
-Each command is a thin shell over ``jailer.objects.lifecycle`` (jails) or
-``jailer.objects.containers`` (OCI
-containers), chosen by what the name is; errors print one line and exit 1 (as runc does),
-except ``exec``, which exits with the command's own status.
+The shared verbs are one call on ``jailer.objects.handles.open(NAME)``, whatever NAME is;
+the jail-only ones call ``jailer.objects.lifecycle``. Errors print one line and exit 1 (as
+runc does), except ``exec``, which exits with the command's own status.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import click
 
 from jailer.cli.common import fail, guard, run_options
 from jailer.core.errors import JailerError
-from jailer.objects import lifecycle
+from jailer.objects import handles, lifecycle
 
 NOT_FOR_JAILS = ("timeout", "keep", "tty", "no_tty", "stats", "hostname", "bundle", "detach",
                  "pid_file", "console_socket")
-
-
-def kind_of(name: str) -> str | None:
-    """"jail" (a definition exists), "container" (OCI state exists) or None."""
-    from jailer.frontends import jaildef
-    from jailer.objects import containers, state
-
-    if jaildef.NAME_RE.match(name or "") and os.path.exists(jaildef.definition_path(name)):
-        return "jail"
-    if state.valid_id(name) and os.path.isfile(
-            os.path.join(containers.container_dir(name), "state.json")):
-        return "container"
-    return None
-
-
-def _container_or_jail(name: str) -> str:
-    """Like kind_of, but a name that is neither gets the jail wording (permission denied for
-    root's jails seen by a user) or runc's "container does not exist"."""
-    kind = kind_of(name)
-    if kind is None:
-        from jailer.frontends import jaildef
-
-        err = jaildef.not_found(name)
-        if err.errno == 13:
-            fail(str(err), 1)
-        fail("container does not exist", 1)
-    return kind
 
 
 def _opts(opts: dict) -> dict:
@@ -120,13 +91,8 @@ def create(name: str, cmd: tuple[str, ...], image: str | None, rootfs: str | Non
 def start(names: tuple[str, ...]) -> None:
     """Start jails (detached; the console is kept by a small monitor process) or created
     OCI containers."""
-    from jailer.objects import containers
-
     for name in names:
-        if _container_or_jail(name) == "container":
-            guard(containers.start, name)
-        else:
-            guard(lifecycle.start, name)
+        guard(guard(handles.open, name).start)
 
 
 @click.command()
@@ -168,36 +134,21 @@ def parse_signal(text: str) -> int:
 @click.argument("signal", default="TERM")
 def kill(name: str, signal: str, all_: bool) -> None:
     """Send SIGNAL (name or number, default TERM) to the jail's or container's command."""
-    from jailer.objects import containers
-
-    if _container_or_jail(name) == "container":
-        guard(containers.kill, name, parse_signal(signal), all_)
-    else:
-        guard(lifecycle.kill, name, parse_signal(signal), all_)
+    guard(guard(handles.open, name).kill, parse_signal(signal), all_)
 
 
 @click.command()
 @click.argument("name")
 def pause(name: str) -> None:
     """Freeze every process of the jail or container (cgroup freezer)."""
-    from jailer.objects import containers
-
-    if _container_or_jail(name) == "container":
-        guard(containers.pause, name)
-    else:
-        guard(lifecycle.pause, name)
+    guard(guard(handles.open, name).pause)
 
 
 @click.command()
 @click.argument("name")
 def resume(name: str) -> None:
     """Thaw a paused jail or container."""
-    from jailer.objects import containers
-
-    if _container_or_jail(name) == "container":
-        guard(containers.resume, name)
-    else:
-        guard(lifecycle.resume, name)
+    guard(guard(handles.open, name).resume)
 
 
 @click.command(name="rm")
@@ -217,13 +168,8 @@ def delete(names: tuple[str, ...], force: bool) -> None:
 
 
 def _delete(names: tuple[str, ...], force: bool) -> None:
-    from jailer.objects import containers
-
     for name in names:
-        if _container_or_jail(name) == "container":
-            guard(containers.delete, name, force)
-        else:
-            guard(lifecycle.remove, name, force)
+        guard(guard(handles.open, name).remove, force)
 
 
 @click.command()
@@ -250,59 +196,8 @@ def update(name: str, resources: str | None, pids_limit: str | None, cpu_quota: 
     container's (runc update)."""
     limits["pids"] = limits.get("pids") or pids_limit
     limits["io_weight"] = limits.get("io_weight") or blkio_weight
-    if _container_or_jail(name) == "jail":
-        if resources or cpu_quota or cpu_period or cpu_share or cpuset_mems:
-            fail("update: for a jail use --memory, --cpus, --cpu-weight, --cpuset-cpus, "
-                  "--pids, --io-weight", 1)
-        guard(lifecycle.update, name, limits)
-        return
-    from jailer.objects import containers
-
-    guard(containers.update, name, _oci_limits(resources, limits, cpu_quota, cpu_period,
-                                                 cpu_share, cpuset_mems))
-
-
-def _oci_limits(resources: str | None, limits: dict, quota, period, shares, mems):
-    """runc update's flags and -r JSON -> cgroups.Limits."""
-    import cgroups
-    from jailer.frontends import ociconfig as oci
-
-    given = {k: v for k, v in limits.items() if v}
-    try:
-        out = cgroups.limits_from_options(**given) if given else cgroups.Limits()
-    except cgroups.CgroupError as e:
-        fail(str(e), 1)
-    if resources:
-        from jailer.objects.containers import read_json
-
-        try:
-            raw = read_json(resources)
-        except (OSError, ValueError) as e:
-            fail(f"update: --resources {resources}: {e}", 1)
-        try:
-            extra = oci.limits_from_resources(raw)
-        except JailerError as e:
-            fail(str(e), 1)
-        if extra.devices is not None:  # runc applies them; here they stay as created
-            sys.stderr.write("jailer: update: linux.resources.devices is ignored: the device "
-                             "cgroup is set when the container starts\n")
-            extra.devices = None
-        for k in extra.__slots__:
-            if getattr(extra, k) is not None:
-                setattr(out, k, getattr(extra, k))
-    for flag, field, value in (("--cpu-quota", "cpu_quota", quota),
-                               ("--cpu-period", "cpu_period", period)):
-        if value is not None:
-            if not str(value).lstrip("-").isdigit():
-                fail(f"update: {flag} {value!r}: not a number", 1)
-            setattr(out, field, int(value))
-    if shares is not None:
-        if not str(shares).isdigit():
-            fail(f"update: --cpu-share {shares!r}: not a number", 1)
-        out.cpu_weight = 1 + ((int(shares) - 2) * 9999) // 262142
-    if mems:
-        out.cpuset_mems = mems
-    return out
+    guard(guard(handles.open, name).update, limits, resources=resources, cpu_quota=cpu_quota,
+          cpu_period=cpu_period, cpu_share=cpu_share, cpuset_mems=cpuset_mems)
 
 
 @click.command(name="exec", context_settings={"allow_interspersed_args": False})
@@ -331,19 +226,13 @@ def exec_(name: str, cmd: tuple[str, ...], tty: bool | None, no_tty: bool,
           apparmor: str | None) -> None:
     """Run CMD inside the running jail or container NAME (every namespace, its cgroup, its
     policy)."""
+    h = guard(handles.open, name)
+    o = handles.ExecOptions(tty=tty, no_tty=no_tty, env=list(env), workdir=workdir, user=user,
+                            process=process, detach=detach, pid_file=pid_file,
+                            console_socket=console_socket, cap_add=list(cap),
+                            no_new_privs=no_new_privs)
     try:
-        if _container_or_jail(name) == "container":
-            from jailer.objects import containers
-
-            code = containers.exec_process(
-                name, list(cmd), process=process, detach=detach, tty=bool(tty),
-                pid_file=pid_file, console_socket=console_socket, env=list(env),
-                cwd=workdir, user=user, cap_add=list(cap), no_new_privs=no_new_privs)
-        else:
-            if not cmd:
-                fail("exec: give a command to run", 2)
-            code = lifecycle.exec_in(name, list(cmd), tty=False if no_tty else tty,
-                                     env=list(env), workdir=workdir, user=user)
+        code = h.exec(list(cmd), o)
     except JailerError as e:
         fail(str(e), e.exit_code)
     sys.exit(code)
@@ -418,21 +307,14 @@ def _uptime(s: float | None) -> str:
 def list_(as_json: bool, fmt: str, quiet: bool) -> None:
     """List jails (like jls: name, state, pid, ip, hostname, memory, uptime) and OCI
     containers."""
-    from jailer.objects import containers
-
-    rows = guard(lifecycle.listing)
-    oci = [containers.oci_state(guard(containers.load, c)) for c in containers.ids()]
+    listed = guard(handles.listing)
     if fmt == "json":  # runc's list --format json
-        out = [{"ociVersion": containers.OCI_VERSION, "id": r["name"], "pid": r["pid"],
-                "status": r["status"], "bundle": "", "rootfs": r.get("image", ""),
-                "created": "", "owner": r.get("owner", "")} for r in rows]
-        click.echo(json.dumps(out + oci))
+        click.echo(json.dumps([e.oci for e in listed]))
         return
     if as_json:
-        click.echo(json.dumps(rows, indent=1))
+        click.echo(json.dumps([e.row for e in listed if e.jail], indent=1))
         return
-    rows += [{"name": c["id"], "status": c["status"], "pid": c["pid"], "ip": "",
-              "hostname": "(oci)", "memory": None, "uptime": None} for c in oci]
+    rows = [e.row for e in listed]
     if quiet:
         for r in rows:
             click.echo(r["name"])
@@ -453,40 +335,25 @@ def list_(as_json: bool, fmt: str, quiet: bool) -> None:
 @click.argument("ps_args", nargs=-1, type=click.UNPROCESSED)
 def ps(name: str, as_json: bool, fmt: str, ps_args: tuple[str, ...]) -> None:
     """The processes of a jail or container: host pid, pid inside, uid inside, command."""
-    if _container_or_jail(name) == "container":
-        from jailer.objects import containers
-
-        pids = guard(containers.processes, name)
-        if fmt == "json" or as_json:
-            click.echo(json.dumps(pids))
-            return
-        click.echo(f"{'PID':>7} COMMAND")
-        for pid in pids:
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-            except OSError:
-                continue
-            click.echo(f"{pid:>7} {cmd}")
-        return
-    rows = guard(lifecycle.processes, name)
+    h = guard(handles.open, name)
+    rows = guard(h.processes)
     if fmt == "json":
         click.echo(json.dumps([r["pid"] for r in rows]))
         return
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
-    click.echo(f"{'PID':>7} {'JAILPID':>7} {'UID':>5} S COMMAND")
+    click.echo(" ".join(format(head, spec) for _key, head, spec in h.PS_COLUMNS))
     for r in rows:
-        click.echo(f"{r['pid']:>7} {r['nspid']:>7} {r['uid']:>5} {r['state']} {r['command']}")
+        click.echo(" ".join(format(r[key], spec) for key, _head, spec in h.PS_COLUMNS))
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True)
 @click.argument("name")
 def stats(name: str, as_json: bool) -> None:
-    """The jail's resource usage (cgroup counters)."""
-    st = guard(lifecycle.stats, name)
+    """The resource usage (cgroup counters) of a jail or container."""
+    st = guard(guard(handles.open, name).stats)
     if as_json:
         click.echo(json.dumps(st, indent=1))
         return

@@ -11,24 +11,15 @@ import time
 import click
 
 from jailer.cli.common import fail, guard
-from jailer.cli.jails import _container_or_jail
+from jailer.core.errors import JailerError
+from jailer.objects import handles
 
 
 @click.command()
 @click.argument("name")
 def state(name: str) -> None:
     """The OCI state of a container or jail (runtime-spec runtime.md) as JSON."""
-    from jailer.objects import containers, lifecycle
-
-    if _container_or_jail(name) == "container":
-        st = containers.oci_state(guard(containers.load, name))
-    else:
-        js = guard(lifecycle.status, name)
-        st = {"ociVersion": containers.OCI_VERSION, "id": name,
-              "pid": js.get("pid", 0) if js["status"] != "stopped" else 0,
-              "status": js["status"] if js["status"] != "creating" else "creating",
-              "bundle": "", "rootfs": "", "created": "", "owner": js.get("owner", "")}
-    click.echo(json.dumps(st, indent=2))
+    click.echo(json.dumps(guard(guard(handles.open, name).state), indent=2))
 
 
 @click.command()
@@ -38,22 +29,18 @@ def state(name: str) -> None:
 @click.argument("name")
 def events(name: str, once: bool, interval: str) -> None:
     """Stats (and OOM) events of a container as JSON lines, until it stops (runc events)."""
-    from jailer.objects import containers, lifecycle
-
     seconds = _duration(interval)
-    kind = _container_or_jail(name)
-
-    def stats() -> dict:
-        return (guard(containers.stats, name) if kind == "container"
-                else guard(lifecycle.stats, name))
+    h = guard(handles.open, name)
 
     def alive() -> bool:
-        st = containers.load(name) if kind == "container" else lifecycle.status(name)
-        return st["status"] in ("running", "paused", "created")
+        try:
+            return h.status()["status"] in ("running", "paused", "created")
+        except JailerError:  # deleted meanwhile
+            return False
 
     oom = None
     while True:
-        data = stats()
+        data = guard(h.stats)
         if oom is not None and (data.get("oom_kill") or 0) > oom:
             click.echo(json.dumps({"type": "oom", "id": name}))
         oom = data.get("oom_kill") or 0

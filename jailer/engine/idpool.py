@@ -11,31 +11,33 @@ from __future__ import annotations
 import fcntl
 import os
 
+from jailer.kernel.proc import start_time
+
 POOL_START = 1_000_000_000  # far above any distribution's users and /etc/subuid ranges
 RANGE = 65536
 SLOTS = 40_000  # POOL_START + SLOTS * RANGE stays below 2**32 - 1
 
 
-def _starttime(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        return None
-
-
 def process_owner(pid: int | None = None) -> str:
     """An owner string naming a process by pid and start time (immune to pid reuse)."""
     pid = pid or os.getpid()
-    return f"pid:{pid}:{_starttime(pid)}"
+    return f"pid:{pid}:{start_time(pid)}"
+
+
+def owner_process(owner: str) -> tuple[int, str | None]:
+    """The (pid, start time) an owner string names; (0, None) for any other owner."""
+    kind, _, rest = (owner or "").partition(":")
+    if kind != "pid":
+        return 0, None
+    pid, _, start = rest.partition(":")
+    return (int(pid), start) if pid.isdigit() else (0, None)
 
 
 def owner_alive(owner: str) -> bool:
-    kind, _, rest = owner.partition(":")
-    if kind != "pid":
+    if not owner.startswith("pid:"):
         return True  # owned by something persistent (a named jail): only explicit release
-    pid, _, start = rest.partition(":")
-    return _starttime(int(pid)) == start
+    pid, start = owner_process(owner)
+    return pid > 0 and start_time(pid) == start
 
 
 class IdPool:

@@ -38,6 +38,7 @@ from jailer.core.errors import (
 )
 from jailer.core.spec import Spec
 from jailer.engine.mounts import Mounter, host_plan, ns_plan, oci_host_plan, oci_ns_plan
+from jailer.kernel import proc
 from jailer.kernel import syscalls as S
 from jailer.policy import caps as C
 
@@ -316,10 +317,7 @@ class Launch:
         if not self.pid:
             self._pending.append(signum)
             return
-        try:
-            os.kill(self.pid, signum)
-        except ProcessLookupError:
-            pass
+        proc.kill(self.pid, signum)
 
     def _spawn(self) -> None:
         spec = self.spec
@@ -824,10 +822,7 @@ def _report(w_up: int, stage: str, exc: BaseException, exec_path: str = "") -> N
 
 
 def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    proc.kill(pid, signal.SIGKILL)
 
 
 def _reap(pid: int) -> None:

@@ -19,6 +19,7 @@ import time
 
 from jailer.core.errors import JailerError
 from jailer.engine.idpool import POOL_START, RANGE, SLOTS
+from jailer.kernel import proc
 
 SUBUID, SUBGID = "/etc/subuid", "/etc/subgid"
 FIRST = 100_000  # where shadow's useradd starts (SUB_UID_MIN) too
@@ -208,14 +209,6 @@ class _Locked:
         os.close(self.fd)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 def _shadow_lock(path: str) -> None:
@@ -241,7 +234,7 @@ def _shadow_lock(path: str) -> None:
                     holder = int(f.read().strip() or 0)
             except (FileNotFoundError, ValueError):
                 holder = -1
-            if holder == 0 or (holder > 0 and not _alive(holder)):
+            if holder == 0 or (holder > 0 and not proc.exists(holder)):
                 try:
                     os.unlink(lock)  # stale: its owner died
                 except FileNotFoundError:

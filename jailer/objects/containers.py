@@ -1,4 +1,6 @@
-"""OCI containers (runtime-spec runtime.md): create, start, state, kill, delete, exec, run.
+"""What only OCI containers (runtime-spec runtime.md) do: create, start, delete, run, their
+hooks, the spec of an exec and its detached form, runc update's limits. The verbs they share
+with named jails (kill, pause, ps, exec, state, ...) are ``jailer.objects.handles``'.
 
 Same engine as named jails: a bundle's config.json becomes a ``Spec``
 (``jailer.frontends.ociconfig``) and starts through ``Launch``; state lives beside the
@@ -18,7 +20,9 @@ import time
 
 from jailer.core.errors import JailerError
 from jailer.frontends import jaildef
+from jailer.kernel import proc
 from jailer.objects import state
+from jailer.objects.status import CONTAINER
 
 OCI_VERSION = "1.0.2"
 
@@ -57,7 +61,7 @@ def run_hooks(hooks: list, payload: bytes, phase: str, *, warn_only: bool = Fals
         try:
             done = select.select([pidfd], [], [], hook.timeout)[0] if hook.timeout else [1]
             if not done:
-                os.kill(pid, signal.SIGKILL)
+                proc.kill(pid, signal.SIGKILL)
             _, status = os.waitpid(pid, 0)
         finally:
             os.close(pidfd)
@@ -77,7 +81,7 @@ def create(cid: str, bundle: str, *, pid_file: str | None = None,
            console_socket: str | None = None, start_now: bool = False,
            masters: list | None = None) -> dict:
     """Set the container up to the point of exec; leave it 'created'."""
-    from jailer.engine.idpool import _starttime, process_owner
+    from jailer.engine.idpool import process_owner
     from jailer.engine.launcher import Launch
     from jailer.frontends.ociconfig import load_bundle
 
@@ -105,7 +109,7 @@ def create(cid: str, bundle: str, *, pid_file: str | None = None,
         st = {"id": cid, "name": cid, "kind": "container", "status": "creating", "pid": 0,
               "bundle": bundle, "rootfs": spec.rootfs, "annotations": spec.annotations,
               "created": _now_iso(), "owner": "", "monitor": process_owner(),
-              "boot_id": state.boot_id(), "ociVersion": raw.get("ociVersion", OCI_VERSION)}
+              "boot_id": proc.boot_id(), "ociVersion": raw.get("ociVersion", OCI_VERSION)}
         state.write(cdir, st)
         fifo = os.path.join(cdir, "exec.fifo")
         os.mkfifo(fifo, 0o622)
@@ -140,9 +144,9 @@ def create(cid: str, bundle: str, *, pid_file: str | None = None,
             os.close(fd)
         launch.cgroup_fds = []
         cg = launch.cg
-        st.update(status="created", pid=pid, pid_start=_starttime(pid),
+        st.update(status="created", pid=pid, pid_start=proc.start_time(pid),
                   cgroup=cg.name if cg is not None else "", cgroup_root=launch.cgroup_root,
-                  freezer=_freezer(cg), start_id=spec.id)
+                  freezer=state.freezer_file(cg), start_id=spec.id)
         st["hooks"] = {k: [{"path": h.path, "args": h.args, "env": h.env,
                             "timeout": h.timeout} for h in v]
                        for k, v in spec.hooks.items() if k in ("poststart", "poststop")}
@@ -155,7 +159,7 @@ def create(cid: str, bundle: str, *, pid_file: str | None = None,
         if not made_ok:
             if launch is not None:
                 if launch.pid:
-                    _kill(launch.pid)
+                    proc.kill(launch.pid, 9)
                 launch.cleanup()
             from jailer.kernel.fsutil import remove_tree
 
@@ -203,15 +207,6 @@ def _now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
 
 
-def _freezer(cg) -> str:
-    if cg is None:
-        return ""
-    paths = getattr(cg, "paths", None)
-    if paths:
-        return os.path.join(paths["freezer"], "freezer.state") if "freezer" in paths else ""
-    return os.path.join(cg.path, "cgroup.freeze")
-
-
 def _write_pid_file(path: str, pid: int) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
@@ -241,13 +236,6 @@ def _send_console(master: int, path: str | None, size: tuple | None) -> None:
         os.close(master)
 
 
-def _kill(pid: int, sig: int = 9) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
 # ── state ─────────────────────────────────────────────────────────────────────────────────
 def load(cid: str) -> dict:
     cdir = container_dir(cid)
@@ -258,18 +246,6 @@ def load(cid: str) -> dict:
     if st["status"] == "created" and not os.path.exists(os.path.join(cdir, "exec.fifo")):
         st["status"] = "running"  # started by a start that died before saying so
     return st
-
-
-def oci_state(st: dict) -> dict:
-    """runtime.md's state object (plus runc's rootfs, created, owner)."""
-    out = {"ociVersion": st.get("ociVersion", OCI_VERSION), "id": st["id"],
-           "pid": st.get("pid", 0) if st["status"] != "stopped" else 0,
-           "status": st["status"], "bundle": st.get("bundle", ""),
-           "rootfs": st.get("rootfs", ""), "created": st.get("created", ""),
-           "owner": st.get("owner", "")}
-    if st.get("annotations"):
-        out["annotations"] = st["annotations"]
-    return out
 
 
 def ids() -> list[str]:
@@ -289,10 +265,7 @@ def start(cid: str) -> None:
     import select
 
     st = load(cid)
-    if st["status"] == "stopped":
-        raise fail("cannot start a container that has stopped")
-    if st["status"] != "created":
-        raise fail("cannot start an already running container")
+    CONTAINER.start.check(cid, st)
     cdir = container_dir(cid)
     fifo = os.path.join(cdir, "exec.fifo")
     fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -300,7 +273,7 @@ def start(cid: str) -> None:
         deadline = time.monotonic() + 10
         data = b""
         while not data and time.monotonic() < deadline:
-            if not state.process_alive(st["pid"], st.get("pid_start"), st.get("boot_id")):
+            if not proc.alive(st["pid"], st.get("pid_start"), st.get("boot_id")):
                 raise fail("cannot start a container that has stopped")
             if select.select([fd], [], [], 0.05)[0]:
                 data = os.read(fd, 1)
@@ -316,27 +289,6 @@ def start(cid: str) -> None:
     run_hooks(hooks, _hook_state(cid, st, "running"), "poststart", warn_only=True)
 
 
-def kill(cid: str, sig: int, all_: bool = False) -> None:
-    st = load(cid)
-    if st["status"] == "stopped":
-        raise fail("container not running")
-    pids = [st["pid"]]
-    if all_:
-        cg = _cgroup(st)
-        pids = cg.procs() if cg is not None else pids
-    for pid in pids:
-        _kill(pid, sig)
-
-
-def _cgroup(st: dict):
-    import cgroups
-
-    if not st.get("cgroup") or not state.valid_id(st.get("id")):
-        return None
-    return cgroups.open_manager(st["cgroup"], proc_cgroup=os.path.join(
-        container_dir(st["id"]), "cgroup.parent"), parent="/" if st.get("cgroup_root") else None)
-
-
 def delete(cid: str, force: bool = False) -> None:
     from jailer.core.paths import data_dir
     from jailer.core.spec import Hook
@@ -344,20 +296,20 @@ def delete(cid: str, force: bool = False) -> None:
     from jailer.objects import gc
 
     st = load(cid)
-    if st["status"] in ("running", "paused") and not force:
-        raise fail(f"cannot delete container {cid} that is not stopped: {st['status']}")
-    cg = _cgroup(st)
+    if not force:
+        CONTAINER.delete.check(cid, st)
+    cdir = container_dir(cid)
+    cg = state.cgroup(cdir, st)
     if st["status"] != "stopped":
         if cg is not None and cg.exists():
             if st["status"] == "paused":
                 cg.thaw()
             cg.kill()
-        _kill(st["pid"])
+        proc.kill(st["pid"], 9)
         deadline = time.monotonic() + 5
-        while state.process_alive(st["pid"], st.get("pid_start"), st.get("boot_id")) \
+        while proc.alive(st["pid"], st.get("pid_start"), st.get("boot_id")) \
                 and time.monotonic() < deadline:
             time.sleep(0.01)
-    cdir = container_dir(cid)
     if state.valid_id(st.get("start_id")):
         gc.undo_start(data_dir(), st["start_id"], "", os.path.join(cdir, "cgroup.parent"))
     if cg is not None and cg.exists():  # a cgroupsPath of the config's own naming:
@@ -367,52 +319,6 @@ def delete(cid: str, force: bool = False) -> None:
     hooks = [Hook(**h) for h in st.get("hooks", {}).get("poststop", [])]
     run_hooks(hooks, _hook_state(cid, st, "stopped"), "poststop", warn_only=True)
     remove_tree(cdir)
-
-
-def pause(cid: str) -> None:
-    st = load(cid)
-    if st["status"] != "running":
-        raise fail("container not running")
-    cg = _cgroup(st)
-    if cg is None:
-        raise fail("container has no cgroup: cannot pause")
-    cg.freeze()
-
-
-def resume(cid: str) -> None:
-    st = load(cid)
-    if st["status"] != "paused":
-        raise fail("container not paused")
-    _cgroup(st).thaw()
-
-
-def processes(cid: str) -> list[int]:
-    st = load(cid)
-    cg = _cgroup(st)
-    if cg is None:
-        return [st["pid"]] if st["status"] != "stopped" else []
-    return cg.procs()
-
-
-def update(cid: str, limits) -> None:
-    import cgroups
-
-    st = load(cid)
-    cg = _cgroup(st)
-    if cg is None:
-        raise fail("container has no cgroup")
-    try:
-        cg.update(limits)
-    except cgroups.CgroupError as e:
-        raise fail(str(e)) from None
-
-
-def stats(cid: str) -> dict:
-    st = load(cid)
-    cg = _cgroup(st)
-    return cg.stats().as_dict() if cg is not None else {}
-
-
 
 
 # ── exec ──────────────────────────────────────────────────────────────────────────────────
@@ -426,58 +332,52 @@ def read_json(path: str):
         return json.load(f)
 
 
-def _apply_process(spec, proc: dict) -> None:
+def _apply_process(spec, obj: dict) -> None:
     """An OCI process object (exec --process FILE) over the container's spec."""
     from jailer.policy import caps as C
 
-    if not isinstance(proc.get("args"), list) or not proc["args"]:
+    if not isinstance(obj.get("args"), list) or not obj["args"]:
         raise fail("process: args must not be empty")
-    spec.args = [str(a) for a in proc["args"]]
-    spec.env = [str(e) for e in proc.get("env", [])]
-    spec.cwd = proc.get("cwd") or "/"
-    user = proc.get("user") or {}
+    spec.args = [str(a) for a in obj["args"]]
+    spec.env = [str(e) for e in obj.get("env", [])]
+    spec.cwd = obj.get("cwd") or "/"
+    user = obj.get("user") or {}
     spec.uid, spec.gid = int(user.get("uid", 0)), int(user.get("gid", 0))
     spec.groups = [int(g) for g in user.get("additionalGids") or []]
     spec.umask = user.get("umask")
-    spec.tty = bool(proc.get("terminal"))
-    spec.no_new_privs = bool(proc.get("noNewPrivileges"))
-    if "capabilities" in proc:
+    spec.tty = bool(obj.get("terminal"))
+    spec.no_new_privs = bool(obj.get("noNewPrivileges"))
+    if "capabilities" in obj:
         try:
             spec.cap_sets = {k: frozenset(C.normalize(n) for n in v or [])
-                             for k, v in proc["capabilities"].items()}
+                             for k, v in obj["capabilities"].items()}
         except C.CapError as e:
             raise fail(str(e)) from None
         spec.caps = spec.cap_sets.get("bounding", frozenset())
-    if proc.get("consoleSize"):
-        spec.console_size = (proc["consoleSize"].get("height", 0),
-                             proc["consoleSize"].get("width", 0))
+    if obj.get("consoleSize"):
+        spec.console_size = (obj["consoleSize"].get("height", 0),
+                             obj["consoleSize"].get("width", 0))
 
 
-def exec_process(cid: str, args: list[str], *, process: str | None = None,
-                 detach: bool = False, tty: bool = False, pid_file: str | None = None,
-                 console_socket: str | None = None, env: list[str] = (),
-                 cwd: str | None = None, user: str | None = None,
-                 cap_add: list[str] = (), no_new_privs: bool = False) -> int:
-    """runc exec: one more process in the container; its exit status, or 0 with --detach."""
+def exec_spec(st: dict, cid: str, args: list[str], *, process: str | None = None,
+              detach: bool = False, tty: bool = False, console_socket: str | None = None,
+              env: list[str] = (), cwd: str | None = None, user: str | None = None,
+              cap_add: list[str] = (), no_new_privs: bool = False):
+    """runc exec's Spec: the bundle's process, or ``process`` (a JSON file), or ``args``,
+    with the flags' changes."""
     from jailer.core.spec import merge_env
-    from jailer.engine.launcher import Join
     from jailer.frontends.ociconfig import load_bundle
     from jailer.policy import caps as C
 
-    st = load(cid)
-    if st["status"] == "paused":
-        raise fail("cannot exec in a paused container")
-    if st["status"] not in ("running", "created"):
-        raise fail("cannot exec in a stopped container")
     spec, _raw = load_bundle(st["bundle"], cid, warn=warn)
     if process:
         try:
-            proc = read_json(process)
+            obj = read_json(process)
         except (OSError, ValueError) as e:
             raise fail(f"process {process}: {e}") from None
-        if not isinstance(proc, dict):
+        if not isinstance(obj, dict):
             raise fail(f"process {process}: not a JSON object")
-        _apply_process(spec, proc)
+        _apply_process(spec, obj)
     else:
         if not args:
             raise fail("exec: give a command or --process FILE")
@@ -501,10 +401,11 @@ def exec_process(cid: str, args: list[str], *, process: str | None = None,
         spec.cap_sets = sets
     if spec.tty and detach and not console_socket:
         raise fail("cannot allocate tty if runc will detach without setting console socket")
-    cg = _cgroup(st)
-    j = Join(spec, st["pid"], cg.procs_paths if cg is not None else [])
-    if not detach:
-        return j.run().returncode
+    return spec
+
+
+def exec_detached(j, *, pid_file: str | None = None, console_socket: str | None = None) -> int:
+    """runc exec --detach: start the Join ``j`` and leave it to the caller (conmon)."""
     j.subreaper = False  # the caller (conmon) reaps it
     j.relay_stdio = False  # its stdio is the caller's to give: conmon's pipes
     try:
@@ -514,10 +415,51 @@ def exec_process(cid: str, args: list[str], *, process: str | None = None,
         j.cleanup()
     master = getattr(j, "_master", -1)
     if master >= 0:
-        _send_console(master, console_socket, spec.console_size)
+        _send_console(master, console_socket, j.spec.console_size)
     if pid_file:
         _write_pid_file(pid_file, j.pid)
     return 0
+
+
+def runc_limits(limits: dict, *, resources: str | None = None, cpu_quota=None,
+                cpu_period=None, cpu_share=None, cpuset_mems=None):
+    """runc update's flags and -r JSON -> cgroups.Limits."""
+    import sys
+
+    import cgroups
+    from jailer.frontends import ociconfig as oci
+
+    given = {k: v for k, v in limits.items() if v}
+    try:
+        out = cgroups.limits_from_options(**given) if given else cgroups.Limits()
+    except cgroups.CgroupError as e:
+        raise fail(str(e)) from None
+    if resources:
+        try:
+            raw = read_json(resources)
+        except (OSError, ValueError) as e:
+            raise fail(f"update: --resources {resources}: {e}") from None
+        extra = oci.limits_from_resources(raw)
+        if extra.devices is not None:  # runc applies them; here they stay as created
+            sys.stderr.write("jailer: update: linux.resources.devices is ignored: the device "
+                             "cgroup is set when the container starts\n")
+            extra.devices = None
+        for k in extra.__slots__:
+            if getattr(extra, k) is not None:
+                setattr(out, k, getattr(extra, k))
+    for flag, name, value in (("--cpu-quota", "cpu_quota", cpu_quota),
+                              ("--cpu-period", "cpu_period", cpu_period)):
+        if value is not None:
+            if not str(value).lstrip("-").isdigit():
+                raise fail(f"update: {flag} {value!r}: not a number")
+            setattr(out, name, int(value))
+    if cpu_share is not None:
+        if not str(cpu_share).isdigit():
+            raise fail(f"update: --cpu-share {cpu_share!r}: not a number")
+        out.cpu_weight = 1 + ((int(cpu_share) - 2) * 9999) // 262142
+    if cpuset_mems:
+        out.cpuset_mems = cpuset_mems
+    return out
 
 
 def run(cid: str, bundle: str, *, detach: bool = False, pid_file: str | None = None,

@@ -27,7 +27,7 @@ import shutil
 from jailer.core import paths
 from jailer.core.errors import JailerError
 from jailer.frontends import jaildef
-from jailer.kernel import fsutil
+from jailer.kernel import fsutil, proc
 from jailer.objects import state
 
 RANGE = 65536
@@ -449,7 +449,7 @@ def _stop_user_jail(cg, runs: list[str], uid: int) -> None:
         if not st:
             continue
         deadline = time.monotonic() + 10
-        while state.monitor_alive(st) and _process_uid(state._owner(st)[0]) == uid \
+        while state.monitor_alive(st) and _process_uid(state.monitor_pid(st)) == uid \
                 and time.monotonic() < deadline:
             time.sleep(0.02)
 
@@ -479,7 +479,7 @@ def observe_user_state(rec: dict) -> dict:
     pid = st.get("pid", 0)
     try:
         cg = cgroups.open_manager(rec["cgroup"])
-        inside = state.process_alive(pid, st.get("pid_start"), st.get("boot_id")) \
+        inside = proc.alive(pid, st.get("pid_start"), st.get("boot_id")) \
             and pid in cg.procs()
     except (cgroups.CgroupError, KeyError, OSError, ValueError):
         inside = False
@@ -506,5 +506,5 @@ def _pid_frozen(cg, pid: int) -> bool:
             continue
         if ".." in rel.split("/"):
             return False
-        return state._frozen(path)
+        return state.frozen(path)
     return False

@@ -1,4 +1,6 @@
-"""The lifecycle of named jails: create, start, stop, kill, pause, resume, update, exec, rm.
+"""What only named jails do: create (the definition), start detached, clean up after the
+exit (and restart), stop, rm, gc; and the spec of an exec. The verbs jails share with OCI
+containers (kill, pause, ps, exec, update, ...) are ``jailer.objects.handles``'.
 
 One engine: a jail's definition becomes a ``Spec`` through ``cliopts.to_spec`` (the same
 conversion as ``jailer run``) and starts through ``Launch``. A detached start works like this::
@@ -24,7 +26,9 @@ import sys
 
 from jailer.core.errors import JailerError
 from jailer.frontends import jaildef
+from jailer.kernel import proc
 from jailer.objects import state
+from jailer.objects.status import ACTIVE, JAIL
 
 STOP_TIMEOUT = 10.0
 
@@ -163,21 +167,6 @@ def status(name: str) -> dict:
     return st
 
 
-def _need_running(name: str, st: dict, verb: str) -> None:
-    if st["status"] not in ("running", "paused"):
-        raise JailerError(f"cannot {verb} jail {name}: it is not running", exit_code=1)
-
-
-def _cgroup(st: dict):
-    """The running jail's cgroup, reopened from what the start recorded."""
-    import cgroups
-
-    if not st.get("cgroup"):
-        return None
-    return cgroups.open_manager(st["cgroup"], proc_cgroup=os.path.join(
-        jaildef.jail_state_dir(st["name"]), "cgroup.parent"))
-
-
 # ── start ─────────────────────────────────────────────────────────────────────────────────
 def start(name: str) -> dict:
     """Start the jail detached; return its state once the command runs."""
@@ -186,10 +175,7 @@ def start(name: str) -> dict:
     d = jaildef.load(name)
     sdir = jaildef.jail_state_dir(name)
     with state.Lock(sdir):
-        st = status(name)
-        if st["status"] in ("running", "paused", "creating"):
-            raise JailerError(f"jail {name} is already running (pid {st.get('pid')})",
-                              exit_code=1)
+        JAIL.start.check(name, status(name))
         _undo_leftovers(name, state.read(sdir))
         spec = build_spec(d)
         if d.get("net") == "bridge" and d.get("ports"):
@@ -253,7 +239,7 @@ def _daemon(d: dict, spec, w: int) -> None:
 
 def _launch(d: dict, spec) -> list[str]:
     """Start the container (in this process, the runtime); return the monitor's argv."""
-    from jailer.engine.idpool import _starttime, process_owner
+    from jailer.engine.idpool import process_owner
     from jailer.engine.initbin import monitor_binary
     from jailer.engine.launcher import Launch
 
@@ -275,7 +261,7 @@ def _launch(d: dict, spec) -> list[str]:
                 f.write(src.read())
     monitor = monitor_binary(_data())
     st = {"name": name, "id": spec.id, "status": "creating", "pid": 0,
-          "monitor": process_owner(), "boot_id": state.boot_id(), "image": spec.image or "",
+          "monitor": process_owner(), "boot_id": proc.boot_id(), "image": spec.image or "",
           "ip": d.get("ip", ""), "hostname": spec.hostname, "net": d.get("net", "loopback"),
           "started": state.now(), "exit_code": None, "finished": None,
           "restarts": (state.read(sdir) or {}).get("restarts", 0) if _restarting() else 0,
@@ -313,8 +299,8 @@ def _launch(d: dict, spec) -> list[str]:
         state.update(sdir, status="stopped", pid=0, finished=state.now())
         raise
     cg = launch.cg
-    st.update(status="running", pid=pid, pid_start=_starttime(pid),
-              cgroup=cg.name if cg is not None else "", freezer=_freezer_file(cg),
+    st.update(status="running", pid=pid, pid_start=proc.start_time(pid),
+              cgroup=cg.name if cg is not None else "", freezer=state.freezer_file(cg),
               host_if=attached[0] if attached else "")
     state.write(sdir, st)
     argv = [monitor, "--pid", str(pid), "--dir", sdir,
@@ -342,15 +328,6 @@ def _usermode_network(d: dict, pid: int, keep_fds: list[int]) -> None:
 
 def _restarting() -> bool:
     return os.environ.get("JAILER_RESTARTING") == "1"
-
-
-def _freezer_file(cg) -> str:
-    if cg is None:
-        return ""
-    paths = getattr(cg, "paths", None)
-    if paths:  # v1
-        return os.path.join(paths["freezer"], "freezer.state") if "freezer" in paths else ""
-    return os.path.join(cg.path, "cgroup.freeze")
 
 
 # ── after the container ends (run by the monitor, in the runtime's pid) ──────────────────
@@ -404,120 +381,61 @@ def _undo_leftovers(name: str, st: dict | None) -> list[str]:
     return done
 
 
-# ── signals, stop, pause ──────────────────────────────────────────────────────────────────
-def kill(name: str, sig: int = 15, all_: bool = False) -> None:
-    st = status(name)
-    _need_running(name, st, "signal")
-    if all_:
-        cg = _cgroup(st)
-        for pid in cg.procs() if cg is not None else [st["pid"]]:
-            _signal(pid, sig)
-    else:
-        _signal(st["pid"], sig)
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
+# ── stop, rm ──────────────────────────────────────────────────────────────────────────────
 def stop(name: str, timeout: float = STOP_TIMEOUT) -> dict:
-    """SIGTERM, then SIGKILL after ``timeout`` s; wait for the clean-up; return the state."""
+    """SIGTERM, then SIGKILL after ``timeout`` s; wait for the clean-up; return the state.
+    A jail between two runs of its restart policy (its monitor waiting to start it again)
+    is stopped by cancelling that restart."""
     import select
 
     sdir = jaildef.jail_state_dir(name)
     jaildef.load(name)
     with state.Lock(sdir):
         st = status(name)
-        if st["status"] not in ("running", "paused"):
-            return st
-        state.update(sdir, stop_requested=True)
-        cg = _cgroup(st)
+        if st["status"] not in ACTIVE:
+            if st["status"] != "stopped" or not state.monitor_alive(st):
+                return st
+            state.update(sdir, stop_requested=True)  # checked before the restart
+            pending = True
+        else:
+            pending = False
+            state.update(sdir, stop_requested=True)
+        cg = state.cgroup(sdir, st)
         pid = st["pid"]
         try:
-            pidfd = os.pidfd_open(pid)
+            pidfd = os.pidfd_open(pid) if not pending else -1
         except ProcessLookupError:
             pidfd = -1
         if pidfd >= 0:
             try:
-                _signal(pid, 15)
+                proc.kill(pid, 15)
                 if st["status"] == "paused" and cg is not None:
                     cg.thaw()
                 if not select.select([pidfd], [], [], max(timeout, 0))[0]:
                     if cg is not None:
                         cg.kill()
                     else:
-                        _signal(pid, 9)
+                        proc.kill(pid, 9)
                     select.select([pidfd], [], [], 5)
             finally:
                 os.close(pidfd)
-    _wait_cleanup(name, st)
+    _wait_cleanup(name, st, until_gone=pending)
     return status(name)
 
 
-def _wait_cleanup(name: str, st: dict, timeout: float = 15.0) -> None:
-    """Wait until the monitor has finished cleaning up after the container."""
+def _wait_cleanup(name: str, st: dict, timeout: float = 15.0, *,
+                  until_gone: bool = False) -> None:
+    """Wait until the monitor has finished cleaning up after the container (``until_gone``:
+    until its process has ended)."""
     import time
 
     deadline = time.monotonic() + timeout
     while state.monitor_alive(st) and time.monotonic() < deadline:
         cur = state.read(jaildef.jail_state_dir(name)) or {}
-        if cur.get("status") == "stopped" and cur.get("monitor") == st.get("monitor") \
-                and not cur.get("pid"):
+        if not until_gone and cur.get("status") == "stopped" \
+                and cur.get("monitor") == st.get("monitor") and not cur.get("pid"):
             break
         time.sleep(0.01)
-
-
-def pause(name: str) -> None:
-    st = status(name)
-    _need_running(name, st, "pause")
-    cg = _cgroup(st)
-    if cg is None:
-        raise JailerError(f"cannot pause jail {name}: it has no cgroup (level jail without "
-                          "limits)")
-    cg.freeze()
-
-
-def resume(name: str) -> None:
-    st = status(name)
-    if st["status"] != "paused":
-        raise JailerError(f"cannot resume jail {name}: it is not paused", exit_code=1)
-    _cgroup(st).thaw()
-
-
-def update(name: str, opts: dict) -> dict:
-    """Change resource limits in the definition and, when running, live."""
-    import cgroups
-    from jailer.frontends import cliopts
-
-    given = {k: v for k, v in opts.items() if k in cliopts.RESOURCE_OPTIONS and v}
-    if not given:
-        raise JailerError("update: give at least one limit (e.g. --memory 64M)")
-    try:
-        limits = cgroups.limits_from_options(**given)
-    except cgroups.CgroupError as e:
-        raise JailerError(str(e)) from None
-    sdir = jaildef.jail_state_dir(name)
-    d = jaildef.load(name)
-    if d.get("ceiling"):
-        _check_ceiling(name, limits, d["ceiling"])
-    with state.Lock(sdir):
-        d["run"].update(given)
-        build_spec(d)
-        st = status(name)
-        if st["status"] in ("running", "paused"):
-            cg = _cgroup(st)
-            if cg is None:
-                raise JailerError(f"cannot update jail {name} while it runs: it has no "
-                                  "cgroup (restart it to apply)")
-            try:
-                cg.update(limits)
-            except cgroups.CgroupError as e:
-                raise JailerError(str(e)) from None
-        jaildef.save(d)
-    return d
 
 
 def remove(name: str, force: bool = False) -> None:
@@ -527,11 +445,11 @@ def remove(name: str, force: bool = False) -> None:
 
     d = jaildef.load(name)
     st = status(name)
-    if st["status"] in ("running", "paused", "creating"):
-        if not force:
-            raise JailerError(f"jail {name} is running: stop it first, or rm --force",
-                              exit_code=1)
-        stop(name, timeout=0)
+    if not force:
+        JAIL.delete.check(name, st)
+    if not JAIL.delete.allows(st["status"]) or (st["status"] == "stopped"
+                                                and state.monitor_alive(st)):
+        stop(name, timeout=0)  # (also a restart its monitor is waiting to make)
     sdir = jaildef.jail_state_dir(name)
     with state.Lock(sdir):
         _undo_leftovers(name, state.read(sdir))
@@ -542,114 +460,13 @@ def remove(name: str, force: bool = False) -> None:
         remove_tree(sdir)
 
 
-# ── inspection ────────────────────────────────────────────────────────────────────────────
-def listing() -> list[dict]:
-    """One entry per jail, like jls: name, state, pid, ip, hostname, memory, uptime."""
-    out = []
-    for name in jaildef.names():
-        st = status(name)
-        try:
-            d = jaildef.load(name)
-        except JailerError:
-            d = {}
-        entry = {"name": name, "status": st["status"], "pid": st.get("pid") or 0,
-                 "ip": d.get("ip", ""), "hostname": d.get("hostname", name),
-                 "image": d.get("image") or d.get("rootfs", ""), "memory": None,
-                 "uptime": None, "exit_code": st.get("exit_code"),
-                 "restarts": st.get("restarts", 0)}
-        if st["status"] in ("running", "paused"):
-            import time
-
-            entry["uptime"] = round(time.time() - st.get("started", time.time()), 1)
-            cg = _cgroup(st)
-            if cg is not None:
-                try:
-                    entry["memory"] = cg.stats().memory_current
-                except Exception:  # noqa: BLE001 - a listing must not fail on one jail
-                    pass
-        else:
-            entry["pid"] = 0
-        out.append(entry)
-    if os.geteuid() == 0:
-        out += _delegated_listing()
-    return out
-
-
-def _delegated_listing() -> list[dict]:
-    """Root's view of the jails it handed to users: their state is read from the user's run
-    dir without following anything the user controls (``delegation.observe_user_state``)."""
-    from jailer.objects import delegation
-
-    out = []
-    d = os.path.join(jaildef.system_config_dir(), "delegated")
-    for entry in sorted(os.listdir(d)) if os.path.isdir(d) else ():
-        if not entry.endswith(".toml") or entry.endswith(".orig.toml"):
-            continue
-        rec = delegation.record(entry[:-5]) or {}
-        st = delegation.observe_user_state(rec) if rec.get("cgroup") else {"status": "stopped"}
-        out.append({"name": rec.get("name", entry[:-5]), "status": st["status"],
-                    "pid": st.get("pid") or 0 if st["status"] != "stopped" else 0,
-                    "ip": "", "hostname": st.get("hostname", ""), "image": "",
-                    "memory": None, "uptime": None, "exit_code": st.get("exit_code"),
-                    "restarts": st.get("restarts", 0), "owner": rec.get("user")})
-    return out
-
-
-def processes(name: str) -> list[dict]:
-    """The jail's processes: host pid, pid inside, uid inside, command line."""
-    st = status(name)
-    _need_running(name, st, "list the processes of")
-    try:
-        ns = os.readlink(f"/proc/{st['pid']}/ns/pid")
-    except OSError:
-        return []
-    base = st.get("uid_base", 0)
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.readlink(f"/proc/{entry}/ns/pid") != ns:
-                continue
-            with open(f"/proc/{entry}/status") as f:
-                fields = dict(line.split(":", 1) for line in f if ":" in line)
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        uid = int(fields["Uid"].split()[0])
-        out.append({"pid": int(entry), "nspid": int(fields["NSpid"].split()[-1]),
-                    "uid": uid - base if base <= uid < base + 65536 else uid,
-                    "state": fields["State"].split()[0],
-                    "command": cmd or f"[{fields['Name'].strip()}]"})
-    return sorted(out, key=lambda p: p["nspid"])
-
-
-def stats(name: str) -> dict:
-    st = status(name)
-    _need_running(name, st, "read the stats of")
-    cg = _cgroup(st)
-    if cg is None:
-        raise JailerError(f"jail {name} has no cgroup: no stats")
-    return cg.stats().as_dict()
-
-
-def exec_in(name: str, cmd: list[str], *, tty: bool | None = None, env: list[str] = (),
-            workdir: str | None = None, user: str | None = None) -> int:
-    """Run CMD inside the running jail (jexec): same namespaces, cgroup, uid range, policy."""
+def exec_spec(name: str, cmd: list[str], *, tty: bool | None = None, env: list[str] = (),
+              workdir: str | None = None, user: str | None = None):
+    """The Spec of CMD run inside the jail (jexec): its definition's, with these changes."""
     from jailer.core.spec import merge_env
-    from jailer.engine.launcher import Join
     from jailer.frontends import cliopts
 
-    d = jaildef.load(name)
-    st = status(name)
-    _need_running(name, st, "exec in")
-    if st["status"] == "paused":
-        raise JailerError(f"cannot exec in jail {name}: it is paused (jailer resume {name})",
-                          exit_code=1)
-    if not cmd:
-        raise JailerError("exec: give a command to run")
-    spec = build_spec(d)
+    spec = build_spec(jaildef.load(name))
     spec.args = list(cmd)
     spec.tty = os.isatty(0) if tty is None else tty
     if user:
@@ -660,11 +477,10 @@ def exec_in(name: str, cmd: list[str], *, tty: bool | None = None, env: list[str
         spec.cwd = workdir
     extra = [e if "=" in e else f"{e}={os.environ.get(e, '')}" for e in env]
     spec.env = merge_env(spec.env, extra)
-    cg = _cgroup(st)
-    procs = cg.procs_paths if cg is not None else []
-    return Join(spec, st["pid"], procs).run().returncode
+    return spec
 
 
+# ── gc ────────────────────────────────────────────────────────────────────────────────────
 def collect() -> list[str]:
     """``jailer gc`` for jails: undo what dead runtimes/monitors left; fix the state files."""
     done = []
@@ -696,7 +512,7 @@ def collect() -> list[str]:
     return done
 
 
-def _check_ceiling(name: str, limits, ceiling: dict) -> None:
+def check_ceiling(name: str, limits, ceiling: dict) -> None:
     """A delegated jail's user may lower its limits, never raise them above root's."""
     import cgroups
 

@@ -46,6 +46,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from jailer.core.errors import JailerError
+from jailer.kernel import proc
 
 BRIDGE = "jailer0"
 SUBNET = "10.123.0.0/24"
@@ -709,7 +710,7 @@ def start_usermode(pid: int, ports: list[tuple[int, int]], exit_fd: int) -> int:
 
             def failure(what: str) -> JailerError:
                 nonlocal child
-                _kill(child)
+                proc.kill_and_reap(child)
                 child = 0
                 err.seek(0)
                 noise = ("WARNING", "child failed", "parent failed", "* ", "sent tapfd",
@@ -735,26 +736,18 @@ def start_usermode(pid: int, ports: list[tuple[int, int]], exit_fd: int) -> int:
                     raise failure(f"refused port {hp}:{jp} ({e})") from None
                 if "error" in reply:
                     desc = reply["error"].get("desc", reply["error"])
-                    _kill(child)
+                    proc.kill_and_reap(child)
                     child = 0
                     raise _fail(f"host port {hp} cannot be forwarded to the jail ({desc}): "
                                 "is it in use?")
         return child
     except BaseException:
         if child:
-            _kill(child)
+            proc.kill_and_reap(child)
         raise
     finally:
         os.close(ready_r)
         if ready_w >= 0:
             os.close(ready_w)
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-    except OSError:
-        pass
 

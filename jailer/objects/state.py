@@ -4,7 +4,8 @@ the jail's lock, and never trusted alone.
 ``observe()`` tells what is true now by checking: the recorded pid must still be the same
 process (pid + start time, same boot), else the jail has stopped whatever the file says (the
 runtime crashed, the jail was kill -9'd, or the machine rebooted). A paused jail is one whose
-freezer says so.
+freezer says so. ``cgroup()`` reopens the cgroup a start recorded; ``freezer_file()`` names
+the file ``observe`` reads for paused.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ import os
 import re
 import time
 
-STATUSES = ("creating", "created", "running", "paused", "stopped")
+from jailer.engine.idpool import owner_process
+from jailer.kernel import proc
+from jailer.objects.status import Status
+
+STATUSES = tuple(s.value for s in Status)
 # the one rule for a start's or container's id, wherever one becomes part of a path or a
 # cgroup name: no '/', not '.' or '..', nothing empty (OCI ids, our own random ids)
 _ID_RE = re.compile(r"[\w+\-.]{1,1024}")
@@ -24,27 +29,6 @@ _ID_RE = re.compile(r"[\w+\-.]{1,1024}")
 def valid_id(cid: object) -> bool:
     """Is ``cid`` an id that may name a file or cgroup (one path component, never '..')?"""
     return isinstance(cid, str) and bool(_ID_RE.fullmatch(cid)) and cid not in (".", "..")
-
-
-def boot_id() -> str:
-    with open("/proc/sys/kernel/random/boot_id") as f:
-        return f.read().strip()
-
-
-def process_alive(pid: int, start: str | None, boot: str | None) -> bool:
-    """Is ``pid`` still the process that was recorded (same start time, same boot), and not
-    a zombie waiting for its parent?"""
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 \
-            or (boot and boot != boot_id()):
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-    except OSError:
-        return False
-    if fields[0] in (b"Z", b"X"):
-        return False
-    return fields[19].decode() == start if start else True
 
 
 class Lock:
@@ -165,38 +149,58 @@ def observe(directory: str, st: dict | None = None) -> dict:
     st = dict(st if st is not None else (read(directory) or {}))
     status = st.get("status", "stopped")
     if status in ("creating", "created", "running", "paused"):
-        if not process_alive(st.get("pid", 0), st.get("pid_start"), st.get("boot_id")):
-            if status == "creating" and process_alive(*_owner(st), st.get("boot_id")):
+        if not proc.alive(st.get("pid", 0), st.get("pid_start"), st.get("boot_id")):
+            if status == "creating" and monitor_alive(st):
                 return st  # still being set up by a live runtime
             st["status"] = "stopped"
             code, when = read_exit(directory)
             if code is not None and st.get("exit_code") is None:
                 st["exit_code"], st["finished"] = code, when
         elif status in ("running", "paused") and st.get("freezer"):
-            st["status"] = "paused" if _frozen(st["freezer"]) else "running"
+            st["status"] = "paused" if frozen(st["freezer"]) else "running"
     return st
 
 
-def _owner(st: dict) -> tuple[int, str | None]:
-    kind, _, rest = (st.get("monitor") or "").partition(":")
-    if kind != "pid":
-        return 0, None
-    pid, _, start = rest.partition(":")
-    return (int(pid), start) if pid.isdigit() else (0, None)
+def monitor_pid(st: dict) -> int:
+    """The pid of the runtime or monitor the state names (0: none)."""
+    return owner_process(st.get("monitor") or "")[0]
 
 
 def monitor_alive(st: dict) -> bool:
     """Is the process that supervises (or is cleaning up after) the jail still there?"""
-    return process_alive(*_owner(st), st.get("boot_id"))
+    return proc.alive(*owner_process(st.get("monitor") or ""), st.get("boot_id"))
 
 
-def _frozen(path: str) -> bool:
+def frozen(path: str) -> bool:
+    """Does the freezer file (v1 ``freezer.state``, v2 ``cgroup.freeze``) say frozen?"""
     try:
         with open(path) as f:
             text = f.read().strip()
     except OSError:
         return False
     return text in ("FROZEN", "FREEZING", "1")
+
+
+def freezer_file(cg) -> str:
+    """The file that tells whether ``cg`` is frozen ("" without a cgroup or a freezer)."""
+    if cg is None:
+        return ""
+    paths = getattr(cg, "paths", None)
+    if paths:  # v1
+        return os.path.join(paths["freezer"], "freezer.state") if "freezer" in paths else ""
+    return os.path.join(cg.path, "cgroup.freeze")
+
+
+def cgroup(directory: str, st: dict):
+    """The cgroup the start recorded in ``st`` (None without one), reopened below the
+    cgroups that start saved in ``<directory>/cgroup.parent`` (or from the hierarchy's root
+    for an OCI cgroupsPath taken as runc takes it)."""
+    if not st.get("cgroup"):
+        return None
+    import cgroups
+
+    return cgroups.open_manager(st["cgroup"], proc_cgroup=os.path.join(
+        directory, "cgroup.parent"), parent="/" if st.get("cgroup_root") else None)
 
 
 def now() -> float:

@@ -310,3 +310,33 @@ def test_user_start_of_a_slirp_jail_without_tun_is_refused_whole(jl, as_user, se
     as_user("stop", "-t", "1", "svctun2", check=True)
     jl("undelegate", "svctun2", check=True)
     jl("rm", "svctun2", check=True)
+
+
+def test_root_removing_a_delegated_jail(jl, listing, as_user, service_user):
+    """Root's rm of a jail it delegated says so in one line and changes nothing; rm --force
+    takes it back from the user (undelegate) and removes it: nothing of it is left."""
+    pw, home, _code = service_user
+    user = pw.pw_name
+    jl("create", "svcrm", "--image", "busybox", "--memory", "32M", "--", "/bin/sh",
+       check=True)
+    jl("delegate", "svcrm", "--to", user, check=True)
+    as_user("start", "svcrm", check=True)
+    for args in (("rm", "svcrm"), ("delete", "svcrm"), ("start", "svcrm"),
+                 ("kill", "svcrm")):
+        r = jl(*args)
+        assert r.returncode == 1, (args, r.stderr)
+        assert r.stderr.strip().splitlines() == [r.stderr.strip()], r.stderr
+        assert f"jail svcrm is delegated to {user}" in r.stderr, (args, r.stderr)
+        assert "jailer undelegate svcrm" in r.stderr, r.stderr
+    assert listing()["svcrm"]["owner"] == user
+    assert _user_list(as_user)["svcrm"]["status"] == "running"  # untouched
+
+    jl("rm", "--force", "svcrm", check=True)
+    assert "svcrm" not in listing()
+    assert _user_list(as_user) == {}
+    assert not _ids_file_has(user) and not _ids_file_has(user, "/etc/subgid")
+    assert not list(home.glob(".config/jailer/jails/*"))
+    assert not list(home.glob(".local/share/jailer/jails/*"))
+    assert not list(Path("/sys/fs/cgroup").glob("*/**/jailer-d-svcrm"))
+    r = jl("rm", "--force", "svcrm")
+    assert r.returncode == 1 and "container does not exist" in r.stderr

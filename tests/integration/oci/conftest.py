@@ -49,26 +49,30 @@ def set_config(bundle: Path, **changes) -> dict:
     return cfg
 
 
+def run_jailer(args: list[str], *, check: bool = False, **kw) -> subprocess.CompletedProcess:
+    """``jailer ARGS`` with stdout and stderr to files, not pipes: a created container keeps
+    the runtime's stdio (as with runc), so a pipe would not see EOF before it ends."""
+    import tempfile
+
+    if "input" not in kw:
+        kw.setdefault("stdin", subprocess.DEVNULL)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        r = subprocess.run([JAILER, *args], stdout=out, stderr=err, text=True, timeout=60,
+                           **kw)
+        out.seek(0)
+        err.seek(0)
+        r.stdout, r.stderr = out.read().decode(), err.read().decode()
+    if check and r.returncode != 0:
+        raise AssertionError(f"jailer {' '.join(args)} -> {r.returncode}: {r.stderr}")
+    return r
+
+
 @pytest.fixture
 def oci(oci_root):
     """Run ``jailer --root ROOT ARGS``; containers left behind are force-deleted."""
 
     def run(*args: str, check: bool = False, **kw) -> subprocess.CompletedProcess:
-        # files, not pipes: a created container keeps the runtime's stdio (as with runc),
-        # so a pipe would not see EOF before the container ends
-        import tempfile
-
-        if "input" not in kw:
-            kw.setdefault("stdin", subprocess.DEVNULL)
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            r = subprocess.run([JAILER, "--root", str(oci_root), *args], stdout=out,
-                               stderr=err, text=True, timeout=60, **kw)
-            out.seek(0)
-            err.seek(0)
-            r.stdout, r.stderr = out.read().decode(), err.read().decode()
-        if check and r.returncode != 0:
-            raise AssertionError(f"jailer {' '.join(args)} -> {r.returncode}: {r.stderr}")
-        return r
+        return run_jailer(["--root", str(oci_root), *args], check=check, **kw)
 
     yield run
     for entry in os.listdir(oci_root):

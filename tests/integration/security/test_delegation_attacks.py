@@ -365,9 +365,9 @@ def test_tampered_delegated_state_does_not_hang_or_fool_root(jl, listing, as_use
     with pytest.raises(subprocess.TimeoutExpired):
         subprocess.run(["cat", str(control)], timeout=1, capture_output=True)
     if trap == "pid-1":
-        from jailer.objects import state
+        from jailer.kernel import proc
 
-        assert state.process_alive(1, None, None)  # what the old list believed
+        assert proc.alive(1, None, None)  # what the old list believed
 
     t0 = time.monotonic()
     entry = listing()[name]

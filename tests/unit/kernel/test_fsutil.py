@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from jailer.kernel import fsutil
+from jailer.kernel import fsutil, proc
 from jailer.objects import state
 
 
@@ -210,7 +210,7 @@ def test_untrusted_state_keeps_no_paths():
     st = state.untrusted({"id": "../../x", "pid": "1/../../tmp/fifo", "freezer": "/tmp/fifo",
                           "cgroup": "../../..", "status": "running", "monitor": "pid:x:y"})
     assert st == {"status": "running", "monitor": "pid:x:y"}
-    assert not state.process_alive("1/../self", None, None)
+    assert not proc.alive("1/../self", None, None)
     assert not state.monitor_alive(st)
 
 
