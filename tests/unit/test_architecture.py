@@ -240,8 +240,6 @@ def test_libraries_never_import_jailer(tree):
     assert not bad, "cgroups/images import jailer:\n  " + "\n  ".join(bad)
 
 
-@pytest.mark.xfail(strict=True, reason="h-tests branch only: {cliopts, ociconfig, "
-                   "containers} and {delegation, lifecycle} (issue 13 is being done)")
 def test_no_import_circles(tree):
     circles = tree.circles()
     assert not circles, "import circles:\n  " + "\n  ".join(" <-> ".join(c) for c in circles)
