@@ -22,12 +22,11 @@ jail handed to a user), ``run/NAME/`` (state.json, lock, console.sock, exit),
 from __future__ import annotations
 
 import os
-import re
 
 from jailer.core import paths
 from jailer.core.errors import JailerError
+from jailer.core.ids import NAME_RE
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 NET_MODES = ("none", "loopback", "bridge", "slirp")
 RESTART = ("no", "on-failure", "always")
 DEFAULT_COMMAND = ["/bin/sh", "-c", "sleep infinity"]

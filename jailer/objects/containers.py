@@ -17,6 +17,7 @@ import os
 import time
 
 from jailer.core.errors import JailerError
+from jailer.core.ids import valid_id
 from jailer.frontends import jaildef
 from jailer.objects import state
 
@@ -32,7 +33,7 @@ def container_dir(cid: str) -> str:
 
 
 def _check_id(cid: str) -> None:
-    if not state.valid_id(cid):
+    if not valid_id(cid):
         raise fail("invalid container ID format")
 
 

@@ -49,6 +49,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from jailer.core import ids
 from jailer.core.errors import JailerError
 
 BRIDGE = "jailer0"
@@ -56,7 +57,6 @@ SUBNET = "10.123.0.0/24"
 NFT_TABLE = "jailer"
 
 _VETH_RE = re.compile(r"^jl[0-9a-f]{10}$")
-_JAIL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _RULE_RE = re.compile(r"^jailer:(\S+) (\d+):(\d+)$")
 _GUARD = "jailer-guard "
 _BRIDGE_ALIAS = "jailer bridge"
@@ -148,7 +148,7 @@ def host_ifname(jail: str) -> str:
 
 
 def _check_jail(jail: str) -> None:
-    if not _JAIL_RE.match(jail or ""):
+    if not ids.NAME_RE.match(jail or ""):
         raise _fail(f"jail name {jail!r} is not valid (letters, digits, '_', '.', '-')")
 
 
@@ -368,7 +368,7 @@ def detach(jail: str) -> None:
     except NetlinkError as e:
         raise _nlerr(f"removing network link {host} of jail {jail}", e) from None
     finally:
-        if _JAIL_RE.match(jail):
+        if ids.NAME_RE.match(jail):
             unpublish(jail)
 
 
