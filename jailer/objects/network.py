@@ -51,6 +51,7 @@ from typing import Any
 
 from jailer.core import ids
 from jailer.core.errors import JailerError
+from jailer.kernel import fsutil
 
 BRIDGE = "jailer0"
 SUBNET = "10.123.0.0/24"
@@ -752,7 +753,7 @@ def start_usermode(pid: int, ports: list[tuple[int, int]], exit_fd: int) -> int:
         os.close(ready_r)
         if ready_w >= 0:
             os.close(ready_w)
-        shutil.rmtree(tmp, ignore_errors=True)
+        fsutil.remove_tree(tmp, ignore_errors=True)
 
 
 def _kill(pid: int) -> None:

@@ -223,6 +223,19 @@ def test_remove_tree_of_read_only_dirs_of_our_own(tmp_path):
     assert not (tmp_path / "t").exists()
 
 
+def test_remove_tree_ignore_errors(tmp_path):
+    """``ignore_errors`` (for our own temp dirs): refusals and failures raise nothing, and
+    what was unsafe to remove stays."""
+    victim = tmp_path / "victim"
+    _tree(victim)
+    (tmp_path / "link").symlink_to(victim)
+    fsutil.remove_tree(str(tmp_path / "link" / "a"), ignore_errors=True)
+    assert (victim / "a" / "g").exists()
+    fsutil.remove_tree(str(tmp_path / "nope" / "x"), ignore_errors=True)
+    fsutil.remove_tree(str(victim), ignore_errors=True)
+    assert not victim.exists()
+
+
 def test_remove_tree_leaves_a_mount_point_alone(tmp_path):
     """Another filesystem mounted inside the tree is neither entered nor emptied (as root,
     in a private mount namespace: the test's own tmpfs)."""
