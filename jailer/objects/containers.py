@@ -179,10 +179,9 @@ def _default_home(spec) -> None:
     /etc/passwd (else /)."""
     if any(e.startswith("HOME=") for e in spec.env):
         return
-    from jailer.frontends.cliopts import _passwd
+    from jailer.frontends.users import home_of
 
-    entry = _passwd(spec.rootfs, str(spec.uid))
-    spec.env = [*spec.env, f"HOME={entry[2] if entry else '/'}"]
+    spec.env = [*spec.env, f"HOME={home_of(spec.rootfs, spec.uid)}"]
 
 
 def _cgroup_place(path: str) -> tuple[str, bool]:
