@@ -418,9 +418,9 @@ def _uptime(s: float | None) -> str:
 def list_(as_json: bool, fmt: str, quiet: bool) -> None:
     """List jails (like jls: name, state, pid, ip, hostname, memory, uptime) and OCI
     containers."""
-    from jailer.objects import containers
+    from jailer.objects import containers, delegation
 
-    rows = guard(lifecycle.listing)
+    rows = guard(lifecycle.listing) + guard(delegation.listing)
     oci = [containers.oci_state(guard(containers.load, c)) for c in containers.ids()]
     if fmt == "json":  # runc's list --format json
         out = [{"ociVersion": containers.OCI_VERSION, "id": r["name"], "pid": r["pid"],

@@ -38,7 +38,8 @@ def create(name: str, source: str, command: list[str], run_opts: dict, *,
     from jailer.engine.idpool import IdPool
 
     jaildef.check_name(name)
-    if os.path.exists(jaildef.definition_path(name)) or _delegated_record(name):
+    if os.path.exists(jaildef.definition_path(name)) or os.path.exists(
+            jaildef.delegated_path(name, jaildef.config_dir())):
         raise JailerError(f"jail {name} exists already", errno=17)
     if restart not in jaildef.RESTART:
         raise JailerError(f"--restart {restart!r}: choose from {', '.join(jaildef.RESTART)}")
@@ -119,18 +120,6 @@ def _check_port_clash(name: str, ports: list[tuple[int, int]]) -> None:
             if int(str(p).split(":")[0]) in seen:
                 raise JailerError(f"host port {str(p).split(':')[0]} is published by jail "
                                   f"{other}")
-
-
-def _delegated_record(name: str) -> dict | None:
-    """Root's record of a jail handed to a user (``config/delegated/NAME.toml``)."""
-    import tomllib
-
-    path = os.path.join(jaildef.config_dir(), "delegated", name + ".toml")
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError):
-        return None
 
 
 def build_spec(d: dict):
@@ -544,7 +533,8 @@ def remove(name: str, force: bool = False) -> None:
 
 # ── inspection ────────────────────────────────────────────────────────────────────────────
 def listing() -> list[dict]:
-    """One entry per jail, like jls: name, state, pid, ip, hostname, memory, uptime."""
+    """One entry per jail, like jls: name, state, pid, ip, hostname, memory, uptime (the
+    jails root handed to users: ``delegation.listing``)."""
     out = []
     for name in jaildef.names():
         st = status(name)
@@ -570,28 +560,6 @@ def listing() -> list[dict]:
         else:
             entry["pid"] = 0
         out.append(entry)
-    if os.geteuid() == 0:
-        out += _delegated_listing()
-    return out
-
-
-def _delegated_listing() -> list[dict]:
-    """Root's view of the jails it handed to users: their state is read from the user's run
-    dir without following anything the user controls (``delegation.observe_user_state``)."""
-    from jailer.objects import delegation
-
-    out = []
-    d = os.path.join(jaildef.system_config_dir(), "delegated")
-    for entry in sorted(os.listdir(d)) if os.path.isdir(d) else ():
-        if not entry.endswith(".toml") or entry.endswith(".orig.toml"):
-            continue
-        rec = delegation.record(entry[:-5]) or {}
-        st = delegation.observe_user_state(rec) if rec.get("cgroup") else {"status": "stopped"}
-        out.append({"name": rec.get("name", entry[:-5]), "status": st["status"],
-                    "pid": st.get("pid") or 0 if st["status"] != "stopped" else 0,
-                    "ip": "", "hostname": st.get("hostname", ""), "image": "",
-                    "memory": None, "uptime": None, "exit_code": st.get("exit_code"),
-                    "restarts": st.get("restarts", 0), "owner": rec.get("user")})
     return out
 
 

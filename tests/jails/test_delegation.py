@@ -218,6 +218,37 @@ def test_delegation_bad_input(jl, as_user, service_user):
     jl("rm", "-f", "dbad", check=True)
 
 
+def test_delegate_failing_at_its_last_step_undoes_everything(jl, listing, jail_root,
+                                                             service_user):
+    """root's record cannot be written (its dir is a file): every step before is undone --
+    no subordinate ids, no cgroup, no definition or files of the jail in the user's home --
+    and the jail is still root's; with the dir back, the same delegate works (control)."""
+    pw, home, _code = service_user
+    jl("create", "dlate", "--image", "busybox", "--", "/bin/sleep", "300", check=True)
+    rec_dir = jail_root / "etc" / "delegated"
+    if rec_dir.is_dir():
+        if any(rec_dir.iterdir()):
+            pytest.skip("other delegations are recorded")
+        rec_dir.rmdir()
+    rec_dir.write_text("not a directory\n")
+    try:
+        r = jl("delegate", "dlate", "--to", pw.pw_name)
+    finally:
+        rec_dir.unlink()
+    assert r.returncode != 0
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert not _ids_file_has(pw.pw_name) and not _ids_file_has(pw.pw_name, "/etc/subgid")
+    assert not list(Path("/sys/fs/cgroup").glob("*/**/jailer-d-dlate"))
+    assert not list(home.glob(".config/jailer/jails/*"))
+    assert not list(home.glob(".local/share/jailer/jails/*"))
+    assert not list(home.glob(".local/share/jailer/jails/.*"))
+    assert not listing()["dlate"].get("owner")
+    jl("delegate", "dlate", "--to", pw.pw_name, check=True)
+    assert listing()["dlate"]["owner"] == pw.pw_name
+    jl("undelegate", "dlate", check=True)
+    jl("rm", "dlate", check=True)
+
+
 def test_delegated_bridged_jail_gets_user_mode_networking(jl, listing, as_user, service_user):
     """A bridged jail handed to a user runs with slirp4netns; its published port still
     answers on the host's loopback."""
