@@ -132,9 +132,10 @@ def _merged_copy(d: dict, dst_fd: int, dst: str, uid_off: int, gid_off: int) -> 
         raise JailerError(f"delegate: could not copy jail {d['name']}'s files")
 
 
-def _user_run_parent(uid: int, gid: int) -> None:
+def _user_run_parent(uid: int, gid: int) -> bool:
     """``/run/jailer-user/UID``: the user's runtime dir below a parent only root can write,
-    so no other local user can have made it (as anyone can make /tmp/jailer-run-UID)."""
+    so no other local user can have made it (as anyone can make /tmp/jailer-run-UID).
+    True if it was made now."""
     top, leaf = os.path.split(paths.USER_RUN)
     pfd = _open_user_dir(top, 0, "delegate")
     try:
@@ -143,10 +144,11 @@ def _user_run_parent(uid: int, gid: int) -> None:
         os.close(pfd)
     try:
         os.fchmod(fd, 0o755)
+        made = True
         try:
             os.mkdir(str(uid), 0o700, dir_fd=fd)
         except FileExistsError:
-            pass
+            made = False
         ufd = os.open(str(uid), fsutil.DIR_FLAGS, dir_fd=fd)
         try:
             os.fchown(ufd, uid, gid)
@@ -155,6 +157,7 @@ def _user_run_parent(uid: int, gid: int) -> None:
             os.close(ufd)
     finally:
         os.close(fd)
+    return made
 
 
 def _parent_cgroup_text(cg) -> str:
@@ -233,7 +236,7 @@ def delegate(name: str, user: str) -> dict:
         _open_users_dirs(h)
         _allocate_ids(h)
         _hand_over_cgroup(h)
-        _user_run_parent(h.uid, h.gid)
+        _make_users_run_dir(h)
         _build_files(h)
         _install_monitor(h)
         mine = _users_definition(h)
@@ -318,6 +321,13 @@ def _hand_over_cgroup(h: _Handover) -> None:
     h.cg.delegate(h.uid, h.gid)
 
 
+def _make_users_run_dir(h: _Handover) -> None:
+    """The user's runtime dir below ``paths.USER_RUN`` (removed again, if made now and
+    still empty, when a later step fails)."""
+    if _user_run_parent(h.uid, h.gid):
+        h.undo.append(lambda: _rmdir_user_path(f"{paths.USER_RUN}/{h.uid}", h.uid))
+
+
 def _build_files(h: _Handover) -> None:
     """The jail's files, re-owned by the user's range, in a root-owned 0700 staging dir of
     the user's jails dir (where the user cannot reach them yet)."""
@@ -400,7 +410,9 @@ def _write_record(h: _Handover) -> None:
     uid_start, gid_start, added = h.ids
     rec_dir = os.path.dirname(jaildef.delegated_path(name))
     os.makedirs(rec_dir, mode=0o755, exist_ok=True)
+    h.undo.append(lambda: os.unlink(_orig_path(name)))
     shutil.copy2(jaildef.definition_path(name), _orig_path(name))
+    h.undo.append(lambda: os.unlink(jaildef.delegated_path(name)))
     rec = {"name": name, "user": h.user, "uid": h.uid, "uid_start": uid_start,
            "gid_start": gid_start, "subids_added": added, "cgroup": h.cg.name,
            "config": h.paths["config"], "data": h.paths["data"]}

@@ -220,28 +220,31 @@ def test_delegation_bad_input(jl, as_user, service_user):
 
 def test_delegate_failing_at_its_last_step_undoes_everything(jl, listing, jail_root,
                                                              service_user):
-    """root's record cannot be written (its dir is a file): every step before is undone --
-    no subordinate ids, no cgroup, no definition or files of the jail in the user's home --
-    and the jail is still root's; with the dir back, the same delegate works (control)."""
+    """root's record cannot be written (a directory is in its place): every step before is
+    undone -- no subordinate ids, no cgroup, no definition or files of the jail in the
+    user's home, no runtime dir, no copy of the original definition -- and the jail is
+    still root's; with the way clear, the same delegate works (the control)."""
+    from jailer.core.paths import USER_RUN
+
     pw, home, _code = service_user
     jl("create", "dlate", "--image", "busybox", "--", "/bin/sleep", "300", check=True)
     rec_dir = jail_root / "etc" / "delegated"
-    if rec_dir.is_dir():
-        if any(rec_dir.iterdir()):
-            pytest.skip("other delegations are recorded")
-        rec_dir.rmdir()
-    rec_dir.write_text("not a directory\n")
+    (rec_dir / "dlate.toml").mkdir(parents=True)
     try:
         r = jl("delegate", "dlate", "--to", pw.pw_name)
+        assert sorted(os.listdir(rec_dir / "dlate.toml")) == []
     finally:
-        rec_dir.unlink()
+        (rec_dir / "dlate.toml").rmdir()
     assert r.returncode != 0
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "dlate.toml" in r.stderr
     assert not _ids_file_has(pw.pw_name) and not _ids_file_has(pw.pw_name, "/etc/subgid")
     assert not list(Path("/sys/fs/cgroup").glob("*/**/jailer-d-dlate"))
     assert not list(home.glob(".config/jailer/jails/*"))
     assert not list(home.glob(".local/share/jailer/jails/*"))
     assert not list(home.glob(".local/share/jailer/jails/.*"))
+    assert not os.path.exists(f"{USER_RUN}/{pw.pw_uid}")
+    assert os.listdir(rec_dir) == []
     assert not listing()["dlate"].get("owner")
     jl("delegate", "dlate", "--to", pw.pw_name, check=True)
     assert listing()["dlate"]["owner"] == pw.pw_name
