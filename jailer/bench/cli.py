@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import time
 from jailer.bench import report
 from jailer.bench.subjects import SUBJECTS, Context, helper_prefix, qemu_user
 from jailer.bench.workloads import WORKLOADS, BuildError
+from jailer.kernel import fsutil
 
 PREFIX = "jlbench-"  # of the working directory in /tmp (tests' leak checks look for "jailer")
 SLOTS = 16  # concurrent runs, each with its own bridge, subnet and nft table
@@ -211,7 +211,7 @@ def run(o: dict, image_root: str, subject_names: list[str], workload_names: list
         if progress:
             progress.close()
         named.remove_all(ctx)
-        shutil.rmtree(ctx.top, ignore_errors=True)
+        fsutil.remove_tree(ctx.top, ignore_errors=True)
         notes += ctx.notes
     report.add_ratios(data)
     return data

@@ -12,6 +12,7 @@ import os
 
 from jailer.core.errors import JailerError
 from jailer.core.spec import LEVELS, Mount, Rlimit, Spec, apply_level, default_env, merge_env
+from jailer.frontends.users import passwd_entry
 
 # (flags, dest, kind, metavar, help); kind: flag | str | float | multi | choice:a,b
 RUN_OPTIONS: tuple = (
@@ -190,25 +191,10 @@ def parse_rlimit(text: str) -> Rlimit:
     return Rlimit(name=name, soft=num(soft), hard=num(hard or soft))
 
 
-def _passwd(rootfs: str, user: str) -> tuple[int, int, str] | None:
-    """Look a user up in the image's /etc/passwd (never following a link out of it)."""
-    from jailer.kernel.fsutil import read_in_root
-
-    data = read_in_root(rootfs, "etc/passwd")
-    try:
-        for line in (data or b"").decode(errors="replace").splitlines():
-            fields = line.split(":")
-            if len(fields) >= 6 and (fields[0] == user or fields[2] == user):
-                return int(fields[2]), int(fields[3]), fields[5]
-    except ValueError:
-        pass
-    return None
-
-
 def parse_user(rootfs: str, text: str) -> tuple[int, int, str]:
     """UID[:GID] (numbers or names) -> (uid, gid, home)."""
     user, _, group = text.partition(":")
-    entry = _passwd(rootfs, user)
+    entry = passwd_entry(rootfs, user)
     if user.isdigit():
         uid = int(user)
         gid, home = (entry[1], entry[2]) if entry else (uid, "/")

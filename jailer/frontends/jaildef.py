@@ -22,12 +22,11 @@ jail handed to a user), ``run/NAME/`` (state.json, lock, console.sock, exit),
 from __future__ import annotations
 
 import os
-import re
 
 from jailer.core import paths
 from jailer.core.errors import JailerError
+from jailer.core.ids import NAME_RE
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 NET_MODES = ("none", "loopback", "bridge", "slirp")
 RESTART = ("no", "on-failure", "always")
 DEFAULT_COMMAND = ["/bin/sh", "-c", "sleep infinity"]
@@ -81,6 +80,27 @@ def jail_data_dir(name: str) -> str:
     return os.path.join(paths.data_dir(), "jails", check_name(name))
 
 
+def delegated_path(name: str, config: str | None = None) -> str:
+    """Root's record of jail ``name`` handed to a user: ``<config>/delegated/NAME.toml``,
+    ``config`` being root's (``system_config_dir``) unless given."""
+    return os.path.join(config or system_config_dir(), "delegated", name + ".toml")
+
+
+def delegated_record(name: str, config: str | None = None) -> dict | None:
+    """Root's record of jail ``name`` handed to a user (``delegated_path``); None if the
+    jail is not delegated."""
+    import tomllib
+
+    path = delegated_path(name, config)
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        return None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise JailerError(f"jail {name}: {path}: malformed TOML: {e}") from None
+
+
 def names(config: str | None = None) -> list[str]:
     d = os.path.join(config or config_dir(), "jails")
     try:
@@ -119,8 +139,7 @@ def not_found(name: str) -> JailerError:
     """No such jail here; for a user, say so differently when root has one by that name."""
     sysconf = system_config_dir()
     if os.geteuid() != 0 and (os.path.exists(os.path.join(sysconf, "jails", name + ".toml"))
-                              or os.path.exists(os.path.join(sysconf, "delegated",
-                                                             name + ".toml"))):
+                              or os.path.exists(delegated_path(name, sysconf))):
         return JailerError(f"jail {name}: permission denied (it is root's and not delegated "
                            "to you)", errno=13, exit_code=126)
     return JailerError(f"no such jail: {name}", errno=2, exit_code=2)

@@ -40,6 +40,7 @@ import json
 import os
 import sys
 
+from jailer.core import ids
 from jailer.core.errors import JailerError
 from jailer.core.spec import Device, Hook, Mount, Rlimit, Spec
 
@@ -236,10 +237,8 @@ def _abs_path(value: object, field: str, required: bool = True) -> str | None:
 
 # ── bundle, id, version ──────────────────────────────────────────────────────────────────────
 def check_id(container_id: str) -> str:
-    """runc's rule: ``^[\\w+-.]+$`` (ASCII letters, digits and ``_ + , - .``; the Go regex's
-    ``+-.`` is a range that includes the comma), and not "." or ".."."""
-    ok = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+,-.")
-    if not container_id or container_id in (".", "..") or not set(container_id) <= ok:
+    """``container_id`` if it is ``ids.valid_id`` (runc's rule), else a ConfigError."""
+    if not ids.valid_id(container_id):
         raise ConfigError(f"invalid container id {container_id!r}: use letters, digits and "
                           "_ + - . (not '.' or '..')")
     return container_id

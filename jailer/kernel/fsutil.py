@@ -200,16 +200,25 @@ def _empty(fd: int, dev: int) -> None:
                 remove_at(dfd, name)  # something appeared meanwhile: go again, fd-based
 
 
-def remove_tree(path: str, owner: int | Iterable[int] | None = None) -> None:
+def remove_tree(path: str, owner: int | Iterable[int] | None = None, *,
+                ignore_errors: bool = False) -> None:
     """Remove ``path`` and everything under it, fd-based (see ``remove_at``); its directory
     is opened as ``open_dir`` does (with ``owner``: only through components of root or that
-    user). Missing is fine."""
+    user). Missing is fine; with ``ignore_errors`` (a temp dir of our own) nothing raises:
+    what cannot be removed safely stays."""
     try:
         fd, name = open_parent(path, owner)
     except FileNotFoundError:
         return
+    except (OSError, UnsafePath):
+        if ignore_errors:
+            return
+        raise
     try:
         remove_at(fd, name)
+    except OSError:
+        if not ignore_errors:
+            raise
     finally:
         os.close(fd)
 

@@ -19,10 +19,16 @@ import os
 import time
 
 from jailer.core.errors import JailerError
+from jailer.core.ids import valid_id
 from jailer.frontends import jaildef
 from jailer.kernel import proc
 from jailer.objects import state
 from jailer.objects.status import CONTAINER
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from jailer.core.spec import Spec
+    from jailer.engine.launcher import Launch
 
 OCI_VERSION = "1.0.2"
 
@@ -36,7 +42,7 @@ def container_dir(cid: str) -> str:
 
 
 def _check_id(cid: str) -> None:
-    if not state.valid_id(cid):
+    if not valid_id(cid):
         raise fail("invalid container ID format")
 
 
@@ -80,9 +86,34 @@ def run_hooks(hooks: list, payload: bytes, phase: str, *, warn_only: bool = Fals
 def create(cid: str, bundle: str, *, pid_file: str | None = None,
            console_socket: str | None = None, start_now: bool = False,
            masters: list | None = None) -> dict:
-    """Set the container up to the point of exec; leave it 'created'."""
-    from jailer.engine.idpool import process_owner
-    from jailer.engine.launcher import Launch
+    """Set the container up to the point of exec; leave it 'created'.
+
+    In order: check the id and the bundle, claim the container's dir, record it 'creating',
+    start pid 1 up to its exec (the create-time hooks run once its pid is known), hand the
+    console over, record it 'created'. On any failure nothing is left: pid 1 is killed, the
+    launch undone and the container's dir removed."""
+    bundle, spec, raw = _load_for_create(cid, bundle, console_socket, start_now)
+    cdir = _claim_container_dir(cid)
+    launch = None
+    try:
+        st = _record_creating(cid, cdir, bundle, spec, raw)
+        launch = _new_launch(cid, cdir, spec, st)
+        launch._prepare()
+        launch._spawn()
+        _hand_over_console(launch, spec, console_socket, masters)
+        _record_created(cdir, st, launch, spec)
+        if pid_file:
+            _write_pid_file(pid_file, launch.pid)
+    except BaseException:
+        _undo_create(cdir, launch)
+        raise
+    return st
+
+
+def _load_for_create(cid: str, bundle: str, console_socket: str | None,
+                     start_now: bool) -> tuple[str, Spec, dict]:
+    """Check the id and the bundle (runc's wording); (bundle's absolute path, its Spec with
+    the default HOME, its raw config)."""
     from jailer.frontends.ociconfig import load_bundle
 
     _check_id(cid)
@@ -97,73 +128,96 @@ def create(cid: str, bundle: str, *, pid_file: str | None = None,
     _default_home(spec)
     if spec.tty and not console_socket and not start_now:
         raise fail("cannot allocate tty if runc will detach without setting console socket")
+    return bundle, spec, raw
+
+
+def _claim_container_dir(cid: str) -> str:
+    """Make ``<root>/<id>``: the mkdir is what makes the id ours (else "already exists")."""
     cdir = container_dir(cid)
     os.makedirs(os.path.dirname(cdir), mode=0o711, exist_ok=True)
     try:
         os.mkdir(cdir, 0o711)
     except FileExistsError:
         raise fail("container with given ID already exists") from None
-    made_ok = False
-    launch = None
-    try:
-        st = {"id": cid, "name": cid, "kind": "container", "status": "creating", "pid": 0,
-              "bundle": bundle, "rootfs": spec.rootfs, "annotations": spec.annotations,
-              "created": _now_iso(), "owner": "", "monitor": process_owner(),
-              "boot_id": proc.boot_id(), "ociVersion": raw.get("ociVersion", OCI_VERSION)}
-        state.write(cdir, st)
-        fifo = os.path.join(cdir, "exec.fifo")
-        os.mkfifo(fifo, 0o622)
-        with open("/proc/self/cgroup") as src:
-            parent = os.path.join(cdir, "cgroup.parent")
-            with open(parent, "w") as f:
-                f.write(src.read())
+    return cdir
 
-        def on_pid(pid: int) -> None:
-            st["pid"] = pid
-            payload = _hook_state(cid, st, "created")
-            if spec.hooks.get("startContainer"):
-                launch.hook_state = _hook_state(cid, st, "running")
-            run_hooks(spec.hooks.get("prestart", []), payload, "prestart")
-            run_hooks(spec.hooks.get("createRuntime", []), payload, "createRuntime")
-            run_hooks(spec.hooks.get("createContainer", []), payload, "createContainer",
-                      nsenter=pid)
 
-        launch = Launch(spec, exec_fifo=fifo, cgroup_parent=parent, on_pid=on_pid,
-                        record_owner=f"container:{cdir}")
-        if spec.cgroups_path:
-            launch.cgroup_name, launch.cgroup_root = _cgroup_place(spec.cgroups_path)
-        launch._prepare()
-        launch._spawn()
-        pid = launch.pid
-        master = getattr(launch, "_master", -1)
-        if master >= 0 and masters is not None and not console_socket:
-            masters.append(master)  # `run` in the foreground relays it itself
-        elif master >= 0:
-            _send_console(master, console_socket, spec.console_size)
-        for fd in launch.cgroup_fds:
-            os.close(fd)
-        launch.cgroup_fds = []
-        cg = launch.cg
-        st.update(status="created", pid=pid, pid_start=proc.start_time(pid),
-                  cgroup=cg.name if cg is not None else "", cgroup_root=launch.cgroup_root,
-                  freezer=state.freezer_file(cg), start_id=spec.id)
-        st["hooks"] = {k: [{"path": h.path, "args": h.args, "env": h.env,
-                            "timeout": h.timeout} for h in v]
-                       for k, v in spec.hooks.items() if k in ("poststart", "poststop")}
-        state.write(cdir, st)
-        if pid_file:
-            _write_pid_file(pid_file, pid)
-        made_ok = True
-        return st
-    finally:
-        if not made_ok:
-            if launch is not None:
-                if launch.pid:
-                    proc.kill(launch.pid, 9)
-                launch.cleanup()
-            from jailer.kernel.fsutil import remove_tree
+def _record_creating(cid: str, cdir: str, bundle: str, spec: Spec, raw: dict) -> dict:
+    """Write the 'creating' state; make the exec fifo and save our own cgroups (the
+    container's cgroup goes below them)."""
+    from jailer.engine.idpool import process_owner
 
-            remove_tree(cdir)
+    st = {"id": cid, "name": cid, "kind": "container", "status": "creating", "pid": 0,
+          "bundle": bundle, "rootfs": spec.rootfs, "annotations": spec.annotations,
+          "created": _now_iso(), "owner": "", "monitor": process_owner(),
+          "boot_id": proc.boot_id(), "ociVersion": raw.get("ociVersion", OCI_VERSION)}
+    state.write(cdir, st)
+    os.mkfifo(os.path.join(cdir, "exec.fifo"), 0o622)
+    with open("/proc/self/cgroup") as src:
+        with open(os.path.join(cdir, "cgroup.parent"), "w") as f:
+            f.write(src.read())
+    return st
+
+
+def _new_launch(cid: str, cdir: str, spec: Spec, st: dict) -> Launch:
+    """The Launch of pid 1, held at the exec fifo; when its pid is known, the prestart,
+    createRuntime and createContainer hooks run (the last in the container's mount ns)."""
+    from jailer.engine.launcher import Launch
+
+    def on_pid(pid: int) -> None:
+        st["pid"] = pid
+        payload = _hook_state(cid, st, "created")
+        if spec.hooks.get("startContainer"):
+            launch.hook_state = _hook_state(cid, st, "running")
+        run_hooks(spec.hooks.get("prestart", []), payload, "prestart")
+        run_hooks(spec.hooks.get("createRuntime", []), payload, "createRuntime")
+        run_hooks(spec.hooks.get("createContainer", []), payload, "createContainer",
+                  nsenter=pid)
+
+    launch = Launch(spec, exec_fifo=os.path.join(cdir, "exec.fifo"),
+                    cgroup_parent=os.path.join(cdir, "cgroup.parent"), on_pid=on_pid,
+                    record_owner=f"container:{cdir}")
+    if spec.cgroups_path:
+        launch.cgroup_name, launch.cgroup_root = _cgroup_place(spec.cgroups_path)
+    return launch
+
+
+def _hand_over_console(launch: Launch, spec: Spec, console_socket: str | None,
+                       masters: list | None) -> None:
+    """The pty master (if any) to the console socket, or to ``masters`` for a foreground
+    ``run`` that relays it itself."""
+    master = getattr(launch, "_master", -1)
+    if master >= 0 and masters is not None and not console_socket:
+        masters.append(master)
+    elif master >= 0:
+        _send_console(master, console_socket, spec.console_size)
+
+
+def _record_created(cdir: str, st: dict, launch: Launch, spec: Spec) -> None:
+    """Write the 'created' state: pid 1 (with its start time), its cgroup and freezer, and
+    the hooks still to run (poststart, poststop)."""
+    for fd in launch.cgroup_fds:
+        os.close(fd)
+    launch.cgroup_fds = []
+    cg, pid = launch.cg, launch.pid
+    st.update(status="created", pid=pid, pid_start=proc.start_time(pid),
+              cgroup=cg.name if cg is not None else "", cgroup_root=launch.cgroup_root,
+              freezer=state.freezer_file(cg), start_id=spec.id)
+    st["hooks"] = {k: [{"path": h.path, "args": h.args, "env": h.env,
+                        "timeout": h.timeout} for h in v]
+                   for k, v in spec.hooks.items() if k in ("poststart", "poststop")}
+    state.write(cdir, st)
+
+
+def _undo_create(cdir: str, launch: Launch | None) -> None:
+    """A failed create leaves nothing: pid 1 killed, the launch undone, the dir removed."""
+    from jailer.kernel.fsutil import remove_tree
+
+    if launch is not None:
+        if launch.pid:
+            proc.kill(launch.pid, 9)
+        launch.cleanup()
+    remove_tree(cdir)
 
 
 def warn(msg: str) -> None:
@@ -182,10 +236,9 @@ def _default_home(spec) -> None:
     /etc/passwd (else /)."""
     if any(e.startswith("HOME=") for e in spec.env):
         return
-    from jailer.frontends.cliopts import _passwd
+    from jailer.frontends.users import home_of
 
-    entry = _passwd(spec.rootfs, str(spec.uid))
-    spec.env = [*spec.env, f"HOME={entry[2] if entry else '/'}"]
+    spec.env = [*spec.env, f"HOME={home_of(spec.rootfs, spec.uid)}"]
 
 
 def _cgroup_place(path: str) -> tuple[str, bool]:

@@ -23,12 +23,17 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+from dataclasses import dataclass, field
 
 from jailer.core import paths
 from jailer.core.errors import JailerError
 from jailer.frontends import jaildef
 from jailer.kernel import fsutil, proc
 from jailer.objects import state
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from cgroups import Cgroup, Limits
 
 RANGE = 65536
 
@@ -59,18 +64,9 @@ def run_dirs(uid: int, name: str) -> list[str]:
             f"/tmp/jailer-run-{uid}/{name}"]
 
 
-def _record_path(name: str) -> str:
-    return os.path.join(jaildef.system_config_dir(), "delegated", name + ".toml")
-
-
-def record(name: str) -> dict | None:
-    import tomllib
-
-    try:
-        with open(_record_path(name), "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        return None
+def _orig_path(name: str) -> str:
+    """Root's definition of the jail as it was before ``delegate`` (beside the record)."""
+    return os.path.join(os.path.dirname(jaildef.delegated_path(name)), name + ".orig.toml")
 
 
 def _open_user_dir(path: str, uid: int, verb: str, **kw) -> int:
@@ -136,9 +132,10 @@ def _merged_copy(d: dict, dst_fd: int, dst: str, uid_off: int, gid_off: int) -> 
         raise JailerError(f"delegate: could not copy jail {d['name']}'s files")
 
 
-def _user_run_parent(uid: int, gid: int) -> None:
+def _user_run_parent(uid: int, gid: int) -> bool:
     """``/run/jailer-user/UID``: the user's runtime dir below a parent only root can write,
-    so no other local user can have made it (as anyone can make /tmp/jailer-run-UID)."""
+    so no other local user can have made it (as anyone can make /tmp/jailer-run-UID).
+    True if it was made now."""
     top, leaf = os.path.split(paths.USER_RUN)
     pfd = _open_user_dir(top, 0, "delegate")
     try:
@@ -147,10 +144,11 @@ def _user_run_parent(uid: int, gid: int) -> None:
         os.close(pfd)
     try:
         os.fchmod(fd, 0o755)
+        made = True
         try:
             os.mkdir(str(uid), 0o700, dir_fd=fd)
         except FileExistsError:
-            pass
+            made = False
         ufd = os.open(str(uid), fsutil.DIR_FLAGS, dir_fd=fd)
         try:
             os.fchown(ufd, uid, gid)
@@ -159,6 +157,7 @@ def _user_run_parent(uid: int, gid: int) -> None:
             os.close(ufd)
     finally:
         os.close(fd)
+    return made
 
 
 def _parent_cgroup_text(cg) -> str:
@@ -180,24 +179,89 @@ def _parent_cgroup_text(cg) -> str:
     return "\n".join(out) + "\n"
 
 
+@dataclass
+class _Handover:
+    """One ``delegate`` under way: what it checked, the user's directory fds it holds and
+    the steps that undo what it made so far (run in reverse when a later step fails)."""
+
+    name: str
+    user: str
+    pw: pwd.struct_passwd
+    d: dict  # root's definition of the jail
+    paths: dict[str, str]  # user_paths
+    ceiling: dict  # the resource options root set: the user's starts cannot go above
+    limits: Limits  # of the delegated cgroup: the ceiling and the device rules
+    fds: list[int] = field(default_factory=list)
+    undo: list = field(default_factory=list)
+    dirs: dict[str, int] = field(default_factory=dict)  # fds of the user's dirs
+    ids: tuple[int, int, bool] = (0, 0, False)  # subids.register: uid/gid start, added
+    cg: Cgroup | None = None
+    files: str = ""  # the jail's files in the user's jails dir: the staging name, then NAME
+
+    @property
+    def uid(self) -> int:
+        return self.pw.pw_uid
+
+    @property
+    def gid(self) -> int:
+        return self.pw.pw_gid
+
+    def roll_back(self) -> None:
+        from jailer.engine import subids
+
+        for step in reversed(self.undo):
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - undo what can be undone, report the cause
+                pass
+        uid_start, gid_start, added = self.ids
+        if added:
+            subids.unregister(self.user, uid_start, gid_start, RANGE)
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+
+
 def delegate(name: str, user: str) -> dict:
     """Hand jail ``name`` to ``user``; return the user's definition.
 
     Everything root does in the user's home goes through directory fds opened without
     following a symlink, through components of root's or the user's only. The jail's files
     are built in a fresh root-owned 0700 directory there (out of the user's reach while it
-    fills), then given to the user's range and renamed into place last."""
+    fills), then given to the user's range and renamed into place last. On any failure
+    nothing is left behind; on success root's own copy of the jail goes."""
+    h = _check_handover(name, user)
+    try:
+        _open_users_dirs(h)
+        _allocate_ids(h)
+        _hand_over_cgroup(h)
+        _make_users_run_dir(h)
+        _build_files(h)
+        _install_monitor(h)
+        mine = _users_definition(h)
+        _write_users_definition(h, mine)
+        _place_files(h)
+        _write_record(h)
+    except BaseException:
+        h.roll_back()
+        raise
+    finally:
+        h.close()
+    _forget_roots_copy(h.d)
+    return mine
+
+
+def _check_handover(name: str, user: str) -> _Handover:
+    """Root, a service user, a stopped jail, no jail of that name of the user's, the tun
+    device usable by the user (for slirp); the delegated cgroup's limits."""
     import cgroups
-    from jailer.engine import subids
-    from jailer.engine.idpool import IdPool
-    from jailer.engine.initbin import monitor_binary
     from jailer.frontends import cliopts
     from jailer.objects import lifecycle
 
     _need_root("delegate")
     pw = _user(user)
-    uid, gid = pw.pw_uid, pw.pw_gid
-    if uid == 0:
+    if pw.pw_uid == 0:
         raise JailerError("delegate: give the jail to a service user, not to root")
     d = jaildef.load(name)
     if lifecycle.status(name)["status"] != "stopped":
@@ -209,7 +273,7 @@ def delegate(name: str, user: str) -> dict:
         from jailer.objects import network
 
         try:
-            network.check_tun(uid, gid)
+            network.check_tun(pw.pw_uid, pw.pw_gid)
         except JailerError as e:
             raise JailerError(f"delegate: {e.message}", exit_code=1) from None
     ceiling = {k: v for k, v in d.get("run", {}).items() if k in cliopts.RESOURCE_OPTIONS}
@@ -217,102 +281,155 @@ def delegate(name: str, user: str) -> dict:
     # cgroup the user makes below it (the user's own starts may not set device rules)
     limits = cgroups.limits_from_options(**ceiling).replace(
         devices=list(cgroups.DEFAULT_DEVICES))
-    home = _open_user_dir(pw.pw_dir, uid, "delegate")
-    fds = [home]
-    undo: list = []
-    added = False
-    try:
-        def user_dir(rel: str, mode: int = 0o755) -> int:
-            fd = _open_user_dir(rel, uid, "delegate", dir_fd=home, create=True, mode=mode,
-                                chown=(uid, gid))
-            fds.append(fd)
-            return fd
+    return _Handover(name=name, user=user, pw=pw, d=d, paths=paths_, ceiling=ceiling,
+                     limits=limits)
 
-        jails_fd = user_dir(".local/share/jailer/jails")
-        config_fd = user_dir(".config/jailer/jails", 0o700)
-        libexec_fd = user_dir(".local/share/jailer/libexec")
-        if _exists_at(jails_fd, name):
-            raise JailerError(f"delegate: {user} has files of a jail named {name} already "
-                              f"({paths_['data']})", exit_code=1)
-        uid_start, gid_start, added = subids.register(user, uid, RANGE)
-        try:
-            cg = cgroups.open_manager(f"jailer-d-{name}").create(limits)
-        except cgroups.CgroupError as e:
-            raise JailerError(f"delegate: {e}", exit_code=1) from None
-        undo.append(cg.delete)
-        cg.delegate(uid, gid)
-        _user_run_parent(uid, gid)
-        # the jail's files, built where the user cannot reach them yet
-        staging = f".{name}.delegating-{os.getpid()}"
-        os.mkdir(staging, 0o700, dir_fd=jails_fd)
-        undo.append(lambda: fsutil.remove_at(jails_fd, staging))
-        sfd = os.open(staging, fsutil.DIR_FLAGS, dir_fd=jails_fd)
-        fds.append(sfd)
-        if os.fstat(sfd).st_uid != 0:
-            raise JailerError(f"delegate: {paths_['data']}: the staging dir was swapped")
-        _merged_copy(d, sfd, "rootfs", uid_start, gid_start)
-        # the monitor, prebuilt: the user's first start need not compile it
-        mon = monitor_binary(lifecycle._data())
-        if not _exists_at(libexec_fd, os.path.basename(mon)):
-            with open(mon, "rb") as f:
-                binary = f.read()
-            try:
-                fsutil.write_file_at(libexec_fd, os.path.basename(mon), binary, mode=0o755,
-                                     owner=(uid, gid))
-            except FileExistsError:
-                pass
-        jail_dir = paths_["data"]
-        mine = {k: v for k, v in d.items() if k not in ("image", "rootfs", "ip", "gateway",
-                                                         "uid_base", "run")}
-        mine.update(rootfs=os.path.join(jail_dir, "rootfs"), uid_base=uid_start,
-                    gid_base=gid_start, owner=user, cgroup_parent=_parent_cgroup_text(cg),
-                    net="slirp" if d.get("net") == "bridge" else d.get("net", "loopback"))
-        mine["run"] = dict(d.get("run", {}))
-        mine["ceiling"] = ceiling
-        try:
-            fsutil.write_file_at(config_fd, name + ".toml", jaildef.dumps(mine).encode(),
-                                 owner=(uid, gid))
-        except FileExistsError:
-            raise JailerError(f"delegate: {user} has a jail named {name} already") from None
-        undo.append(lambda: os.unlink(name + ".toml", dir_fd=config_fd))
-        # hand over, last: the user's own directory, renamed into place
-        os.fchown(sfd, uid, gid)
-        os.fchmod(sfd, 0o755)
-        os.rename(staging, name, src_dir_fd=jails_fd, dst_dir_fd=jails_fd)
-        undo[-2] = lambda: fsutil.remove_at(jails_fd, name)
-        placed = os.open(name, fsutil.DIR_FLAGS, dir_fd=jails_fd)
-        try:
-            if os.fstat(placed).st_ino != os.fstat(sfd).st_ino:
-                raise JailerError(f"delegate: {jail_dir} was swapped while being handed over")
-        finally:
-            os.close(placed)
-        rec_dir = os.path.dirname(_record_path(name))
-        os.makedirs(rec_dir, mode=0o755, exist_ok=True)
-        shutil.copy2(jaildef.definition_path(name), os.path.join(rec_dir, name + ".orig.toml"))
-        rec = {"name": name, "user": user, "uid": uid, "uid_start": uid_start,
-               "gid_start": gid_start, "subids_added": added, "cgroup": cg.name,
-               "config": paths_["config"], "data": jail_dir}
-        with open(_record_path(name), "w") as f:
-            f.write(jaildef.dumps(rec))
-    except BaseException:
-        for step in reversed(undo):
-            try:
-                step()
-            except Exception:  # noqa: BLE001 - undo what can be undone, report the cause
-                pass
-        if added:
-            subids.unregister(user, uid_start, gid_start, RANGE)
-        raise
+
+def _open_users_dirs(h: _Handover) -> None:
+    """The user's home, jails data, config and libexec dirs (made, the user's, when
+    missing); no files of a jail of that name there yet."""
+    home = _open_user_dir(h.pw.pw_dir, h.uid, "delegate")
+    h.fds.append(home)
+    for key, rel, mode in (("jails", ".local/share/jailer/jails", 0o755),
+                           ("config", ".config/jailer/jails", 0o700),
+                           ("libexec", ".local/share/jailer/libexec", 0o755)):
+        fd = _open_user_dir(rel, h.uid, "delegate", dir_fd=home, create=True, mode=mode,
+                            chown=(h.uid, h.gid))
+        h.fds.append(fd)
+        h.dirs[key] = fd
+    if _exists_at(h.dirs["jails"], h.name):
+        raise JailerError(f"delegate: {h.user} has files of a jail named {h.name} already "
+                          f"({h.paths['data']})", exit_code=1)
+
+
+def _allocate_ids(h: _Handover) -> None:
+    """The user's subordinate uid/gid range (theirs if they have one of RANGE ids)."""
+    from jailer.engine import subids
+
+    h.ids = subids.register(h.user, h.uid, RANGE)
+
+
+def _hand_over_cgroup(h: _Handover) -> None:
+    """A cgroup below root's own with the jail's limits, delegated to the user."""
+    import cgroups
+
+    try:
+        h.cg = cgroups.open_manager(f"jailer-d-{h.name}").create(h.limits)
+    except cgroups.CgroupError as e:
+        raise JailerError(f"delegate: {e}", exit_code=1) from None
+    h.undo.append(h.cg.delete)
+    h.cg.delegate(h.uid, h.gid)
+
+
+def _make_users_run_dir(h: _Handover) -> None:
+    """The user's runtime dir below ``paths.USER_RUN`` (removed again, if made now and
+    still empty, when a later step fails)."""
+    if _user_run_parent(h.uid, h.gid):
+        h.undo.append(lambda: _rmdir_user_path(f"{paths.USER_RUN}/{h.uid}", h.uid))
+
+
+def _build_files(h: _Handover) -> None:
+    """The jail's files, re-owned by the user's range, in a root-owned 0700 staging dir of
+    the user's jails dir (where the user cannot reach them yet)."""
+    jails_fd = h.dirs["jails"]
+    h.files = f".{h.name}.delegating-{os.getpid()}"
+    os.mkdir(h.files, 0o700, dir_fd=jails_fd)
+    h.undo.append(lambda: fsutil.remove_at(jails_fd, h.files))
+    sfd = os.open(h.files, fsutil.DIR_FLAGS, dir_fd=jails_fd)
+    h.fds.append(sfd)
+    h.dirs["staging"] = sfd
+    if os.fstat(sfd).st_uid != 0:
+        raise JailerError(f"delegate: {h.paths['data']}: the staging dir was swapped")
+    uid_start, gid_start, _added = h.ids
+    _merged_copy(h.d, sfd, "rootfs", uid_start, gid_start)
+
+
+def _install_monitor(h: _Handover) -> None:
+    """The monitor, prebuilt, in the user's libexec: their first start need not compile it."""
+    from jailer.engine.initbin import monitor_binary
+
+    mon = monitor_binary(paths.data_dir())
+    libexec_fd = h.dirs["libexec"]
+    if _exists_at(libexec_fd, os.path.basename(mon)):
+        return
+    with open(mon, "rb") as f:
+        binary = f.read()
+    try:
+        fsutil.write_file_at(libexec_fd, os.path.basename(mon), binary, mode=0o755,
+                             owner=(h.uid, h.gid))
+    except FileExistsError:
+        pass
+
+
+def _users_definition(h: _Handover) -> dict:
+    """The user's definition: root's, on the user's copy of the files, ids and cgroup;
+    user-mode networking instead of root's bridge; root's resource options as the ceiling."""
+    d = h.d
+    uid_start, gid_start, _added = h.ids
+    mine = {k: v for k, v in d.items() if k not in ("image", "rootfs", "ip", "gateway",
+                                                     "uid_base", "run")}
+    mine.update(rootfs=os.path.join(h.paths["data"], "rootfs"), uid_base=uid_start,
+                gid_base=gid_start, owner=h.user, cgroup_parent=_parent_cgroup_text(h.cg),
+                net="slirp" if d.get("net") == "bridge" else d.get("net", "loopback"))
+    mine["run"] = dict(d.get("run", {}))
+    mine["ceiling"] = h.ceiling
+    return mine
+
+
+def _write_users_definition(h: _Handover, mine: dict) -> None:
+    config_fd, name = h.dirs["config"], h.name
+    try:
+        fsutil.write_file_at(config_fd, name + ".toml", jaildef.dumps(mine).encode(),
+                             owner=(h.uid, h.gid))
+    except FileExistsError:
+        raise JailerError(f"delegate: {h.user} has a jail named {name} already") from None
+    h.undo.append(lambda: os.unlink(name + ".toml", dir_fd=config_fd))
+
+
+def _place_files(h: _Handover) -> None:
+    """Hand over, last: the staging dir becomes the user's and is renamed into place (and
+    must be the same directory there after)."""
+    jails_fd, sfd, name = h.dirs["jails"], h.dirs["staging"], h.name
+    os.fchown(sfd, h.uid, h.gid)
+    os.fchmod(sfd, 0o755)
+    os.rename(h.files, name, src_dir_fd=jails_fd, dst_dir_fd=jails_fd)
+    h.files = name  # what a failure from here on removes
+    placed = os.open(name, fsutil.DIR_FLAGS, dir_fd=jails_fd)
+    try:
+        if os.fstat(placed).st_ino != os.fstat(sfd).st_ino:
+            raise JailerError(f"delegate: {h.paths['data']} was swapped while being handed "
+                              "over")
     finally:
-        for fd in fds:
-            os.close(fd)
-    # root's copy is gone: the jail is the user's now
+        os.close(placed)
+
+
+def _write_record(h: _Handover) -> None:
+    """Root's record (``jaildef.delegated_path``) and the original definition beside it:
+    what ``undelegate`` puts back."""
+    name = h.name
+    uid_start, gid_start, added = h.ids
+    rec_dir = os.path.dirname(jaildef.delegated_path(name))
+    os.makedirs(rec_dir, mode=0o755, exist_ok=True)
+    h.undo.append(lambda: os.unlink(_orig_path(name)))
+    shutil.copy2(jaildef.definition_path(name), _orig_path(name))
+    h.undo.append(lambda: os.unlink(jaildef.delegated_path(name)))
+    rec = {"name": name, "user": h.user, "uid": h.uid, "uid_start": uid_start,
+           "gid_start": gid_start, "subids_added": added, "cgroup": h.cg.name,
+           "config": h.paths["config"], "data": h.paths["data"]}
+    with open(jaildef.delegated_path(name), "w") as f:
+        f.write(jaildef.dumps(rec))
+
+
+def _forget_roots_copy(d: dict) -> None:
+    """Root's copy is gone: the jail is the user's now (files, state, uid range, definition)."""
+    from jailer.engine.idpool import IdPool
+
+    name = d["name"]
     fsutil.remove_tree(jaildef.jail_data_dir(name))
     fsutil.remove_tree(jaildef.jail_state_dir(name))
     if d.get("uid_base"):
-        IdPool(os.path.join(lifecycle._data(), "idpool")).release(d["uid_base"])
+        IdPool(os.path.join(paths.data_dir(), "idpool")).release(d["uid_base"])
     os.unlink(jaildef.definition_path(name))
-    return mine
 
 
 def _exists_at(dir_fd: int, name: str) -> bool:
@@ -338,24 +455,38 @@ def undelegate(name: str) -> None:
     import tomllib
 
     import cgroups
-    from jailer.engine import idshift, subids
+    from jailer.engine import subids
     from jailer.engine.idpool import IdPool
-    from jailer.objects import lifecycle
 
     _need_root("undelegate")
-    rec = record(name)
+    rec = jaildef.delegated_record(name)
     if rec is None:
         raise JailerError(f"jail {name} is not delegated", exit_code=1)
-    uid = rec["uid"]
-    runs = run_dirs(uid, name)
+    runs = run_dirs(rec["uid"], name)
     cg = cgroups.open_manager(rec["cgroup"])
-    _stop_user_jail(cg, runs, uid)
-    orig = os.path.join(os.path.dirname(_record_path(name)), name + ".orig.toml")
-    with open(orig, "rb") as f:
+    _stop_user_jail(cg, runs, rec["uid"])
+    with open(_orig_path(name), "rb") as f:
         d = tomllib.load(f)
     d["name"] = name
-    # the jail's files come back as a rootfs of root's, owned by ids 0..65535 again
-    mine_dir = jaildef.jail_data_dir(name)
+    _take_files_back(d, rec)
+    d["uid_base"] = IdPool(os.path.join(paths.data_dir(), "idpool")).allocate(
+        owner=f"jail:{name}")
+    jaildef.save(d)
+    _remove_users_part(name, rec, runs)
+    cg.delete()
+    if rec.get("subids_added"):
+        subids.unregister(rec["user"], rec["uid_start"], rec["gid_start"], RANGE)
+    os.unlink(_orig_path(name))
+    os.unlink(jaildef.delegated_path(name))
+
+
+def _take_files_back(d: dict, rec: dict) -> None:
+    """The user's copy of the jail's files becomes a rootfs of root's again (ids 0..65535),
+    set in ``d``; a copy not safe to read is left (``d`` keeps its original image)."""
+    from jailer.engine import idshift
+
+    uid = rec["uid"]
+    mine_dir = jaildef.jail_data_dir(d["name"])
     os.makedirs(mine_dir, mode=0o700, exist_ok=True)
     fsutil.remove_tree(os.path.join(mine_dir, "rootfs"))
     try:  # the user's jail dir, then its rootfs (owned by the jail's root, in their range)
@@ -363,23 +494,24 @@ def undelegate(name: str) -> None:
                                  (uid, rec["uid_start"]))
     except fsutil.UnsafePath as e:
         _warn(f"undelegate: not taking the user's files back: {e.message}")
-        theirs = -1
+        return
     except OSError:
-        theirs = -1
-    if theirs >= 0:
-        mfd = os.open(mine_dir, fsutil.DIR_FLAGS)
-        try:
-            idshift.copy_shifted(theirs, "rootfs", 0, dst_dir_fd=mfd,
-                                 uid_map=_id_map(0, (rec["uid_start"],)),
-                                 gid_map=_id_map(0, (rec["gid_start"],)), devices=False)
-        finally:
-            os.close(mfd)
-            os.close(theirs)
-        d.pop("image", None)
-        d["rootfs"] = os.path.join(mine_dir, "rootfs")
-    d["uid_base"] = IdPool(os.path.join(lifecycle._data(), "idpool")).allocate(
-        owner=f"jail:{name}")
-    jaildef.save(d)
+        return
+    mfd = os.open(mine_dir, fsutil.DIR_FLAGS)
+    try:
+        idshift.copy_shifted(theirs, "rootfs", 0, dst_dir_fd=mfd,
+                             uid_map=_id_map(0, (rec["uid_start"],)),
+                             gid_map=_id_map(0, (rec["gid_start"],)), devices=False)
+    finally:
+        os.close(mfd)
+        os.close(theirs)
+    d.pop("image", None)
+    d["rootfs"] = os.path.join(mine_dir, "rootfs")
+
+
+def _remove_users_part(name: str, rec: dict, runs: list[str]) -> None:
+    """The user's state, runtime dirs (when now empty), files and definition of the jail."""
+    uid = rec["uid"]
     for run in runs:
         _remove_user_path(run, uid)
     others = [r for r in _records() if r.get("uid") == uid and r.get("name") != name]
@@ -388,20 +520,25 @@ def undelegate(name: str) -> None:
         _rmdir_user_path(top, uid)  # the user's jailer run dir, if now empty
     _remove_user_path(rec["data"], uid)
     _remove_user_path(rec["config"], uid)
-    cg.delete()
-    if rec.get("subids_added"):
-        subids.unregister(rec["user"], rec["uid_start"], rec["gid_start"], RANGE)
-    os.unlink(orig)
-    os.unlink(_record_path(name))
+
+
+def names() -> list[str]:
+    """The jails root has handed to users (one record each, ``jaildef.delegated_path``)."""
+    d = os.path.dirname(jaildef.delegated_path("x"))
+    return [e[:-5] for e in (sorted(os.listdir(d)) if os.path.isdir(d) else ())
+            if e.endswith(".toml") and not e.endswith(".orig.toml")]
+
+
+def record_or_empty(name: str) -> dict:
+    """Root's record of delegated jail ``name``; {} when missing or unreadable."""
+    try:
+        return jaildef.delegated_record(name) or {}
+    except JailerError:
+        return {}
 
 
 def _records() -> list[dict]:
-    d = os.path.dirname(_record_path("x"))
-    out = []
-    for e in sorted(os.listdir(d)) if os.path.isdir(d) else ():
-        if e.endswith(".toml") and not e.endswith(".orig.toml"):
-            out.append(record(e[:-5]) or {})
-    return out
+    return [record_or_empty(n) for n in names()]
 
 
 def _remove_user_path(path: str, uid: int) -> None:

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import os
 
-from jailer.core import paths
+from jailer.core import ids, paths
 from jailer.engine.idpool import IdPool, owner_alive
 from jailer.kernel.fsutil import remove_tree
-from jailer.objects import state
 
 
 def collect(data_dir: str | None = None) -> list[str]:
@@ -22,7 +21,7 @@ def collect(data_dir: str | None = None) -> list[str]:
     done = []
     starts = os.path.join(data, "starts")
     for cid in sorted(os.listdir(starts)) if os.path.isdir(starts) else ():
-        if not state.valid_id(cid):
+        if not ids.valid_id(cid):
             continue
         record = os.path.join(starts, cid)
         try:
@@ -42,10 +41,10 @@ def undo_start(data: str, cid: str, image: str = "",
                proc_cgroup: str = "/proc/self/cgroup") -> list[str]:
     """Remove what start ``cid`` left on the host: its image-use record, throw-away upper
     layer, cgroup (below the cgroups listed in ``proc_cgroup``) and start record. Idempotent.
-    An id that is not ``state.valid_id`` (one read from a tampered state file, say
+    An id that is not ``ids.valid_id`` (one read from a tampered state file, say
     ``../../x``) names nothing: it is never turned into a path."""
     done = []
-    if not state.valid_id(cid):
+    if not ids.valid_id(cid):
         return done
     if image:
         from images.store import Store

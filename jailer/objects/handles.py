@@ -56,31 +56,24 @@ def open(name: str) -> Handle:
             os.path.join(containers.container_dir(name), "state.json")):
         return ContainerHandle(name)
     if os.geteuid() == 0 and jaildef.NAME_RE.match(name or ""):
-        rec = _delegation_record(name)
+        from jailer.objects import delegation
+
+        rec = delegation.record_or_empty(name)
         if rec:
             return DelegatedJailHandle(name, rec)
     err = jaildef.not_found(name)
     raise JailerError(str(err) if err.errno == 13 else NOT_FOUND, exit_code=1)
 
 
-def _delegation_record(name: str) -> dict | None:
-    from jailer.objects import delegation
-
-    try:
-        return delegation.record(name)
-    except (OSError, ValueError):  # unreadable or not TOML: no usable record
-        return None
-
-
 def listing() -> list[Listed]:
     """Every jail (root's delegated ones too, as root), then every OCI container."""
     out = [JailHandle(n).listed() for n in jaildef.names()]
     if os.geteuid() == 0:
-        d = os.path.join(jaildef.system_config_dir(), "delegated")
-        for entry in sorted(os.listdir(d)) if os.path.isdir(d) else ():
-            if entry.endswith(".toml") and not entry.endswith(".orig.toml"):
-                rec = _delegation_record(entry[:-5]) or {}
-                out.append(DelegatedJailHandle(rec.get("name", entry[:-5]), rec).listed())
+        from jailer.objects import delegation
+
+        for name in delegation.names():
+            rec = delegation.record_or_empty(name)
+            out.append(DelegatedJailHandle(rec.get("name", name), rec).listed())
     return out + [ContainerHandle(c).listed() for c in containers.ids()]
 
 

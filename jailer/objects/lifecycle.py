@@ -42,7 +42,8 @@ def create(name: str, source: str, command: list[str], run_opts: dict, *,
     from jailer.engine.idpool import IdPool
 
     jaildef.check_name(name)
-    if os.path.exists(jaildef.definition_path(name)) or _delegated_record(name):
+    if os.path.exists(jaildef.definition_path(name)) or os.path.exists(
+            jaildef.delegated_path(name, jaildef.config_dir())):
         raise JailerError(f"jail {name} exists already", errno=17)
     if restart not in jaildef.RESTART:
         raise JailerError(f"--restart {restart!r}: choose from {', '.join(jaildef.RESTART)}")
@@ -123,18 +124,6 @@ def _check_port_clash(name: str, ports: list[tuple[int, int]]) -> None:
             if int(str(p).split(":")[0]) in seen:
                 raise JailerError(f"host port {str(p).split(':')[0]} is published by jail "
                                   f"{other}")
-
-
-def _delegated_record(name: str) -> dict | None:
-    """Root's record of a jail handed to a user (``config/delegated/NAME.toml``)."""
-    import tomllib
-
-    path = os.path.join(jaildef.config_dir(), "delegated", name + ".toml")
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError):
-        return None
 
 
 def build_spec(d: dict):

@@ -45,15 +45,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from jailer.core import ids
 from jailer.core.errors import JailerError
-from jailer.kernel import proc
+from jailer.kernel import fsutil, proc
 
 BRIDGE = "jailer0"
 SUBNET = "10.123.0.0/24"
 NFT_TABLE = "jailer"
 
 _VETH_RE = re.compile(r"^jl[0-9a-f]{10}$")
-_JAIL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _RULE_RE = re.compile(r"^jailer:(\S+) (\d+):(\d+)$")
 _GUARD = "jailer-guard "
 _BRIDGE_ALIAS = "jailer bridge"
@@ -145,7 +145,7 @@ def host_ifname(jail: str) -> str:
 
 
 def _check_jail(jail: str) -> None:
-    if not _JAIL_RE.match(jail or ""):
+    if not ids.NAME_RE.match(jail or ""):
         raise _fail(f"jail name {jail!r} is not valid (letters, digits, '_', '.', '-')")
 
 
@@ -365,7 +365,7 @@ def detach(jail: str) -> None:
     except NetlinkError as e:
         raise _nlerr(f"removing network link {host} of jail {jail}", e) from None
     finally:
-        if _JAIL_RE.match(jail):
+        if ids.NAME_RE.match(jail):
             unpublish(jail)
 
 
@@ -749,5 +749,5 @@ def start_usermode(pid: int, ports: list[tuple[int, int]], exit_fd: int) -> int:
         os.close(ready_r)
         if ready_w >= 0:
             os.close(ready_w)
-        shutil.rmtree(tmp, ignore_errors=True)
+        fsutil.remove_tree(tmp, ignore_errors=True)
 

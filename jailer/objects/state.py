@@ -13,22 +13,14 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import time
 
+from jailer.core.ids import valid_id
 from jailer.engine.idpool import owner_process
 from jailer.kernel import proc
 from jailer.objects.status import Status
 
 STATUSES = tuple(s.value for s in Status)
-# the one rule for a start's or container's id, wherever one becomes part of a path or a
-# cgroup name: no '/', not '.' or '..', nothing empty (OCI ids, our own random ids)
-_ID_RE = re.compile(r"[\w+\-.]{1,1024}")
-
-
-def valid_id(cid: object) -> bool:
-    """Is ``cid`` an id that may name a file or cgroup (one path component, never '..')?"""
-    return isinstance(cid, str) and bool(_ID_RE.fullmatch(cid)) and cid not in (".", "..")
 
 
 class Lock:

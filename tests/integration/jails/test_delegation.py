@@ -218,6 +218,40 @@ def test_delegation_bad_input(jl, as_user, service_user):
     jl("rm", "-f", "dbad", check=True)
 
 
+def test_delegate_failing_at_its_last_step_undoes_everything(jl, listing, jail_root,
+                                                             service_user):
+    """root's record cannot be written (a directory is in its place): every step before is
+    undone -- no subordinate ids, no cgroup, no definition or files of the jail in the
+    user's home, no runtime dir, no copy of the original definition -- and the jail is
+    still root's; with the way clear, the same delegate works (the control)."""
+    from jailer.core.paths import USER_RUN
+
+    pw, home, _code = service_user
+    jl("create", "dlate", "--image", "busybox", "--", "/bin/sleep", "300", check=True)
+    rec_dir = jail_root / "etc" / "delegated"
+    (rec_dir / "dlate.toml").mkdir(parents=True)
+    try:
+        r = jl("delegate", "dlate", "--to", pw.pw_name)
+        assert sorted(os.listdir(rec_dir / "dlate.toml")) == []
+    finally:
+        (rec_dir / "dlate.toml").rmdir()
+    assert r.returncode != 0
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "dlate.toml" in r.stderr
+    assert not _ids_file_has(pw.pw_name) and not _ids_file_has(pw.pw_name, "/etc/subgid")
+    assert not list(Path("/sys/fs/cgroup").glob("*/**/jailer-d-dlate"))
+    assert not list(home.glob(".config/jailer/jails/*"))
+    assert not list(home.glob(".local/share/jailer/jails/*"))
+    assert not list(home.glob(".local/share/jailer/jails/.*"))
+    assert not os.path.exists(f"{USER_RUN}/{pw.pw_uid}")
+    assert os.listdir(rec_dir) == []
+    assert not listing()["dlate"].get("owner")
+    jl("delegate", "dlate", "--to", pw.pw_name, check=True)
+    assert listing()["dlate"]["owner"] == pw.pw_name
+    jl("undelegate", "dlate", check=True)
+    jl("rm", "dlate", check=True)
+
+
 def test_delegated_bridged_jail_gets_user_mode_networking(jl, listing, as_user, service_user):
     """A bridged jail handed to a user runs with slirp4netns; its published port still
     answers on the host's loopback."""

@@ -109,6 +109,21 @@ def test_parse_user_never_reads_a_passwd_outside_the_root(tmp_path):
         cliopts.parse_user(str(tmp_path), "root")
 
 
+def test_image_users(tmp_path):
+    """frontends.users: the passwd look-ups of run --user and of OCI's default HOME."""
+    from jailer.frontends import users
+
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\nbad:x:z:1::/b:/bin/sh\n"
+                                         "app:x:1000:1001:App:/home/app:/bin/sh\n")
+    assert users.passwd_entry(str(tmp_path), "app") == (1000, 1001, "/home/app")
+    assert users.passwd_entry(str(tmp_path), "1000") == (1000, 1001, "/home/app")
+    assert users.passwd_entry(str(tmp_path), "ghost") is None
+    assert users.home_of(str(tmp_path), 0) == "/root"
+    assert users.home_of(str(tmp_path), 7) == "/"
+    assert users.home_of(str(tmp_path / "none"), 0) == "/"
+
+
 def test_to_spec_builds_a_complete_spec(tmp_path):
     (tmp_path / "bin").mkdir()
     opts = cliopts.defaults() | {"level": "jail", "hostname": "h", "env": ["X=1"],

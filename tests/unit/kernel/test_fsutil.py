@@ -222,6 +222,19 @@ def test_remove_tree_of_read_only_dirs_of_our_own(tmp_path):
     assert not (tmp_path / "t").exists()
 
 
+def test_remove_tree_ignore_errors(tmp_path):
+    """``ignore_errors`` (for our own temp dirs): refusals and failures raise nothing, and
+    what was unsafe to remove stays."""
+    victim = tmp_path / "victim"
+    _tree(victim)
+    (tmp_path / "link").symlink_to(victim)
+    fsutil.remove_tree(str(tmp_path / "link" / "a"), ignore_errors=True)
+    assert (victim / "a" / "g").exists()
+    fsutil.remove_tree(str(tmp_path / "nope" / "x"), ignore_errors=True)
+    fsutil.remove_tree(str(victim), ignore_errors=True)
+    assert not victim.exists()
+
+
 def test_plain_copy_for_someone_elses_hands(tmp_path):
     """delegate's copy: no setuid/setgid bits, no device nodes, no host (v2) capabilities,
     ids mapped by function, made in a dir fd; a control copy keeps them all."""

@@ -239,7 +239,7 @@ def test_config_error(tmp_path, change, words):
         assert word in text, text
 
 
-@pytest.mark.parametrize("cid", ["a/b", "..", ".", "", "a b", "a:b", "ä", "x\n"])
+@pytest.mark.parametrize("cid", ["a/b", "..", ".", "", "a b", "a:b", "ä", "x\n", "a,b"])
 def test_bad_container_id(tmp_path, cid):
     bundle = make_bundle(tmp_path)
     with pytest.raises(oc.ConfigError, match="^invalid container id") as info:
@@ -247,9 +247,9 @@ def test_bad_container_id(tmp_path, cid):
     assert info.value.exit_code == 1 and "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("cid", ["abc", "a.b", "a,b", "a+b", "A_b-9", "...", "4f1c" * 16])
+@pytest.mark.parametrize("cid", ["abc", "a.b", "a+b", "A_b-9", "...", "4f1c" * 16])
 def test_good_container_id(cid):
-    assert oc.check_id(cid) == cid  # runc's ^[\w+-.]+$ (the Go range +-. includes ",")
+    assert oc.check_id(cid) == cid  # runc's validateID: ASCII letters, digits, _ + - .
 
 
 def bundle_error(bundle: str) -> str:
