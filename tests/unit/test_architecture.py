@@ -245,8 +245,6 @@ def test_no_import_circles(tree):
     assert not circles, "import circles:\n  " + "\n  ".join(" <-> ".join(c) for c in circles)
 
 
-@pytest.mark.xfail(strict=True, reason="h-tests branch only: 7 private names imported across "
-                   "modules (issue 13 is being done)")
 def test_at_most_two_private_names_imported_across_modules(tree):
     private = tree.private
     assert len(private) <= MAX_PRIVATE_IMPORTS, (
