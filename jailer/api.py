@@ -6,7 +6,7 @@ import os
 import sys
 
 from jailer.core.errors import JailerError
-from jailer.engine.launcher import Launch, Result
+from jailer.engine.launcher import Launch, LaunchOptions, Result
 from jailer.frontends import cliopts
 
 
@@ -56,7 +56,7 @@ class Jail:
         try:
             sys.stdout.flush()
             sys.stderr.flush()
-            result = Launch(spec, stdio=(stdin, out, err)).run()
+            result = Launch(spec, LaunchOptions(stdio=(stdin, out, err))).run()
             if capture_output:
                 result.stdout = _read_all(out)
                 result.stderr = _read_all(err)

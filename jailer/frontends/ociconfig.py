@@ -42,6 +42,7 @@ import sys
 
 from jailer.core.errors import JailerError
 from jailer.core.spec import Device, Hook, Mount, Rlimit, Spec
+from jailer.frontends.plans import oci_plans
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -360,6 +361,7 @@ def to_spec(cfg: dict, bundle: str, container_id: str, *,
         raise _fail("linux.personality.domain", f"{domain!r} is not supported (only LINUX)")
     spec.hooks = _hooks(cfg)
     spec.annotations = _strmap(cfg.get("annotations"), "annotations")
+    spec.host_plan, spec.ns_plan = oci_plans(spec)
     return spec
 
 

@@ -78,7 +78,7 @@ def create(cid: str, bundle: str, *, pid_file: str | None = None,
            masters: list | None = None) -> dict:
     """Set the container up to the point of exec; leave it 'created'."""
     from jailer.engine.idpool import _starttime, process_owner
-    from jailer.engine.launcher import Launch
+    from jailer.engine.launcher import Launch, LaunchOptions
     from jailer.frontends.ociconfig import load_bundle
 
     _check_id(cid)
@@ -114,34 +114,30 @@ def create(cid: str, bundle: str, *, pid_file: str | None = None,
             with open(parent, "w") as f:
                 f.write(src.read())
 
-        def on_pid(pid: int) -> None:
+        def on_pid(pid: int) -> bytes | None:
             st["pid"] = pid
             payload = _hook_state(cid, st, "created")
-            if spec.hooks.get("startContainer"):
-                launch.hook_state = _hook_state(cid, st, "running")
+            running = _hook_state(cid, st, "running") if spec.hooks.get("startContainer") \
+                else None
             run_hooks(spec.hooks.get("prestart", []), payload, "prestart")
             run_hooks(spec.hooks.get("createRuntime", []), payload, "createRuntime")
             run_hooks(spec.hooks.get("createContainer", []), payload, "createContainer",
                       nsenter=pid)
+            return running
 
-        launch = Launch(spec, exec_fifo=fifo, cgroup_parent=parent, on_pid=on_pid,
-                        record_owner=f"container:{cdir}")
-        if spec.cgroups_path:
-            launch.cgroup_name, launch.cgroup_root = _cgroup_place(spec.cgroups_path)
-        launch._prepare()
-        launch._spawn()
-        pid = launch.pid
-        master = getattr(launch, "_master", -1)
+        cgroup_name, cgroup_root = (_cgroup_place(spec.cgroups_path) if spec.cgroups_path
+                                    else (None, False))
+        launch = Launch(spec, LaunchOptions(exec_fifo=fifo, cgroup_parent=parent, on_pid=on_pid,
+                                            record_owner=f"container:{cdir}",
+                                            cgroup_name=cgroup_name, cgroup_root=cgroup_root))
+        pid, master = launch.start_detached()
         if master >= 0 and masters is not None and not console_socket:
             masters.append(master)  # `run` in the foreground relays it itself
         elif master >= 0:
             _send_console(master, console_socket, spec.console_size)
-        for fd in launch.cgroup_fds:
-            os.close(fd)
-        launch.cgroup_fds = []
-        cg = launch.cg
+        cg = launch.cgroup
         st.update(status="created", pid=pid, pid_start=_starttime(pid),
-                  cgroup=cg.name if cg is not None else "", cgroup_root=launch.cgroup_root,
+                  cgroup=cg.name if cg is not None else "", cgroup_root=cgroup_root,
                   freezer=_freezer(cg), start_id=spec.id)
         st["hooks"] = {k: [{"path": h.path, "args": h.args, "env": h.env,
                             "timeout": h.timeout} for h in v]
@@ -460,7 +456,7 @@ def exec_process(cid: str, args: list[str], *, process: str | None = None,
                  cap_add: list[str] = (), no_new_privs: bool = False) -> int:
     """runc exec: one more process in the container; its exit status, or 0 with --detach."""
     from jailer.core.spec import merge_env
-    from jailer.engine.launcher import Join
+    from jailer.engine.launcher import Join, LaunchOptions
     from jailer.frontends.ociconfig import load_bundle
     from jailer.policy import caps as C
 
@@ -502,17 +498,17 @@ def exec_process(cid: str, args: list[str], *, process: str | None = None,
     if spec.tty and detach and not console_socket:
         raise fail("cannot allocate tty if runc will detach without setting console socket")
     cg = _cgroup(st)
-    j = Join(spec, st["pid"], cg.procs_paths if cg is not None else [])
+    procs = cg.procs_paths if cg is not None else []
     if not detach:
-        return j.run().returncode
-    j.subreaper = False  # the caller (conmon) reaps it
-    j.relay_stdio = False  # its stdio is the caller's to give: conmon's pipes
+        return Join(spec, st["pid"], procs).run().returncode
+    # the caller (conmon) reaps it, and its stdio is the caller's to give: conmon's pipes
+    j = Join(spec, st["pid"], procs, LaunchOptions(subreaper=False, relay_stdio=False))
     try:
-        j._prepare()
-        j._spawn()
+        j.prepare()
+        j.spawn()
     finally:
         j.cleanup()
-    master = getattr(j, "_master", -1)
+    master = j.master
     if master >= 0:
         _send_console(master, console_socket, spec.console_size)
     if pid_file:

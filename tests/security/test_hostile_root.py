@@ -146,16 +146,17 @@ sys.path.insert(0, {os.getcwd()!r})
 from jailer.kernel import syscalls as S
 from jailer.engine.mounts import Mounter
 from jailer.core.errors import JailerError
+from jailer.core.plan import Mask, Sysctl
 m = Mounter(S.Syscalls(), {str(root)!r})
-for op in (("mask", "/masked"), ("sysctl", "kernel.hostname", "x")):
+for name, op in (("mask", Mask("/masked")), ("sysctl", Sysctl("kernel.hostname", "x"))):
     try:
-        m.apply([op]); print(op[0], "applied")
+        m.apply([op]); print(name, "applied")
     except JailerError as e:
-        print(op[0], "refused:", e)
+        print(name, "refused:", e)
 os.unlink({str(root / "dev" / "null")!r}); os.symlink("/fakenull", {str(root / "dev" / "null")!r})
 os.unlink({str(root / "masked")!r}); open({str(root / "masked")!r}, "w").close()
 try:
-    m.apply([("mask", "/masked")]); print("fake null applied")
+    m.apply([Mask("/masked")]); print("fake null applied")
 except JailerError as e:
     print("fake null refused:", e)
 S.Syscalls().mount("/dev/null", {str(host / "secret")!r}, None, S.MS_BIND)
