@@ -760,7 +760,7 @@ class Launch:
         return dict(paths) if paths else {"": self.cg.path}
 
 
-def _open_ptmx(path: str) -> int:
+def open_ptmx(path: str) -> int:
     """The container's pty multiplexer at ``path``, only if it is char 5:2 (not a symlink,
     nor a FIFO or file that the container put there: O_NONBLOCK so a FIFO cannot hang)."""
     fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
@@ -1004,7 +1004,7 @@ class Join(Launch):
         try:
             slave = -1
             if spec.tty:
-                master = _open_ptmx("/dev/pts/ptmx")
+                master = open_ptmx("/dev/pts/ptmx")
                 fcntl.ioctl(master, TIOCSPTLCK, b"\0\0\0\0")
                 slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
                 import socket

@@ -252,17 +252,17 @@ def test_ptmx_that_is_not_the_multiplexer_is_refused(tmp_path):
     Control: a naive open of the FIFO succeeds (O_RDWR), so the old code took it as the
     master."""
     from jailer.core.errors import JailerError
-    from jailer.engine.launcher import _open_ptmx
+    from jailer.engine.launcher import open_ptmx
 
     fifo = tmp_path / "ptmx"
     os.mkfifo(fifo)
     with pytest.raises(JailerError, match="not the pty multiplexer"):
-        _open_ptmx(str(fifo))
+        open_ptmx(str(fifo))
     (tmp_path / "link").symlink_to("/dev/pts/ptmx")
     with pytest.raises(OSError) as e:
-        _open_ptmx(str(tmp_path / "link"))
+        open_ptmx(str(tmp_path / "link"))
     assert e.value.errno == 40  # ELOOP
-    os.close(_open_ptmx("/dev/pts/ptmx"))
+    os.close(open_ptmx("/dev/pts/ptmx"))
     fd = os.open(fifo, os.O_RDWR | os.O_NOCTTY)  # control
     os.close(fd)
 
