@@ -7,7 +7,7 @@ import sys
 
 from jailer.core import errors
 from jailer.core.errors import JailerError
-from jailer.engine.launcher import Launch, Result
+from jailer.engine.launcher import Launch, LaunchOptions, Result
 from jailer.frontends import cliopts
 
 
@@ -61,7 +61,7 @@ class Jail:
         try:
             sys.stdout.flush()
             sys.stderr.flush()
-            result = Launch(spec, stdio=(stdin, out, err)).run()
+            result = Launch(spec, LaunchOptions(stdio=(stdin, out, err))).run()
             if capture_output:
                 result.stdout = _read_all(out)
                 result.stderr = _read_all(err)

@@ -106,8 +106,11 @@ class Spec(_Plain):
         "packed",
         # bring the network namespace's loopback up (a named jail's --net none does not)
         "loopback",
+        # the mount plans the front end built (jailer.core.plan records: jailer.frontends.plans)
+        "host_plan", "ns_plan",
         # ── set by the OCI front end (frontends.ociconfig); jails and `run` keep the defaults ──
-        # oci: the config lists every mount (no default /proc, /sys, /dev set-up)
+        # oci: made from a config.json (the engine never asks); the config's mounts that
+        # need no namespace are in ``mounts``, the others in ``ns_mounts``
         "oci", "ns_mounts", "devices",
         # {ns name: path} to join instead of creating; config's id mappings [(ctr, host, n)]
         "ns_paths", "uid_mappings", "gid_mappings",

@@ -1,32 +1,31 @@
 """Start one container from a ``Spec``: a short, linear sequence of kernel calls.
 
-Processes (jail and container levels)::
+Processes (jail and container levels; the messages are ``jailer.engine.protocol``'s)::
 
-    runtime (host, stays outside)          child (host root)                 pid 1
-    ─────────────────────────────          ─────────────────                 ─────
-    allocate uid range, upper dir
-    fork ───────────────────────────────►  make the user namespace (helper)
-                                           private mount ns, host_plan mounts
+    runtime (host, stays outside)          setup child (host root)           pid 1
+    ─────────────────────────────          ───────────────────────           ─────
+    prepare(): uid range, layers, cgroup
+    spawn(): fork ──────────────────────►  make the user namespace (helper)
+                                           private mount ns, spec.host_plan
                                            setns(user ns), unshare the rest
-                                           fork ─────────────────────────►  (waits for "go")
-    ◄── pid of pid 1 ───────────────────── exit
-    reap child, "go" ──────────────────────────────────────────────────────►  ns_plan mounts,
+                                           fork ─────────────────────────►  (waits for Go)
+    ◄── Pid ────────────────────────────── exit
+    reap child, on_pid, Go ────────────────────────────────────────────────►  spec.ns_plan,
                                                                               hostname, lo up,
                                                                               pty, pivot_root,
                                                                               user, exec
-    ◄── EOF on the sync pipe (exec happened) or a structured error ─────────
+    ◄── EOF on the up pipe (exec happened) or Failed ───────────────────────
     supervise: relay pty, forward signals, timeout, reap; undo everything
 
-The runtime is a child subreaper, so pid 1 becomes its child when the intermediate exits, and
-no Python process stays inside the container. Errors in the children travel back over the
-sync pipe as a ``JailerError`` dict (stage, syscall, path, errno, hint).
+The runtime is a child subreaper, so pid 1 becomes its child when the setup child exits, and
+no Python process stays inside the container. The mount plans are replayed as the front end
+built them (``jailer.engine.mounts``), with the start's own facts filled in.
 """
 
 from __future__ import annotations
 
 import _signal as signal  # the C module: `signal` imports enum, ~8 ms of start time
 import fcntl  # imported here: after chroot/pivot_root the library is out of reach
-import marshal
 import os
 
 from jailer.core.errors import (
@@ -36,8 +35,11 @@ from jailer.core.errors import (
     EXIT_TIMEOUT,
     JailerError,
 )
+from jailer.core.plan import Bind
+from jailer.core.record import Record
 from jailer.core.spec import Spec
-from jailer.engine.mounts import Mounter, host_plan, ns_plan, oci_host_plan, oci_ns_plan
+from jailer.engine.mounts import Facts, Mounter, fill_in
+from jailer.engine.protocol import Created, Failed, Go, Pid, Pty, recv, send
 from jailer.kernel import proc
 from jailer.kernel import syscalls as S
 from jailer.policy import caps as C
@@ -53,26 +55,6 @@ FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUI
 TIOCSCTTY = 0x540E
 TIOCGPTPEER = 0x5441
 TIOCSPTLCK = 0x40045431
-
-
-def _send(fd: int, obj: object) -> None:
-    data = marshal.dumps(obj)
-    os.write(fd, len(data).to_bytes(4, "little") + data)
-
-
-def _recv(fd: int) -> object | None:
-    """One message, or None at EOF (the writer exec'd or exited)."""
-    head = os.read(fd, 4)
-    if not head:
-        return None
-    size = int.from_bytes(head, "little")
-    data = b""
-    while len(data) < size:
-        chunk = os.read(fd, size - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return marshal.loads(data)
 
 
 class Result:
@@ -100,44 +82,59 @@ def exit_code(status: int) -> int:
     return os.WEXITSTATUS(status)
 
 
-class Launch:
-    """One start of one container; ``run()`` returns its ``Result``."""
+class LaunchOptions(Record):
+    """How to start (everything but the Spec): all optional.
 
-    def __init__(self, spec: Spec, sys_: S.Syscalls | None = None, *,
-                 stdio: tuple[int, int, int] = (0, 1, 2), data_dir: str | None = None,
-                 base: int = 0, layer_dir: str | None = None, on_pid=None,
-                 gid_base: int = 0, cgroup_parent: str | None = None,
-                 exec_fifo: str | None = None, record_owner: str | None = None) -> None:
-        """``base`` and ``layer_dir`` are a named jail's fixed uid range and persistent
-        upper-layer directory (default: a range from the pool and a throw-away layer);
-        ``on_pid(pid)`` runs once pid 1 exists, before it goes on (network set-up)."""
+    ``stdio``: the container's fds 0-2. ``data_dir``: jailer's data directory (default
+    ``paths.data_dir()``). ``base``, ``gid_base`` and ``layer_dir``: a named jail's fixed
+    uid/gid range and persistent upper-layer directory (default: a range from the pool and a
+    throw-away layer). ``on_pid(pid)`` runs once pid 1 exists, before it goes on (network
+    set-up, OCI hooks); what it returns (bytes or None) is the state pid 1's OCI
+    startContainer hooks read. ``cgroup_parent``: a file in /proc/self/cgroup's format naming
+    the parent cgroups (a delegated jail's). ``cgroup_name``: the container's cgroup (default
+    jailer-<id>), from the hierarchies' root if ``cgroup_root`` (OCI). ``exec_fifo`` (OCI
+    create): pid 1 stops right before exec until `start` opens this fifo; the container then
+    belongs to the caller's subreaper. ``record_owner``: who answers for this start (default:
+    this process). ``subreaper``: False when the caller reaps the container (a detached OCI
+    exec). ``relay_stdio`` (exec only): relay the caller's stdio through pipes (off when the
+    caller owns the stdio it gives, as conmon does).
+    """
+
+    __slots__ = ("stdio", "data_dir", "base", "gid_base", "layer_dir", "on_pid",
+                 "cgroup_parent", "cgroup_name", "cgroup_root", "exec_fifo", "record_owner",
+                 "subreaper", "relay_stdio")
+    _defaults = {"stdio": (0, 1, 2), "data_dir": None, "base": 0, "gid_base": 0,
+                 "layer_dir": None, "on_pid": None, "cgroup_parent": None, "cgroup_name": None,
+                 "cgroup_root": False, "exec_fifo": None, "record_owner": None,
+                 "subreaper": True, "relay_stdio": True}
+
+
+class Launch:
+    """One start of one container: ``run()`` returns its ``Result``; ``start_detached()``
+    leaves it running; ``prepare()`` then ``spawn()`` are the two halves of either."""
+
+    def __init__(self, spec: Spec, options: LaunchOptions | None = None,
+                 sys_: S.Syscalls | None = None) -> None:
         from jailer.core import paths
 
+        opts = self.opts = options or LaunchOptions()
         self.spec = spec
         self.sys = sys_ or S.Syscalls()
-        self.stdio = stdio
-        self.data_dir = data_dir or paths.data_dir()
-        self.base = base
-        self.fixed_base = bool(base)
-        self.cdir: str | None = layer_dir
-        self.persistent = layer_dir is not None
-        self.on_pid = on_pid
+        self.stdio = opts.stdio
+        self.data_dir = opts.data_dir or paths.data_dir()
+        self.base = opts.base
+        self.fixed_base = bool(opts.base)
+        self.cdir: str | None = opts.layer_dir
+        self.persistent = opts.layer_dir is not None
         # an unprivileged user starting a jail delegated to them: the user namespace maps
         # their subordinate ids (newuidmap), and the root is assembled inside it
         self.rootless = os.geteuid() != 0
-        self.subgid = gid_base or base
-        # a file in /proc/self/cgroup's format naming the parent cgroups (a delegated jail's)
-        self.cgroup_parent = cgroup_parent or "/proc/self/cgroup"
-        # OCI create: pid 1 stops right before exec, until `start` opens this fifo; the
-        # container then belongs to the caller's subreaper (the engine's shim), not to us
-        self.exec_fifo = exec_fifo
+        self.subgid = opts.gid_base or opts.base
+        self.cgroup_parent = opts.cgroup_parent or "/proc/self/cgroup"
         self._fifo_fd = -1
-        self.record_owner = record_owner  # who answers for this start (default: us)
-        self.cgroup_name: str | None = None  # default jailer-<id>
-        self.cgroup_root = False  # cgroup_name is from the hierarchies' root (OCI)
-        self.subreaper = True  # False: whoever called us reaps the container (OCI)
-        self.hook_state: bytes | None = None  # OCI state JSON for startContainer hooks
+        self.hook_state: bytes | None = None  # what on_pid returned, for pid 1's hooks
         self.root = spec.rootfs
+        self.host_plan = spec.host_plan  # rootless: binds from pinned sources
         self.pool = None
         self.init_path: str | None = None
         self.bpf: bytes | None = None
@@ -147,14 +144,37 @@ class Launch:
         self.store = None  # images.store.Store, when the root is an image
         self.loopdev: str | None = None
         self.cgroup_fds: list[int] = []
-        self.pid = 0  # host pid of the container's first process
+        self._pid = 0  # host pid of the container's first process
+        self._master = -1  # the pty master, when the container has a terminal
+        self._was_subreaper: bool | None = None  # ours before spawn() set it
         self._pending: list[int] = []
         self._sock = None
         self._helper = 0  # the user namespace helper process, in the setup child
+        self._stage = "start"  # what a child is doing (the failure it reports)
+
+    @property
+    def pid(self) -> int:
+        """The host pid of the container's first process (0 until it exists)."""
+        return self._pid
+
+    @property
+    def master(self) -> int:
+        """The pty master (-1 without a terminal); the caller owns it after ``spawn()``."""
+        return self._master
+
+    @property
+    def cgroup(self):
+        """The container's ``cgroups.Cgroup``, or None."""
+        return self.cg
 
     # ── preparation in the runtime process ─────────────────────────────────────────────
-    def _prepare(self) -> None:
+    def prepare(self) -> None:
+        """Everything made on the host before the first fork: the start record, init binary,
+        image hold, loop device, cgroup, seccomp filter, uid range and layers."""
         spec = self.spec
+        if spec.pivot_root and spec.host_plan is None:
+            raise JailerError("the Spec has no mount plan (build it with a front end: "
+                              "jailer.frontends)", stage="start")
         if spec.pivot_root and spec.userns and spec.idmap and not spec.cow \
                 and not spec.readonly and not self.rootless and os.geteuid() == 0:
             # a writable in-place root, however the Spec was made (CLI, jail, Python API):
@@ -221,7 +241,7 @@ class Launch:
         starts = os.path.join(self.data_dir, "starts")
         os.makedirs(starts, mode=0o700, exist_ok=True)
         self.record = os.path.join(starts, self.spec.id)
-        self.owner = self.record_owner or process_owner()
+        self.owner = self.opts.record_owner or process_owner()
         with open(self.record, "w") as f:
             f.write(self.owner + "\n" + (self.spec.image or "") + "\n")
 
@@ -230,9 +250,9 @@ class Launch:
         import cgroups
 
         try:
-            self.cg = cgroups.open_manager(self.cgroup_name or f"jailer-{self.spec.id}",
+            self.cg = cgroups.open_manager(self.opts.cgroup_name or f"jailer-{self.spec.id}",
                                            proc_cgroup=self.cgroup_parent,
-                                           parent="/" if self.cgroup_root else None).create(
+                                           parent="/" if self.opts.cgroup_root else None).create(
                                                self._limits())
             self.cgroup_fds = [os.open(p, os.O_WRONLY | os.O_CLOEXEC)
                                for p in self.cg.procs_paths]
@@ -257,7 +277,7 @@ class Launch:
 
     def cleanup(self) -> None:
         """Undo what the start made on the host: cgroup, upper layer and the id range."""
-        if getattr(self, "_was_subreaper", True) is False:
+        if self._was_subreaper is False:
             self.sys.prctl(S.PR_SET_CHILD_SUBREAPER, 0)
         for fd in self.cgroup_fds:
             os.close(fd)
@@ -288,8 +308,8 @@ class Launch:
     def run(self) -> Result:
         old = {s: signal.signal(s, self._forward) for s in FORWARDED_SIGNALS}
         try:
-            self._prepare()
-            self._spawn()
+            self.prepare()
+            self.spawn()
             for sig in self._pending:
                 self._forward(sig)
             return self._supervise()
@@ -302,24 +322,26 @@ class Launch:
         """Start without supervising: return (pid 1, pty master or -1). The caller owns the
         container from here (it execs the monitor); on failure everything is undone."""
         try:
-            self._prepare()
-            self._spawn()
+            self.prepare()
+            self.spawn()
         except BaseException:
             self.cleanup()
             raise
         for fd in self.cgroup_fds:
             os.close(fd)
         self.cgroup_fds = []
-        return self.pid, getattr(self, "_master", -1)
+        return self._pid, self._master
 
     def _forward(self, signum: int, _frame: object = None) -> None:
         """Pass a signal to the container's first process (queued until it exists)."""
-        if not self.pid:
+        if not self._pid:
             self._pending.append(signum)
             return
-        proc.kill(self.pid, signum)
+        proc.kill(self._pid, signum)
 
-    def _spawn(self) -> None:
+    def spawn(self) -> None:
+        """Fork the setup child and see the start through the handshake (see
+        ``jailer.engine.protocol``): pid 1 exists, and has exec'd or (OCI create) waits."""
         spec = self.spec
         r_up, w_up = os.pipe2(os.O_CLOEXEC)
         r_down, w_down = os.pipe2(os.O_CLOEXEC)
@@ -327,12 +349,12 @@ class Launch:
             import socket
 
             self._sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        if spec.pivot_root and self.subreaper and not self.exec_fifo:
+        if spec.pivot_root and self.opts.subreaper and not self.opts.exec_fifo:
             # a library caller (jailer.run) gets its own state back in cleanup()
             self._was_subreaper = self.sys.child_subreaper()
             self.sys.prctl(S.PR_SET_CHILD_SUBREAPER, 1)
-        if self.exec_fifo:  # pid 1 reaches it through this fd after pivot_root
-            self._fifo_fd = os.open(self.exec_fifo, Mounter.O_PATH | os.O_CLOEXEC)
+        if self.opts.exec_fifo:  # pid 1 reaches it through this fd after pivot_root
+            self._fifo_fd = os.open(self.opts.exec_fifo, Mounter.O_PATH | os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
             os.close(r_up)
@@ -349,8 +371,8 @@ class Launch:
             self._handshake(pid, r_up, w_down)
             self._release_loop()  # mounted by now
         except BaseException:
-            if self.pid:
-                _kill(self.pid)
+            if self._pid:
+                _kill(self._pid)
             _reap(pid)
             raise
         finally:
@@ -360,36 +382,40 @@ class Launch:
     def _handshake(self, child: int, r_up: int, w_down: int) -> None:
         """Learn pid 1, let it go, then wait for exec (EOF) or a structured error."""
         while True:
-            msg = _recv(r_up)
+            msg = recv(r_up)
             if msg is None:
-                if not self.pid:
+                if not self._pid:
                     _, status = os.waitpid(child, 0)
                     raise JailerError(f"setup process died ({exit_code(status)})",
                                       stage="start")
                 return
-            if "error" in msg:
-                err = JailerError.from_dict(msg["error"])
-                if self.pid:
-                    _reap(self.pid)
+            if isinstance(msg, Failed):
+                err = JailerError.from_dict(msg.error)
+                if self._pid:
+                    _reap(self._pid)
                 raise err
-            if "pid" in msg:
-                self.pid = msg["pid"]
-                if self.pid != child:
+            if isinstance(msg, Pid):
+                self._pid = msg.pid
+                if self._pid != child:
                     os.waitpid(child, 0)  # the intermediate exits; pid 1 is now ours
-                    if self.spec.oom_score_adj is not None:
-                        with open(f"/proc/{self.pid}/oom_score_adj", "w") as f:
-                            f.write(str(self.spec.oom_score_adj))
-                    if self.on_pid is not None:
-                        self.on_pid(self.pid)
-                    # the go, with the state startContainer hooks get (OCI), if any
-                    _send(w_down, self.hook_state or "go")
-            elif "pty" in msg:
+                    self._pid_exists()
+                    send(w_down, Go(self.hook_state))
+            elif isinstance(msg, Pty):
                 import socket
 
                 _, fds, _, _ = socket.recv_fds(self._sock, 16, 1)
                 self._master = fds[0]
-            elif "created" in msg:
+            elif isinstance(msg, Created):
                 return  # OCI create: pid 1 waits on the exec fifo
+
+    def _pid_exists(self) -> None:
+        """pid 1 exists and waits for Go: its oom_score_adj, then the caller's ``on_pid``
+        (its answer is the state startContainer hooks get, OCI)."""
+        if self.spec.oom_score_adj is not None:
+            with open(f"/proc/{self._pid}/oom_score_adj", "w") as f:
+                f.write(str(self.spec.oom_score_adj))
+        if self.opts.on_pid is not None:
+            self.hook_state = self.opts.on_pid(self._pid)
 
     # ── children ───────────────────────────────────────────────────────────────────────
     def _child_stdio(self) -> None:
@@ -401,87 +427,112 @@ class Launch:
                 os.dup2(fd, i)
 
     def _child(self, w_up: int, r_down: int) -> None:
-        stage = "start"
+        """The setup child (host root): the user namespace, the host-side mounts in a
+        private mount namespace, the other namespaces, then pid 1. At the chroot level it
+        is pid 1 itself."""
+        self._stage = "start"
         try:
             self._child_stdio()
             if not self.spec.pivot_root:
                 self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
-                _send(w_up, {"pid": os.getpid()})
+                send(w_up, Pid(os.getpid()))
                 self._container_init(w_up, None)
-            stage = "prctl"
+            self._stage = "prctl"
             self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
             self.sys.prctl(S.PR_SET_DUMPABLE, 0)
-            stage = "rlimits"
+            self._stage = "rlimits"
             self._set_rlimits()
-            userns_fd = -1
-            if "user" in self.spec.ns_paths:
-                stage = "user namespace"
-                userns_fd = os.open(self.spec.ns_paths["user"], os.O_RDONLY | os.O_CLOEXEC)
-            elif self.spec.userns:
-                stage = "user namespace"
-                userns_fd = self._make_userns(w_up)
-            if self.rootless:
-                stage = "join cgroup"
-                self._join_cgroup_early()
-                stage = "enter user namespace"
-                userns_fd = self._enter_userns_early(userns_fd)
-            stage = "mount namespace"
-            self.sys.unshare(S.CLONE_NEWNS)
-            self.sys.mount(None, "/", None, S.MS_REC | S.MS_PRIVATE)
-            stage = "mounts"
-            if self.rootless:
-                self._rootless_root()
-            owner = 0 if self.rootless else self.base
-            m = Mounter(self.sys, self.root, owner, userns_fd)
-            if self.spec.oci:
-                m.apply(oci_host_plan(self.spec, self.root, owner))
-            else:
-                m.apply(host_plan(self.spec, self.spec.rootfs, self.root, self.cdir,
-                                  self.init_path, owner,
-                                  (self.loopdev, self.spec.packed[1]) if self.loopdev
-                                  else None, rootless=self.rootless))
-            m.close()
-            # pid 1 reaches its root through the working directory, which unshare(CLONE_NEWNS)
-            # moves to the copy in the new namespace: the path may cross host directories
-            # (0700 /root, /var/lib/jailer/containers) that the container's root cannot enter.
-            os.chdir(self.root)
-            if userns_fd >= 0 and not self.rootless:
-                stage = "enter user namespace"
-                self.sys.setns(userns_fd, S.CLONE_NEWUSER)
-                os.close(userns_fd)
-                self.sys.setgroups_empty()
-                os.setresgid(0, 0, 0)
-                os.setresuid(0, 0, 0)
-            self._reap_helper()
-            stage = "namespaces"
-            flags = 0
-            for name in self.spec.namespaces:
-                if name != "cgroup":  # unshared last, once in the container's cgroup
-                    flags |= _NS_FLAGS[name]
-            self.sys.unshare(flags)
-            for name, path in self.spec.ns_paths.items():  # an OCI config's "path"s
-                if name in ("user", "cgroup"):
-                    continue
-                stage = f"join {name} namespace {path}"
-                nsfd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                self.sys.setns(nsfd, _NS_FLAGS[name])
-                os.close(nsfd)
-            stage = "namespaces"
-            pid = os.fork()
-            if pid == 0:
-                stage = "wait"
-                go = _recv(r_down)
-                if go != "go" and not isinstance(go, bytes):
-                    os._exit(EXIT_RUNTIME)
-                self.hook_state = go if isinstance(go, bytes) else None
-                if not self.exec_fifo:  # an OCI container outlives `jailer create`
-                    self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
-                self._container_init(w_up, os.open(".", Mounter.O_PATH | os.O_CLOEXEC))
-            _send(w_up, {"pid": pid})
-            os._exit(0)
+            userns_fd = self._user_namespace(w_up)
+            self._host_mounts(userns_fd)
+            self._enter_namespaces(userns_fd)
+            self._fork_pid1(w_up, r_down)
         except BaseException as e:  # noqa: BLE001 - every failure must reach the parent
             self._reap_helper()
-            _report(w_up, stage, e)
+            _report(w_up, self._stage, e)
+
+    def _user_namespace(self, w_up: int) -> int:
+        """The container's user namespace as an fd (-1 without one); rootless, already
+        entered (with the cgroup joined first)."""
+        userns_fd = -1
+        if "user" in self.spec.ns_paths:
+            self._stage = "user namespace"
+            userns_fd = os.open(self.spec.ns_paths["user"], os.O_RDONLY | os.O_CLOEXEC)
+        elif self.spec.userns:
+            self._stage = "user namespace"
+            userns_fd = self._make_userns(w_up)
+        if self.rootless:
+            self._stage = "join cgroup"
+            self._join_cgroup_early()
+            self._stage = "enter user namespace"
+            userns_fd = self._enter_userns_early(userns_fd)
+        return userns_fd
+
+    def _host_mounts(self, userns_fd: int) -> None:
+        """A private mount namespace with the host plan done in it; the root becomes the
+        working directory."""
+        self._stage = "mount namespace"
+        self.sys.unshare(S.CLONE_NEWNS)
+        self.sys.mount(None, "/", None, S.MS_REC | S.MS_PRIVATE)
+        self._stage = "mounts"
+        if self.rootless:
+            self._rootless_root()
+        owner = 0 if self.rootless else self.base
+        m = Mounter(self.sys, self.root, owner, userns_fd)
+        m.apply(fill_in(self.host_plan, self._facts()))
+        m.close()
+        # pid 1 reaches its root through the working directory, which unshare(CLONE_NEWNS)
+        # moves to the copy in the new namespace: the path may cross host directories
+        # (0700 /root, /var/lib/jailer/containers) that the container's root cannot enter.
+        os.chdir(self.root)
+
+    def _facts(self) -> Facts:
+        """What the host plan's start-time records stand for in this start."""
+        spec = self.spec
+        return Facts(root=self.root, rootfs=spec.rootfs, cow=spec.cow, cdir=self.cdir,
+                     packed=(self.loopdev, spec.packed[1]) if self.loopdev else None,
+                     idmap=spec.userns and spec.idmap, init_path=self.init_path,
+                     rootless=self.rootless)
+
+    def _enter_namespaces(self, userns_fd: int) -> None:
+        """Become the container's root in its user namespace, then unshare the others (the
+        cgroup namespace comes last, in pid 1) and join those the config names by path."""
+        if userns_fd >= 0 and not self.rootless:
+            self._stage = "enter user namespace"
+            self.sys.setns(userns_fd, S.CLONE_NEWUSER)
+            os.close(userns_fd)
+            self.sys.setgroups_empty()
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        self._reap_helper()
+        self._stage = "namespaces"
+        flags = 0
+        for name in self.spec.namespaces:
+            if name != "cgroup":  # unshared last, once in the container's cgroup
+                flags |= _NS_FLAGS[name]
+        self.sys.unshare(flags)
+        for name, path in self.spec.ns_paths.items():  # an OCI config's "path"s
+            if name in ("user", "cgroup"):
+                continue
+            self._stage = f"join {name} namespace {path}"
+            nsfd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            self.sys.setns(nsfd, _NS_FLAGS[name])
+            os.close(nsfd)
+        self._stage = "namespaces"
+
+    def _fork_pid1(self, w_up: int, r_down: int) -> None:
+        """Fork pid 1 (the first process of the new pid namespace), name it up, exit."""
+        pid = os.fork()
+        if pid == 0:
+            self._stage = "wait"
+            go = recv(r_down)
+            if not isinstance(go, Go):
+                os._exit(EXIT_RUNTIME)
+            self.hook_state = go.hook_state
+            if not self.opts.exec_fifo:  # an OCI container outlives `jailer create`
+                self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
+            self._container_init(w_up, os.open(".", Mounter.O_PATH | os.O_CLOEXEC))
+        send(w_up, Pid(pid))
+        os._exit(0)
 
     def _join_cgroup_early(self) -> None:
         """Rootless on cgroup v1: only a process of the same uid may be moved, and the
@@ -509,9 +560,8 @@ class Launch:
         os.chdir(self.root)
         if self.init_path:
             self.init_path = pin(self.init_path)
-        for mnt in self.spec.mounts:
-            if mnt.kind == "bind":
-                mnt.src = pin(mnt.src)
+        self.host_plan = [op.replace(src=pin(op.src)) if isinstance(op, Bind) else op
+                          for op in self.host_plan]
         self.sys.setgroups_empty()
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
@@ -614,10 +664,7 @@ class Launch:
                 os.close(root)
                 root = tree
                 m = Mounter(self.sys, spec.rootfs, root_fd=root)
-                if spec.oci:
-                    m.apply(oci_ns_plan(spec, self._cgroup_dirs()))
-                else:
-                    m.apply(ns_plan(spec, self._cgroup_dirs()))
+                m.apply(fill_in(spec.ns_plan, Facts(cgroup_dirs=self._cgroup_dirs())))
                 if ("uts" in spec.namespaces or "uts" in spec.ns_paths) and spec.hostname:
                     stage = "hostname"
                     self.sys.sethostname(spec.hostname)
@@ -663,7 +710,7 @@ class Launch:
     def _wait_for_start(self, w_up: int) -> None:
         """OCI create: tell the runtime we are ready, then block until `jailer start` opens
         the exec fifo for reading (runc's protocol); a byte tells it we went on."""
-        _send(w_up, {"created": 1})
+        send(w_up, Created())
         fifo = os.open(f"/proc/self/fd/{self._fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.close(self._fifo_fd)
         self._fifo_fd = -1
@@ -678,12 +725,12 @@ class Launch:
             master, slave = os.openpty()
         else:
             # the devpts instance's own ptmx (char 5:2), reached without a symlink
-            ptmx, path = mounter._char_dev("/dev/pts/ptmx", 5, 2)
+            ptmx, path = mounter.char_dev("/dev/pts/ptmx", 5, 2)
             master = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
             os.close(ptmx)
             fcntl.ioctl(master, TIOCSPTLCK, b"\0\0\0\0")
             slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
-        _send(w_up, {"pty": 1})
+        send(w_up, Pty())
         socket.send_fds(self._sock, [b"m"], [master])
         os.close(master)
         return slave
@@ -692,8 +739,8 @@ class Launch:
     def _supervise(self) -> Result:
         from jailer.engine.supervise import Supervisor
 
-        sup = Supervisor(self.pid, timeout=self.spec.timeout,
-                         master=getattr(self, "_master", -1), stdio=self.stdio,
+        sup = Supervisor(self._pid, timeout=self.spec.timeout, master=self._master,
+                         stdio=self.stdio,
                          killpg=not self.spec.pivot_root)
         status = sup.wait()
         code = EXIT_TIMEOUT if sup.timed_out else exit_code(status)
@@ -711,7 +758,7 @@ class Launch:
         return dict(paths) if paths else {"": self.cg.path}
 
 
-def _open_ptmx(path: str) -> int:
+def open_ptmx(path: str) -> int:
     """The container's pty multiplexer at ``path``, only if it is char 5:2 (not a symlink,
     nor a FIFO or file that the container put there: O_NONBLOCK so a FIFO cannot hang)."""
     fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
@@ -814,7 +861,7 @@ def _report(w_up: int, stage: str, exc: BaseException, exec_path: str = "") -> N
     else:
         err = JailerError(f"{type(exc).__name__}: {exc}", stage=stage)
     try:
-        _send(w_up, {"error": err.to_dict()})
+        send(w_up, Failed(err.to_dict()))
     except OSError:  # nobody listens any more (an OCI container after create): stderr
         os.write(2, f"jailer: {err}\n".encode())
     finally:
@@ -839,15 +886,17 @@ class Join(Launch):
     supervises, an intermediate joins and forks, the new process execs."""
 
     def __init__(self, spec: Spec, target: int, cgroup_procs: list[str] | None = None,
-                 **kw: object) -> None:
-        super().__init__(spec, **kw)
+                 options: LaunchOptions | None = None, sys_: S.Syscalls | None = None) -> None:
+        super().__init__(spec, options, sys_)
         self.target = target
         self.cgroup_procs = cgroup_procs or []
-        self.relay_stdio = True  # off for a detached exec, whose caller owns the stdio
+        self.pidfd = -1
+        self.ns_flags = 0
         self.relay: dict[int, int] = {}
         self._relay_ends: list[int] = []
 
-    def _prepare(self) -> None:
+    def prepare(self) -> None:
+        """The seccomp filter, the cgroup's procs files and a pidfd of the target."""
         if self.spec.seccomp is not None:
             from jailer.policy import seccomp
 
@@ -856,7 +905,7 @@ class Join(Launch):
         self.cgroup_fds = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in self.cgroup_procs]
         self.pidfd = os.pidfd_open(self.target)
         self.ns_flags = self._namespace_flags()
-        if self.relay_stdio and not self.spec.tty:
+        if self.opts.relay_stdio and not self.spec.tty:
             self._make_relay()
 
     def _make_relay(self) -> None:
@@ -903,7 +952,7 @@ class Join(Launch):
         return flags
 
     def cleanup(self) -> None:
-        if getattr(self, "_was_subreaper", True) is False:
+        if self._was_subreaper is False:
             self.sys.prctl(S.PR_SET_CHILD_SUBREAPER, 0)
         for fd in self.cgroup_fds:
             os.close(fd)
@@ -911,7 +960,7 @@ class Join(Launch):
         for fd in [*self._relay_ends, *self.relay]:  # a failed start: none of it was used
             os.close(fd)
         self._relay_ends, self.relay = [], {}
-        if getattr(self, "pidfd", -1) >= 0:
+        if self.pidfd >= 0:
             os.close(self.pidfd)
             self.pidfd = -1
 
@@ -934,12 +983,12 @@ class Join(Launch):
             pid = os.fork()
             if pid == 0:
                 stage = "wait"
-                if _recv(r_down) != "go":
+                if not isinstance(recv(r_down), Go):
                     os._exit(EXIT_RUNTIME)
-                if self.subreaper:
+                if self.opts.subreaper:
                     self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
                 self._exec_joined(w_up)
-            _send(w_up, {"pid": pid})
+            send(w_up, Pid(pid))
             os._exit(0)
         except BaseException as e:  # noqa: BLE001
             _report(w_up, stage, e)
@@ -950,12 +999,12 @@ class Join(Launch):
         try:
             slave = -1
             if spec.tty:
-                master = _open_ptmx("/dev/pts/ptmx")
+                master = open_ptmx("/dev/pts/ptmx")
                 fcntl.ioctl(master, TIOCSPTLCK, b"\0\0\0\0")
                 slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
                 import socket
 
-                _send(w_up, {"pty": 1})
+                send(w_up, Pty())
                 socket.send_fds(self._sock, [b"m"], [master])
                 os.close(master)
             stage = "workdir"
@@ -981,8 +1030,7 @@ class Join(Launch):
         for fd in self._relay_ends:
             os.close(fd)
         self._relay_ends = []
-        sup = Supervisor(self.pid, master=getattr(self, "_master", -1), stdio=self.stdio,
-                         relay=self.relay)
+        sup = Supervisor(self._pid, master=self._master, stdio=self.stdio, relay=self.relay)
         try:
             return Result(exit_code(sup.wait()), id=self.spec.id)
         finally:

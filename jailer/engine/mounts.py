@@ -1,13 +1,5 @@
-"""The container's filesystem as a list of simple operations, replayed into a new root.
-
-Two plans, read top to bottom like bubblewrap's setup:
-
-* ``host_plan``: done by the runtime as host root in a private mount namespace, before it
-  enters the container's user namespace: the root itself (an idmapped bind, or overlayfs over an
-  idmapped lower layer), a minimal /dev, the user's binds and tmpfs mounts, read-only root.
-  Mounts made here are locked from the container's point of view: its root cannot undo them.
-* ``ns_plan``: done by the container's pid 1 inside its namespaces: /proc, /sys, devpts,
-  /dev/shm, mqueue, then the masked and read-only paths.
+"""Replaying a mount plan (``jailer.core.plan``) into a new root, and filling in its start-time
+records (the root, the init binary, the container's cgroup) with what only the start knows.
 
 Every target inside the root is resolved with ``openat2(RESOLVE_IN_ROOT)`` and mounted through
 ``/proc/self/fd/N``, so a symlink in the image can never redirect a mount onto the host.
@@ -18,112 +10,91 @@ from __future__ import annotations
 import os
 import stat
 
+from jailer.core import plan as P
 from jailer.core.errors import JailerError
-from jailer.core.spec import Spec
+from jailer.core.record import Record
 from jailer.kernel import syscalls as S
 
 NODEV_NOSUID_NOEXEC = S.MS_NOSUID | S.MS_NODEV | S.MS_NOEXEC
 # kernel filesystems mount only on real directories: a symlink anywhere on the way (an image's
 # ``proc -> /tmp/x``) is refused, as runc refuses "proc must be mounted on ordinary directory"
 ORDINARY = {"/dev", "/proc", "/sys", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys/fs/cgroup"}
-
-# name, mode, major, minor (the minimal /dev every runtime provides)
-DEVICES = (
-    ("null", 0o666, 1, 3), ("zero", 0o666, 1, 5), ("full", 0o666, 1, 7),
-    ("random", 0o666, 1, 8), ("urandom", 0o666, 1, 9), ("tty", 0o666, 5, 0),
-)
-DEV_LINKS = (
-    ("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"),
-    ("/proc/self/fd/2", "stderr"), ("pts/ptmx", "ptmx"), ("/proc/kcore", "core"),
-)
+KERNEL_FS = ("proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2", "tmpfs")
 
 
-def dev_links() -> list[tuple[str, str]]:
-    """DEV_LINKS, without /dev/core where the kernel has no /proc/kcore (as runc)."""
-    return [(t, n) for t, n in DEV_LINKS if t != "/proc/kcore" or os.path.exists(t)]
+# ── the start-time facts ───────────────────────────────────────────────────────────────────
+class Facts(Record):
+    """What a plan's start-time records stand for in this start.
 
-
-def host_plan(spec: Spec, rootfs: str, root: str, cdir: str | None, init_path: str | None,
-              base: int, packed: tuple[str, str] | None = None,
-              rootless: bool = False) -> list[tuple]:
-    """Operations run as host root in the runtime's private mount namespace.
-
-    ``root`` is where the container's root is assembled (the rootfs itself for a jail,
-    ``cdir/merged`` for a copy-on-write container); ``base`` is the host uid/gid that the
-    container's root maps to (0 without a user namespace); ``packed`` is a loop device holding
-    the image and its filesystem type, used as the lower layer instead of the rootfs.
-    ``rootless``: run by an unprivileged user inside the container's user namespace (a
-    delegated jail), where device nodes cannot be made: the host's are bound instead.
+    ``root`` is where the container's root is assembled (the rootfs itself, or
+    ``cdir/merged`` for a copy-on-write root); ``cow`` and ``cdir`` say whether and where the
+    layers are; ``packed`` is a loop device holding the image and its filesystem type, used as
+    the lower layer; ``idmap`` asks for an idmapped root; ``rootless``: a start by an
+    unprivileged user inside the container's user namespace (a delegated jail), who cannot
+    make device nodes (the host's are bound instead) and has bound the root already;
+    ``cgroup_dirs`` are the container's cgroup directories ({"": dir} on v2,
+    {controller: dir} on v1).
     """
-    ops: list[tuple] = []
-    lower = rootfs
-    if spec.cow:
-        lower = f"{cdir}/lower"
-        if packed:
-            ops.append(("packed", packed[0], packed[1], lower))
-            ops.append(("bind_root", lower, lower, spec.userns and spec.idmap))
+
+    __slots__ = ("root", "rootfs", "cow", "cdir", "packed", "idmap", "init_path", "rootless",
+                 "cgroup_dirs")
+    _defaults = {"root": "", "rootfs": "", "cow": False, "cdir": None, "packed": None,
+                 "idmap": False, "init_path": None, "rootless": False, "cgroup_dirs": None}
+
+
+def fill_in(plan: list, facts: Facts) -> list:
+    """``plan`` with its start-time records replaced by the operations they stand for, and each
+    bind that creates "what its source is" told which (a directory or a file)."""
+    ops: list = []
+    for op in plan:
+        if isinstance(op, P.Root):
+            ops += _root_ops(facts)
+        elif isinstance(op, P.InitBinary):
+            if facts.init_path:
+                ops.append(P.Bind(facts.init_path, op.dst, True, "file"))
+        elif isinstance(op, P.CgroupFs):
+            ops += _cgroup_ops(op, facts.cgroup_dirs or {})
+        elif isinstance(op, P.DeviceNode) and facts.rootless:
+            ops.append(P.Bind(op.path, op.path, False, "file"))  # the host's node
+        elif isinstance(op, P.Bind) and op.create is None:
+            ops.append(op.replace(create="dir" if os.path.isdir(op.src) else "file"))
         else:
-            ops.append(("bind_root", rootfs, lower, spec.userns and spec.idmap))
-        ops.append(("overlay", lower, f"{cdir}/upper", f"{cdir}/work", root))
-    elif not rootless:  # rootless: the launcher has bound the root onto itself already
-        ops.append(("bind_root", rootfs, root, spec.userns and spec.idmap))
-    ops.append(("tmpfs", "/dev", f"mode=755,size=65536k,uid={base},gid={base}",
-                S.MS_NOSUID | S.MS_STRICTATIME))
-    for name, mode, major, minor in DEVICES:
-        if rootless:
-            ops.append(("bind", f"/dev/{name}", f"/dev/{name}", False, "file"))
-        else:
-            ops.append(("mknod", f"/dev/{name}", mode, major, minor, base))
-    for target, name in dev_links():
-        ops.append(("symlink", target, f"/dev/{name}", base))
-    for name in ("pts", "shm", "mqueue"):
-        ops.append(("mkdir", f"/dev/{name}"))
-    if init_path:
-        ops.append(("bind", init_path, "/dev/init", True, "file"))
-    for m in spec.mounts:
-        if m.kind == "tmpfs":
-            data = f"mode=1777,uid={base},gid={base}" + (f",{m.options}" if m.options else "")
-            ops.append(("tmpfs", m.dst, data, S.MS_NOSUID | S.MS_NODEV))
-        else:
-            kind = "dir" if os.path.isdir(m.src) else "file"
-            ops.append(("bind", m.src, m.dst, m.readonly, kind))
-    if spec.pivot_root:
-        ops.append(("mkdir", "/proc"))
-        ops.append(("mkdir", "/sys"))
-    if spec.readonly:
-        ops.append(("readonly", "/"))
+            ops.append(op)
     return ops
 
 
-def ns_plan(spec: Spec, cgroup_dirs: dict[str, str] | None = None) -> list[tuple]:
-    """Operations run by the container's pid 1 inside its namespaces, before pivot_root.
+def _root_ops(f: Facts) -> list:
+    if f.cow:
+        lower = f"{f.cdir}/lower"
+        ops: list = []
+        if f.packed:
+            ops += [P.PackedImage(f.packed[0], f.packed[1], lower),
+                    P.BindRoot(lower, lower, f.idmap)]
+        else:
+            ops.append(P.BindRoot(f.rootfs, lower, f.idmap))
+        return [*ops, P.Overlay(lower, f"{f.cdir}/upper", f"{f.cdir}/work", f.root)]
+    if f.rootless:  # the launcher has bound the root onto itself already
+        return []
+    return [P.BindRoot(f.rootfs, f.root, f.idmap)]
 
-    ``cgroup_dirs`` are the container's own cgroup directories on the host ({"": dir} on v2,
-    {controller: dir} on v1): /sys/fs/cgroup shows them, read-only.
-    """
-    ops: list[tuple] = [
-        ("mount", "proc", "/proc", "proc", NODEV_NOSUID_NOEXEC, None),
-        ("mount", "sysfs", "/sys", "sysfs", NODEV_NOSUID_NOEXEC | S.MS_RDONLY, None),
-        ("mount", "devpts", "/dev/pts", "devpts", S.MS_NOSUID | S.MS_NOEXEC,
-         "newinstance,ptmxmode=0666,mode=0620,gid=5"),
-        ("mount", "shm", "/dev/shm", "tmpfs", NODEV_NOSUID_NOEXEC, "mode=1777,size=65536k"),
-        ("mount", "mqueue", "/dev/mqueue", "mqueue", NODEV_NOSUID_NOEXEC, None),
-    ]
-    if cgroup_dirs and "" in cgroup_dirs:
-        ops.append(("bind", cgroup_dirs[""], "/sys/fs/cgroup", True, "existing"))
-    elif cgroup_dirs:
-        ops.append(("mount", "cgroup", "/sys/fs/cgroup", "tmpfs", NODEV_NOSUID_NOEXEC,
-                    "mode=755,size=64k"))
-        for ctrl, path in sorted(cgroup_dirs.items()):
-            ops.append(("bind", path, f"/sys/fs/cgroup/{ctrl}", True, "dir"))
-        ops.append(("readonly_mount", "/sys/fs/cgroup"))
-    ops += [("mask", p) for p in spec.masked_paths]
-    ops += [("readonly", p) for p in spec.readonly_paths]
+
+def _cgroup_ops(op: P.CgroupFs, cgroup_dirs: dict[str, str]) -> list:
+    if not cgroup_dirs:
+        return []
+    if "" in cgroup_dirs:
+        return [P.Bind(cgroup_dirs[""], op.dst, op.readonly, op.create)]
+    ops: list = [P.FsMount("cgroup", op.dst, "tmpfs", NODEV_NOSUID_NOEXEC, "mode=755,size=64k")]
+    for ctrl, path in sorted(cgroup_dirs.items()):
+        ops.append(P.Bind(path, f"{op.dst}/{ctrl}", op.readonly, "dir"))
+    if op.seal:
+        ops.append(P.ReadOnlyMount(op.dst))
     return ops
 
 
 class Mounter:
-    """Replays a plan into ``root``; ``creator`` owns any mount point it has to create."""
+    """Replays a filled-in plan into ``root``. ``creator`` is the host uid (and gid) of the
+    container's root (0 without a user namespace): it owns every mount point, node and link
+    the plan makes and every owned tmpfs; a node's own ids are counted from it."""
 
     O_PATH = 0o10000000
 
@@ -195,7 +166,7 @@ class Mounter:
             os.close(pfd)
         return self.sys.openat2(self._open_root(), rel, flags, resolve)
 
-    def _target(self, rel: str, create: str | None = None,
+    def target(self, rel: str, create: str | None = None,
                 strict: bool = False) -> tuple[int, str]:
         fd = self.resolve(rel, create, strict=strict)
         return fd, f"/proc/self/fd/{fd}"
@@ -218,7 +189,17 @@ class Mounter:
                               hint="the image must have a real directory there")
         return fd, f"/proc/self/fd/{fd}"
 
-    def _char_dev(self, rel: str, major: int, minor: int) -> tuple[int, str]:
+    def _no_symlink(self, rel: str, what: str) -> tuple[int, str] | None:
+        """``rel`` reached without any symlink (None if it is missing); one line refusing
+        a symlink on the way."""
+        try:
+            return self.target(rel, strict=True)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise _symlink_refused(what, rel, e) from None
+
+    def char_dev(self, rel: str, major: int, minor: int) -> tuple[int, str]:
         """``rel`` if it really is the character device major:minor (no symlink on the way)."""
         try:
             fd = self.resolve(rel, strict=True)
@@ -232,10 +213,15 @@ class Mounter:
         raise JailerError(f"{rel} in the root is not the character device {major}:{minor}",
                           stage="mount", path=rel)
 
-    # -- operations ------------------------------------------------------------------------
-    def apply(self, ops: list[tuple]) -> None:
-        for op in ops:
-            getattr(self, "op_" + op[0])(*op[1:])
+    # -- operations, one method per plan record ----------------------------------------------
+    def apply(self, plan: list) -> None:
+        """Do each operation of ``plan`` (filled in: see ``fill_in``) in order."""
+        for op in plan:
+            try:
+                do = OPERATIONS[type(op)]
+            except KeyError:
+                raise TypeError(f"not a mount operation (fill_in first?): {op!r}") from None
+            do(self, op)
 
     def _attach(self, src: str, to_path: str = "", to_fd: int = S.AT_FDCWD,
                 readonly: bool = False, idmap: bool = False, recursive: bool = True,
@@ -255,7 +241,7 @@ class Mounter:
         finally:
             os.close(fd)
 
-    def op_bind_root(self, src: str, dst: str, idmap: bool) -> None:
+    def bind_root(self, op: P.BindRoot) -> None:
         """Bind the image onto ``dst``; idmapped so image root shows as container root.
         Always nodev: a block or character node the root (or an image) holds gives no device
         (the container's /dev is a tmpfs of its own; OCI devices are bound onto themselves).
@@ -263,115 +249,55 @@ class Mounter:
         Filesystems without idmapped-mount support get a plain bind: the image's files then
         show as nobody inside, and a writable copy must be chowned to the jail's range.
         """
-        if idmap and self.userns_fd >= 0:
+        if op.idmap and self.userns_fd >= 0:
             try:
-                self._attach(src, dst, idmap=True, attrs=S.MOUNT_ATTR_NODEV)
+                self._attach(op.src, op.dst, idmap=True, attrs=S.MOUNT_ATTR_NODEV)
                 return
             except OSError as e:
                 if e.errno not in (22, 95):  # EINVAL, EOPNOTSUPP: no idmap support here
                     raise
-        self._attach(src, dst, attrs=S.MOUNT_ATTR_NODEV)
+        self._attach(op.src, op.dst, attrs=S.MOUNT_ATTR_NODEV)
 
-    def op_packed(self, device: str, fstype: str, dst: str) -> None:
-        """Mount a packed image (squashfs, erofs on a loop device) read-only at ``dst``."""
-        self.sys.mount(device, dst, fstype, S.MS_RDONLY | S.MS_NODEV)
+    def packed_image(self, op: P.PackedImage) -> None:
+        self.sys.mount(op.device, op.dst, op.fstype, S.MS_RDONLY | S.MS_NODEV)
 
-    def op_overlay(self, lower: str, upper: str, work: str, dst: str) -> None:
-        data = f"lowerdir={lower},upperdir={upper},workdir={work}"
-        self.sys.mount("overlay", dst, "overlay", S.MS_NODEV, data)
+    def overlay(self, op: P.Overlay) -> None:
+        data = f"lowerdir={op.lower},upperdir={op.upper},workdir={op.work}"
+        self.sys.mount("overlay", op.dst, "overlay", S.MS_NODEV, data)
 
-    def op_tmpfs(self, rel: str, data: str, flags: int) -> None:
-        fd, target = self._ordinary_dir(rel) if rel in ORDINARY else self._target(rel, "dir")
+    def fs_mount(self, op: P.FsMount) -> None:
+        rel, data = op.dst, op.data
+        if op.owned and self.creator and "uid=" not in (data or ""):
+            data = ",".join(filter(None, [data, f"uid={self.creator},gid={self.creator}"]))
+        if rel in ORDINARY or (op.fstype in KERNEL_FS and op.fstype != "tmpfs"):
+            fd, target = self._ordinary_dir(rel)
+        else:
+            fd, target = self.target(rel, "dir")
         try:
-            self.sys.mount("tmpfs", target, "tmpfs", flags, data)
+            self.sys.mount(op.source, target, op.fstype, op.flags, data)
         finally:
             os.close(fd)
+        if op.fstype == "devpts":  # the new instance's ptmx, not something the image put there
+            os.close(self.char_dev(rel + "/ptmx", 5, 2)[0])
 
-    def op_mknod(self, rel: str, mode: int, major: int, minor: int, owner: int) -> None:
-        """A node in the /dev tmpfs this runtime just mounted: made relative to its fd."""
-        pfd = self.resolve(os.path.dirname(rel), strict=True)
-        try:
-            name = os.path.basename(rel)
-            os.mknod(name, 0o020000 | mode, os.makedev(major, minor), dir_fd=pfd)
-            os.chmod(name, mode, dir_fd=pfd)
-            os.chown(name, owner, owner, dir_fd=pfd, follow_symlinks=False)
-        finally:
-            os.close(pfd)
-
-    def op_symlink(self, target: str, rel: str, owner: int) -> None:
-        pfd = self.resolve(os.path.dirname(rel), strict=True)
-        try:
-            os.symlink(target, os.path.basename(rel), dir_fd=pfd)
-            os.chown(os.path.basename(rel), owner, owner, dir_fd=pfd, follow_symlinks=False)
-        finally:
-            os.close(pfd)
-
-    def op_mkdir(self, rel: str) -> None:
-        os.close(self.resolve(rel, "dir"))
-
-    def op_bind(self, src: str, rel: str, readonly: bool, kind: str) -> None:
-        """Bind host path ``src`` on ``rel``; ``kind`` (dir, file) says what to create if it
-        is missing, "existing" that it must exist already. nosuid and nodev, unless ``src``
+    def bind(self, op: P.Bind) -> None:
+        """Bind host path ``src`` on ``dst``: nosuid and nodev unless told otherwise or ``src``
         is a device node itself (binding one is asking for that device)."""
         from jailer.kernel.fsutil import is_device
 
-        fd = self.resolve(rel, None if kind == "existing" else kind)
+        fd = self.resolve(op.dst, None if op.create == "existing" else op.create)
         try:
-            attrs = 0 if is_device(src) else S.MOUNT_ATTR_NOSUID | S.MOUNT_ATTR_NODEV
-            self._attach(src, to_fd=fd, readonly=readonly, attrs=attrs)
+            attrs = op.attrs
+            if attrs is None:
+                attrs = 0 if is_device(op.src) else S.MOUNT_ATTR_NOSUID | S.MOUNT_ATTR_NODEV
+            self._attach(op.src, to_fd=fd, readonly=op.readonly, recursive=op.recursive,
+                         attrs=attrs)
         finally:
             os.close(fd)
 
-    def op_readonly(self, rel: str) -> None:
-        """Make ``rel`` read-only (only that mount: submounts such as /dev keep their mode).
-
-        The root is already a mount; any other path gets a read-only bind of itself.
-        """
-        try:
-            fd, target = self._target(rel, strict=True)
-        except FileNotFoundError:
-            return
-        except OSError as e:
-            raise _symlink_refused("read-only path", rel, e) from None
-        try:
-            if rel == "/":
-                self.sys.mount_setattr(fd, S.MOUNT_ATTR_RDONLY, recursive=False)
-            else:
-                self._attach(target, to_fd=fd, readonly=True)
-        finally:
-            os.close(fd)
-
-    def op_mount(self, src: str, rel: str, fstype: str, flags: int, data: str | None) -> None:
-        kernel = fstype in ("proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2", "tmpfs")
-        if rel in ORDINARY or (kernel and fstype != "tmpfs"):
-            fd, target = self._ordinary_dir(rel)
-        else:
-            fd, target = self._target(rel, "dir")
-        try:
-            self.sys.mount(src, target, fstype, flags, data)
-        finally:
-            os.close(fd)
-        if fstype == "devpts":  # the new instance's ptmx, not something the image put there
-            os.close(self._char_dev(rel + "/ptmx", 5, 2)[0])
-
-    def op_oci_bind(self, src: str, rel: str, readonly: bool, kind: str, recursive: bool,
-                    attrs: int) -> None:
-        fd = self.resolve(rel, kind)
-        try:
-            self._attach(src, to_fd=fd, readonly=readonly, recursive=recursive, attrs=attrs)
-        finally:
-            os.close(fd)
-
-    def op_propagation(self, rel: str, flags: int) -> None:
-        fd, target = self._target(rel)
-        try:
-            self.sys.mount(None, target, None, flags)
-        finally:
-            os.close(fd)
-
-    def op_mknod_missing(self, rel: str, mode: int, major: int, minor: int, uid: int,
-                         gid: int) -> None:
-        """A device node, unless the config put something there (a bind) already."""
+    def device_node(self, op: P.DeviceNode) -> None:
+        """A device node, unless the plan put something there (a bind) already."""
+        rel, mode = op.path, op.mode
         try:
             os.close(self.resolve(rel))
             return
@@ -380,9 +306,10 @@ class Mounter:
         pfd = self.resolve(os.path.dirname(rel), "dir")
         try:
             name = os.path.basename(rel)
-            os.mknod(name, mode, os.makedev(major, minor), dir_fd=pfd)
+            os.mknod(name, mode, os.makedev(op.major, op.minor), dir_fd=pfd)
             os.chmod(name, mode & 0o7777, dir_fd=pfd)
-            os.chown(name, uid, gid, dir_fd=pfd, follow_symlinks=False)
+            os.chown(name, self.creator + op.uid, self.creator + op.gid, dir_fd=pfd,
+                     follow_symlinks=False)
             if mode & 0o170000 in (0o020000, 0o060000) and \
                     os.statvfs(f"/proc/self/fd/{pfd}").f_flag & os.ST_NODEV:
                 # on the nodev root (no /dev tmpfs in the config): the node the config asks
@@ -396,20 +323,56 @@ class Mounter:
         finally:
             os.close(pfd)
 
-    def op_symlink_missing(self, target: str, rel: str, owner: int) -> None:
-        pfd = self.resolve(os.path.dirname(rel), "dir")
+    def symlink(self, op: P.Symlink) -> None:
+        pfd = self.resolve(os.path.dirname(op.path), "dir")
+        name = os.path.basename(op.path)
         try:
-            os.symlink(target, os.path.basename(rel), dir_fd=pfd)
-            os.chown(os.path.basename(rel), owner, owner, dir_fd=pfd, follow_symlinks=False)
+            os.symlink(op.target, name, dir_fd=pfd)
+            os.chown(name, self.creator, self.creator, dir_fd=pfd, follow_symlinks=False)
         except FileExistsError:
             pass
         finally:
             os.close(pfd)
 
-    def op_sysctl(self, key: str, value: str) -> None:
+    def make_dir(self, op: P.MakeDir) -> None:
+        os.close(self.resolve(op.path, "dir"))
+
+    def propagation(self, op: P.Propagation) -> None:
+        fd, target = self.target(op.dst)
+        try:
+            self.sys.mount(None, target, None, op.flags)
+        finally:
+            os.close(fd)
+
+    def read_only(self, op: P.ReadOnly) -> None:
+        """Make ``path`` read-only (only that mount: submounts such as /dev keep their mode).
+
+        The root is already a mount; any other path gets a read-only bind of itself.
+        """
+        found = self._no_symlink(op.path, "read-only path")
+        if found is None:
+            return
+        fd, target = found
+        try:
+            if op.path == "/":
+                self.sys.mount_setattr(fd, S.MOUNT_ATTR_RDONLY, recursive=False)
+            else:
+                self._attach(target, to_fd=fd, readonly=True)
+        finally:
+            os.close(fd)
+
+    def read_only_mount(self, op: P.ReadOnlyMount) -> None:
+        fd, _path = self.target(op.path)
+        try:
+            self.sys.mount_setattr(fd, S.MOUNT_ATTR_RDONLY, recursive=False)
+        finally:
+            os.close(fd)
+
+    def sysctl(self, op: P.Sysctl) -> None:
         """Write /proc/sys/KEY (dots become slashes) inside the container's /proc: only a
         regular file of that procfs (f_type PROC_SUPER_MAGIC: not an image's plain /proc
         when the config mounts none), reached without a symlink."""
+        key, value = op.key, op.value
         rel = "/proc/sys/" + key.replace(".", "/")
         proc = self._ordinary_dir("/proc")[0]
         try:
@@ -431,31 +394,21 @@ class Mounter:
             os.close(fd)
             os.close(proc)
 
-    def op_readonly_mount(self, rel: str) -> None:
-        """Make the mount at ``rel`` itself read-only (no second mount on top of it)."""
-        fd, _target = self._target(rel)
-        try:
-            self.sys.mount_setattr(fd, S.MOUNT_ATTR_RDONLY, recursive=False)
-        finally:
-            os.close(fd)
-
-    def op_mask(self, rel: str) -> None:
-        """Hide ``rel``: /dev/null over a file, an empty read-only tmpfs over a directory.
+    def mask(self, op: P.Mask) -> None:
+        """Hide ``path``: /dev/null over a file, an empty read-only tmpfs over a directory.
         No symlink is followed on the way, /dev/null must be the real 1:3, and the mask is
         checked to cover its target afterwards."""
-        try:
-            fd, target = self._target(rel, strict=True)
-        except FileNotFoundError:
+        rel = op.path
+        if (found := self._no_symlink(rel, "masked path")) is None:
             return
-        except OSError as e:
-            raise _symlink_refused("masked path", rel, e) from None
+        fd, target = found
         try:
             before = os.fstat(fd)
             if stat.S_ISDIR(before.st_mode):
                 self.sys.mount("tmpfs", target, "tmpfs", S.MS_RDONLY | NODEV_NOSUID_NOEXEC,
                                "size=0")
             else:
-                null, src = self._char_dev("/dev/null", 1, 3)
+                null, src = self.char_dev("/dev/null", 1, 3)
                 try:
                     self.sys.mount(src, target, None, S.MS_BIND)
                 finally:
@@ -478,79 +431,11 @@ def _symlink_refused(what: str, rel: str, e: OSError) -> Exception:
     return e
 
 
-# ── OCI bundles: the plan comes from config.json ───────────────────────────────────────────
-# MS_* flags that a bind takes as mount attributes (the new mount API's names)
-_BIND_ATTRS = ((S.MS_NOSUID, S.MOUNT_ATTR_NOSUID), (S.MS_NODEV, S.MOUNT_ATTR_NODEV),
-               (S.MS_NOEXEC, S.MOUNT_ATTR_NOEXEC), (S.MS_NOATIME, S.MOUNT_ATTR_NOATIME),
-               (S.MS_STRICTATIME, S.MOUNT_ATTR_STRICTATIME),
-               (S.MS_NODIRATIME, S.MOUNT_ATTR_NODIRATIME),
-               (S.MS_NOSYMFOLLOW, S.MOUNT_ATTR_NOSYMFOLLOW))
-NS_KINDS = ("proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2")
-
-
-def oci_host_plan(spec: Spec, root: str, base: int) -> list[tuple]:
-    """An OCI config's root and its mounts that need no namespace (binds, tmpfs, ...), in
-    order, then the default devices (runtime-spec) and the config's, as host root.
-
-    ``base`` is the host uid/gid of the container's root (0 without a user namespace): a
-    tmpfs gets it as owner unless the config says otherwise."""
-    ops: list[tuple] = [("bind_root", spec.rootfs, root, False)]
-    for m in spec.mounts:
-        if m.kind == "bind":
-            kind = "dir" if os.path.isdir(m.src) else "file"
-            attrs = 0
-            for flag, attr in _BIND_ATTRS:
-                if m.flags & flag:
-                    attrs |= attr
-            ops.append(("oci_bind", m.src, m.dst, m.readonly, kind, m.recursive, attrs))
-        else:
-            data = m.options
-            if m.kind == "tmpfs" and base and "uid=" not in data:
-                data = ",".join(filter(None, [data, f"uid={base},gid={base}"]))
-            ops.append(("mount", m.src or m.kind, m.dst, m.kind,
-                        m.flags | (S.MS_RDONLY if m.readonly else 0), data or None))
-        if m.propagation:
-            ops.append(("propagation", m.dst, m.propagation))
-    for name, mode, major, minor in DEVICES:
-        ops.append(("mknod_missing", f"/dev/{name}", 0o020000 | mode, major, minor, base,
-                    base))
-    for d in spec.devices:
-        kind = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}[d.kind]
-        ops.append(("mknod_missing", d.path, kind | (d.mode & 0o7777), d.major, d.minor,
-                    base + d.uid, base + d.gid))
-    for target, name in dev_links():
-        ops.append(("symlink_missing", target, f"/dev/{name}", base))
-    if spec.rootfs_propagation:
-        ops.append(("propagation", "/", spec.rootfs_propagation))
-    if spec.readonly:
-        ops.append(("readonly", "/"))
-    return ops
-
-
-def oci_ns_plan(spec: Spec, cgroup_dirs: dict[str, str] | None = None) -> list[tuple]:
-    """The config's mounts that need the container's namespaces (proc, sysfs, devpts,
-    mqueue, cgroup), in order; then sysctl, the masked and the read-only paths."""
-    ops: list[tuple] = []
-    for m in spec.ns_mounts:
-        flags = m.flags | (S.MS_RDONLY if m.readonly else 0)
-        if m.kind in ("cgroup", "cgroup2"):
-            ops += _cgroup_ops(m.dst, cgroup_dirs or {}, flags)
-        else:
-            ops.append(("mount", m.src or m.kind, m.dst, m.kind, flags, m.options or None))
-    if spec.domainname:
-        ops.append(("sysctl", "kernel.domainname", spec.domainname))
-    ops += [("sysctl", k, v) for k, v in sorted(spec.sysctl.items())]
-    ops += [("mask", p) for p in spec.masked_paths]
-    ops += [("readonly", p) for p in spec.readonly_paths]
-    return ops
-
-
-def _cgroup_ops(dst: str, cgroup_dirs: dict[str, str], flags: int) -> list[tuple]:
-    """The container's own cgroup at ``dst`` (what a cgroup namespace would show)."""
-    if "" in cgroup_dirs:
-        return [("bind", cgroup_dirs[""], dst, bool(flags & S.MS_RDONLY), "dir")]
-    ops: list[tuple] = [("mount", "cgroup", dst, "tmpfs", NODEV_NOSUID_NOEXEC,
-                         "mode=755,size=64k")]
-    for ctrl, path in sorted(cgroup_dirs.items()):  # (the tmpfs itself stays rw, as runc)
-        ops.append(("bind", path, f"{dst}/{ctrl}", bool(flags & S.MS_RDONLY), "dir"))
-    return ops
+OPERATIONS = {
+    P.BindRoot: Mounter.bind_root, P.PackedImage: Mounter.packed_image,
+    P.Overlay: Mounter.overlay, P.FsMount: Mounter.fs_mount, P.Bind: Mounter.bind,
+    P.DeviceNode: Mounter.device_node, P.Symlink: Mounter.symlink,
+    P.MakeDir: Mounter.make_dir, P.Propagation: Mounter.propagation,
+    P.ReadOnly: Mounter.read_only, P.ReadOnlyMount: Mounter.read_only_mount,
+    P.Mask: Mounter.mask, P.Sysctl: Mounter.sysctl,
+}

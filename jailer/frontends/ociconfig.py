@@ -43,6 +43,7 @@ import sys
 from jailer.core import ids
 from jailer.core.errors import JailerError
 from jailer.core.spec import Device, Hook, Mount, Rlimit, Spec
+from jailer.frontends.plans import oci_plans
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -369,6 +370,7 @@ def to_spec(cfg: dict, bundle: str, container_id: str, *,
         raise _fail("linux.personality.domain", f"{domain!r} is not supported (only LINUX)")
     spec.hooks = _hooks(cfg)
     spec.annotations = _strmap(cfg.get("annotations"), "annotations")
+    spec.host_plan, spec.ns_plan = oci_plans(spec)
     return spec
 
 

@@ -98,12 +98,11 @@ def create(cid: str, bundle: str, *, pid_file: str | None = None,
     try:
         st = _record_creating(cid, cdir, bundle, spec, raw)
         launch = _new_launch(cid, cdir, spec, st)
-        launch._prepare()
-        launch._spawn()
-        _hand_over_console(launch, spec, console_socket, masters)
+        pid, master = launch.start_detached()
+        _hand_over_console(master, spec, console_socket, masters)
         _record_created(cdir, st, launch, spec)
         if pid_file:
-            _write_pid_file(pid_file, launch.pid)
+            _write_pid_file(pid_file, pid)
     except BaseException:
         _undo_create(cdir, launch)
         raise
@@ -161,32 +160,33 @@ def _record_creating(cid: str, cdir: str, bundle: str, spec: Spec, raw: dict) ->
 
 def _new_launch(cid: str, cdir: str, spec: Spec, st: dict) -> Launch:
     """The Launch of pid 1, held at the exec fifo; when its pid is known, the prestart,
-    createRuntime and createContainer hooks run (the last in the container's mount ns)."""
-    from jailer.engine.launcher import Launch
+    createRuntime and createContainer hooks run (the last in the container's mount ns), and
+    the state the startContainer hooks will read is made."""
+    from jailer.engine.launcher import Launch, LaunchOptions
 
-    def on_pid(pid: int) -> None:
+    def on_pid(pid: int) -> bytes | None:
         st["pid"] = pid
         payload = _hook_state(cid, st, "created")
-        if spec.hooks.get("startContainer"):
-            launch.hook_state = _hook_state(cid, st, "running")
+        running = _hook_state(cid, st, "running") if spec.hooks.get("startContainer") \
+            else None
         run_hooks(spec.hooks.get("prestart", []), payload, "prestart")
         run_hooks(spec.hooks.get("createRuntime", []), payload, "createRuntime")
         run_hooks(spec.hooks.get("createContainer", []), payload, "createContainer",
                   nsenter=pid)
+        return running
 
-    launch = Launch(spec, exec_fifo=os.path.join(cdir, "exec.fifo"),
-                    cgroup_parent=os.path.join(cdir, "cgroup.parent"), on_pid=on_pid,
-                    record_owner=f"container:{cdir}")
-    if spec.cgroups_path:
-        launch.cgroup_name, launch.cgroup_root = _cgroup_place(spec.cgroups_path)
-    return launch
+    cgroup_name, cgroup_root = (_cgroup_place(spec.cgroups_path) if spec.cgroups_path
+                                else (None, False))
+    return Launch(spec, LaunchOptions(
+        exec_fifo=os.path.join(cdir, "exec.fifo"),
+        cgroup_parent=os.path.join(cdir, "cgroup.parent"), on_pid=on_pid,
+        record_owner=f"container:{cdir}", cgroup_name=cgroup_name, cgroup_root=cgroup_root))
 
 
-def _hand_over_console(launch: Launch, spec: Spec, console_socket: str | None,
+def _hand_over_console(master: int, spec: Spec, console_socket: str | None,
                        masters: list | None) -> None:
     """The pty master (if any) to the console socket, or to ``masters`` for a foreground
     ``run`` that relays it itself."""
-    master = getattr(launch, "_master", -1)
     if master >= 0 and masters is not None and not console_socket:
         masters.append(master)
     elif master >= 0:
@@ -196,12 +196,9 @@ def _hand_over_console(launch: Launch, spec: Spec, console_socket: str | None,
 def _record_created(cdir: str, st: dict, launch: Launch, spec: Spec) -> None:
     """Write the 'created' state: pid 1 (with its start time), its cgroup and freezer, and
     the hooks still to run (poststart, poststop)."""
-    for fd in launch.cgroup_fds:
-        os.close(fd)
-    launch.cgroup_fds = []
-    cg, pid = launch.cg, launch.pid
+    cg, pid = launch.cgroup, launch.pid
     st.update(status="created", pid=pid, pid_start=proc.start_time(pid),
-              cgroup=cg.name if cg is not None else "", cgroup_root=launch.cgroup_root,
+              cgroup=cg.name if cg is not None else "", cgroup_root=launch.opts.cgroup_root,
               freezer=state.freezer_file(cg), start_id=spec.id)
     st["hooks"] = {k: [{"path": h.path, "args": h.args, "env": h.env,
                         "timeout": h.timeout} for h in v]
@@ -458,17 +455,15 @@ def exec_spec(st: dict, cid: str, args: list[str], *, process: str | None = None
 
 
 def exec_detached(j, *, pid_file: str | None = None, console_socket: str | None = None) -> int:
-    """runc exec --detach: start the Join ``j`` and leave it to the caller (conmon)."""
-    j.subreaper = False  # the caller (conmon) reaps it
-    j.relay_stdio = False  # its stdio is the caller's to give: conmon's pipes
+    """runc exec --detach: start the Join ``j`` (subreaper and stdio relay off) and leave it to
+    the caller (conmon)."""
     try:
-        j._prepare()
-        j._spawn()
+        j.prepare()
+        j.spawn()
     finally:
         j.cleanup()
-    master = getattr(j, "_master", -1)
-    if master >= 0:
-        _send_console(master, console_socket, j.spec.console_size)
+    if j.master >= 0:
+        _send_console(j.master, console_socket, j.spec.console_size)
     if pid_file:
         _write_pid_file(pid_file, j.pid)
     return 0

@@ -131,6 +131,10 @@ class Handle:
     def _exec_spec(self, st: dict, cmd: list[str], o: ExecOptions):
         raise NotImplementedError
 
+    def _join_options(self, o: ExecOptions):
+        """The LaunchOptions of exec's Join (None: the defaults)."""
+        return None
+
     def _run_join(self, join, o: ExecOptions) -> int:
         return join.run().returncode
 
@@ -203,8 +207,9 @@ class Handle:
         st = self._checked(self.guards.exec)
         spec = self._exec_spec(st, cmd, o)
         cg = self.cgroup(st)
-        return self._run_join(Join(spec, st["pid"], cg.procs_paths if cg is not None else []),
-                              o)
+        join = Join(spec, st["pid"], cg.procs_paths if cg is not None else [],
+                    self._join_options(o))
+        return self._run_join(join, o)
 
     def state(self) -> dict:
         """runtime.md's state object (plus runc's rootfs, created, owner)."""
@@ -390,6 +395,12 @@ class ContainerHandle(Handle):
             st, self.name, cmd, process=o.process, detach=o.detach, tty=bool(o.tty),
             console_socket=o.console_socket, env=list(o.env), cwd=o.workdir, user=o.user,
             cap_add=list(o.cap_add), no_new_privs=o.no_new_privs)
+
+    def _join_options(self, o: ExecOptions):
+        """A detached exec belongs to the caller (conmon): it reaps it and gives its stdio."""
+        from jailer.engine.launcher import LaunchOptions
+
+        return LaunchOptions(subreaper=False, relay_stdio=False) if o.detach else None
 
     def _run_join(self, join, o: ExecOptions) -> int:
         if not o.detach:

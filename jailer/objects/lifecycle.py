@@ -159,7 +159,7 @@ def status(name: str) -> dict:
 # ── start ─────────────────────────────────────────────────────────────────────────────────
 def start(name: str) -> dict:
     """Start the jail detached; return its state once the command runs."""
-    from jailer.engine.launcher import _recv
+    from jailer.engine import protocol
 
     d = jaildef.load(name)
     sdir = jaildef.jail_state_dir(name)
@@ -182,19 +182,19 @@ def start(name: str) -> dict:
             _daemon(d, spec, w)  # never returns
         os.close(w)
         try:
-            msg = _recv(r)
+            msg = protocol.recv(r)
         finally:
             os.close(r)
     if msg is None:
         raise JailerError(f"jail {name}: the runtime died while starting it", stage="start")
-    if "error" in msg:
-        raise JailerError.from_dict(msg["error"])
-    return msg["ok"]
+    if isinstance(msg, protocol.Failed):
+        raise JailerError.from_dict(msg.error)
+    return msg.state
 
 
 def _daemon(d: dict, spec, w: int) -> None:
     """The detached runtime: start the container, report, become the monitor."""
-    from jailer.engine.launcher import _send
+    from jailer.engine import protocol
 
     try:
         os.setsid()
@@ -212,10 +212,10 @@ def _daemon(d: dict, spec, w: int) -> None:
             JailerError.from_oserror("start", e) if isinstance(e, OSError)
             else JailerError(f"{type(e).__name__}: {e}", stage="start"))
         if w >= 0:
-            _send(w, {"error": err.to_dict()})
+            protocol.send(w, protocol.Failed(err.to_dict()))
         os._exit(err.exit_code)
     if w >= 0:
-        _send(w, {"ok": state.read(jaildef.jail_state_dir(d["name"]))})
+        protocol.send(w, protocol.Started(state.read(jaildef.jail_state_dir(d["name"]))))
         os.close(w)
     import _signal
 
@@ -230,7 +230,7 @@ def _launch(d: dict, spec) -> list[str]:
     """Start the container (in this process, the runtime); return the monitor's argv."""
     from jailer.engine.idpool import process_owner
     from jailer.engine.initbin import monitor_binary
-    from jailer.engine.launcher import Launch
+    from jailer.engine.launcher import Launch, LaunchOptions
 
     name = d["name"]
     sdir = jaildef.jail_state_dir(name)
@@ -271,9 +271,10 @@ def _launch(d: dict, spec) -> list[str]:
         if ports:
             network.publish(name, d["ip"], ports)
 
-    launch = Launch(spec, base=d.get("uid_base", 0), gid_base=d.get("gid_base", 0),
-                    layer_dir=os.path.join(ddir, "layer") if spec.cow else None,
-                    on_pid=network_up, cgroup_parent=parent)
+    launch = Launch(spec, LaunchOptions(
+        base=d.get("uid_base", 0), gid_base=d.get("gid_base", 0),
+        layer_dir=os.path.join(ddir, "layer") if spec.cow else None,
+        on_pid=network_up, cgroup_parent=parent))
     try:
         pid, master = launch.start_detached()
         if d.get("net") == "slirp":
@@ -287,7 +288,7 @@ def _launch(d: dict, spec) -> list[str]:
             network.detach(name)
         state.update(sdir, status="stopped", pid=0, finished=state.now())
         raise
-    cg = launch.cg
+    cg = launch.cgroup
     st.update(status="running", pid=pid, pid_start=proc.start_time(pid),
               cgroup=cg.name if cg is not None else "", freezer=state.freezer_file(cg),
               host_if=attached[0] if attached else "")

@@ -146,16 +146,17 @@ sys.path.insert(0, {os.getcwd()!r})
 from jailer.kernel import syscalls as S
 from jailer.engine.mounts import Mounter
 from jailer.core.errors import JailerError
+from jailer.core.plan import Mask, Sysctl
 m = Mounter(S.Syscalls(), {str(root)!r})
-for op in (("mask", "/masked"), ("sysctl", "kernel.hostname", "x")):
+for name, op in (("mask", Mask("/masked")), ("sysctl", Sysctl("kernel.hostname", "x"))):
     try:
-        m.apply([op]); print(op[0], "applied")
+        m.apply([op]); print(name, "applied")
     except JailerError as e:
-        print(op[0], "refused:", e)
+        print(name, "refused:", e)
 os.unlink({str(root / "dev" / "null")!r}); os.symlink("/fakenull", {str(root / "dev" / "null")!r})
 os.unlink({str(root / "masked")!r}); open({str(root / "masked")!r}, "w").close()
 try:
-    m.apply([("mask", "/masked")]); print("fake null applied")
+    m.apply([Mask("/masked")]); print("fake null applied")
 except JailerError as e:
     print("fake null refused:", e)
 S.Syscalls().mount("/dev/null", {str(host / "secret")!r}, None, S.MS_BIND)
@@ -251,17 +252,17 @@ def test_ptmx_that_is_not_the_multiplexer_is_refused(tmp_path):
     Control: a naive open of the FIFO succeeds (O_RDWR), so the old code took it as the
     master."""
     from jailer.core.errors import JailerError
-    from jailer.engine.launcher import _open_ptmx
+    from jailer.engine.launcher import open_ptmx
 
     fifo = tmp_path / "ptmx"
     os.mkfifo(fifo)
     with pytest.raises(JailerError, match="not the pty multiplexer"):
-        _open_ptmx(str(fifo))
+        open_ptmx(str(fifo))
     (tmp_path / "link").symlink_to("/dev/pts/ptmx")
     with pytest.raises(OSError) as e:
-        _open_ptmx(str(tmp_path / "link"))
+        open_ptmx(str(tmp_path / "link"))
     assert e.value.errno == 40  # ELOOP
-    os.close(_open_ptmx("/dev/pts/ptmx"))
+    os.close(open_ptmx("/dev/pts/ptmx"))
     fd = os.open(fifo, os.O_RDWR | os.O_NOCTTY)  # control
     os.close(fd)
 

@@ -1,0 +1,130 @@
+"""The mount plan: named records, one per set-up operation, in the order they are done.
+
+A front end (``jailer.frontends.plans``) lists what the container's filesystem holds as two
+plans on the ``Spec``: ``host_plan``, done by the runtime as host root in a private mount
+namespace before it enters the container's user namespace (mounts made there are locked
+from the container's point of view), and ``ns_plan``, done by the container's pid 1 inside its
+namespaces before pivot_root. The engine replays both the same way whoever built them
+(``jailer.engine.mounts``).
+
+Paths are inside the container's root. Owners are the container's own ids: the replaying
+``Mounter`` maps them to the host ids of the container's root. Three records stand for what
+only the start knows (``Root``, ``InitBinary``, ``CgroupFs``): the engine fills them in.
+"""
+
+from __future__ import annotations
+
+from jailer.core.record import Record
+
+
+# ── filled in by the engine at start time ──────────────────────────────────────────────────
+class Root(Record):
+    """The container's root: the image bound (idmapped where the kernel can), or an overlay
+    over it for a copy-on-write root, or nothing when a rootless start has bound it."""
+
+    __slots__ = ()
+
+
+class InitBinary(Record):
+    """jailer's init binary bound read-only at ``dst`` (when the start has one)."""
+
+    __slots__ = ("dst",)
+
+
+class CgroupFs(Record):
+    """The container's own cgroup directories at ``dst`` (what a cgroup namespace shows): a
+    bind of the v2 directory (``create`` says what to make if ``dst`` is missing, "existing"
+    that it must exist); on v1 a small tmpfs with a bind per controller, itself made
+    read-only afterwards if ``seal``. Nothing when the container has no cgroup."""
+
+    __slots__ = ("dst", "readonly", "create", "seal")
+    _defaults = {"create": "dir", "seal": False}
+
+
+# ── replayed as they are ───────────────────────────────────────────────────────────────────
+class BindRoot(Record):
+    """Bind ``src`` onto the host path ``dst`` (nodev; idmapped when ``idmap`` and the
+    filesystem supports it)."""
+
+    __slots__ = ("src", "dst", "idmap")
+
+
+class PackedImage(Record):
+    """Mount a packed image (a loop ``device`` holding ``fstype``) read-only at host ``dst``."""
+
+    __slots__ = ("device", "fstype", "dst")
+
+
+class Overlay(Record):
+    """overlayfs of ``lower``, ``upper`` and ``work`` at host path ``dst`` (nodev)."""
+
+    __slots__ = ("lower", "upper", "work", "dst")
+
+
+class FsMount(Record):
+    """A filesystem ``fstype`` from ``source`` at ``dst`` with MS_* ``flags`` and ``data``;
+    ``owned``: a tmpfs that belongs to the container's root (uid=/gid= added unless ``data``
+    names a uid, or the root is host root)."""
+
+    __slots__ = ("source", "dst", "fstype", "flags", "data", "owned")
+    _defaults = {"data": None, "owned": False}
+
+
+class Bind(Record):
+    """Bind host path ``src`` on ``dst``. ``create``: "dir" or "file" to make if missing,
+    "existing" if it must exist, None for what ``src`` is. ``attrs``: MOUNT_ATTR_* to set;
+    None for nosuid and nodev unless ``src`` is a device node itself."""
+
+    __slots__ = ("src", "dst", "readonly", "create", "recursive", "attrs")
+    _defaults = {"readonly": False, "create": None, "recursive": True, "attrs": None}
+
+
+class DeviceNode(Record):
+    """A device node (``mode`` holds its type bits and permissions), unless something is at
+    ``path`` already; owned by the container's ``uid``/``gid``."""
+
+    __slots__ = ("path", "mode", "major", "minor", "uid", "gid")
+    _defaults = {"uid": 0, "gid": 0}
+
+
+class Symlink(Record):
+    """A symbolic link ``path`` -> ``target``, owned by the container's root, unless
+    something is at ``path`` already."""
+
+    __slots__ = ("target", "path")
+
+
+class MakeDir(Record):
+    """A directory (and any missing parent), owned by the container's root."""
+
+    __slots__ = ("path",)
+
+
+class Propagation(Record):
+    """Set the mount at ``dst`` to an MS_* propagation ``flags`` (private, slave, ...)."""
+
+    __slots__ = ("dst", "flags")
+
+
+class ReadOnly(Record):
+    """Make ``path`` read-only: the root's own mount, or a read-only bind of itself."""
+
+    __slots__ = ("path",)
+
+
+class ReadOnlyMount(Record):
+    """Make the mount at ``path`` itself read-only (no second mount on top)."""
+
+    __slots__ = ("path",)
+
+
+class Mask(Record):
+    """Hide ``path``: /dev/null over a file, an empty read-only tmpfs over a directory."""
+
+    __slots__ = ("path",)
+
+
+class Sysctl(Record):
+    """Write ``value`` to /proc/sys/KEY inside the container's own procfs."""
+
+    __slots__ = ("key", "value")

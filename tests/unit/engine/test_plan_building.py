@@ -1,0 +1,134 @@
+"""The records a jail Spec and an OCI Spec put in their plans, and what the engine fills in."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import pytest
+
+from jailer.core import plan as P
+from jailer.engine import protocol
+from jailer.engine.mounts import Facts, Mounter, fill_in
+from jailer.frontends import cliopts, ociconfig, plans
+from jailer.kernel import syscalls as S
+from tests.unit.oci import RUNC_SPEC
+
+DEV = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"]
+
+
+def jail(tmp_path, level="jail", **o):
+    opts = cliopts._defaults()
+    opts.update(level=level, no_tty=True, **o)
+    return cliopts.to_spec(str(tmp_path), ["/bin/true"], opts)
+
+
+def oci(tmp_path, cfg):
+    (tmp_path / "rootfs").mkdir(exist_ok=True)
+    cfg = copy.deepcopy(cfg)
+    cfg["root"] = {"path": "rootfs", **{k: v for k, v in cfg.get("root", {}).items()
+                                         if k == "readonly"}}
+    return ociconfig.to_spec(cfg, str(tmp_path), "c1", warn=lambda m: None)
+
+
+def test_a_jail_spec_plans_root_dev_then_user_mounts(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    s = jail(tmp_path, bind=[f"{src}:/data:ro"], tmpfs=["/scratch"], read_only=True,
+             init=True)
+    kinds = [type(op).__name__ for op in s.host_plan]
+    assert kinds[:2] == ["Root", "FsMount"] and kinds[-1] == "ReadOnly"
+    assert [op.path for op in s.host_plan if isinstance(op, P.DeviceNode)] == DEV
+    assert [op.path for op in s.host_plan if isinstance(op, P.MakeDir)] == [
+        "/dev/pts", "/dev/shm", "/dev/mqueue", "/proc", "/sys"]
+    i = s.host_plan.index(P.InitBinary("/dev/init"))
+    assert s.host_plan[i + 1] == P.Bind(str(src), "/data", True)  # "what the source is"
+    assert s.host_plan[i + 2] == P.FsMount("tmpfs", "/scratch", "tmpfs",
+                                           S.MS_NOSUID | S.MS_NODEV, "mode=1777", owned=True)
+    assert [op.dst for op in s.ns_plan if isinstance(op, P.FsMount)] == [
+        "/proc", "/sys", "/dev/pts", "/dev/shm", "/dev/mqueue"]
+    assert P.CgroupFs("/sys/fs/cgroup", True, "existing", seal=True) in s.ns_plan
+
+
+def test_an_oci_spec_plans_the_configs_mounts_then_devices(tmp_path):
+    cfg = copy.deepcopy(RUNC_SPEC)
+    cfg["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229,
+                                "fileMode": 0o600, "uid": 3, "gid": 4}]
+    cfg["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    s = oci(tmp_path, cfg)
+    assert s.host_plan[0] == P.Root()
+    mounts = [op.dst for op in s.host_plan if isinstance(op, (P.FsMount, P.Bind))]
+    assert mounts == [m.dst for m in s.mounts]  # the config's order, nothing added
+    nodes = [op for op in s.host_plan if isinstance(op, P.DeviceNode)]
+    assert [n.path for n in nodes] == [*DEV, "/dev/fuse"]
+    assert nodes[-1] == P.DeviceNode("/dev/fuse", 0o020600, 10, 229, 3, 4)
+    assert P.Symlink("/proc/self/fd", "/dev/fd") in s.host_plan
+    assert not any(isinstance(op, (P.InitBinary, P.MakeDir)) for op in s.host_plan)
+    ns = [op for op in s.ns_plan if not isinstance(op, (P.Mask, P.ReadOnly))]
+    assert [getattr(op, "dst", None) for op in ns] == [
+        "/proc", "/dev/pts", "/dev/mqueue", "/sys", "/sys/fs/cgroup", None]
+    assert ns[-2:] == [P.CgroupFs("/sys/fs/cgroup", True),
+                       P.Sysctl("net.ipv4.ip_forward", "1")]
+    assert s.ns_plan[len(ns)] == P.Mask(s.masked_paths[0])
+
+
+def test_the_engine_fills_in_root_init_cgroup_and_bind_kinds(tmp_path):
+    src = tmp_path / "f"
+    src.write_text("")
+    plan = [P.Root(), P.InitBinary("/dev/init"), P.Bind(str(src), "/f", False),
+            P.CgroupFs("/sys/fs/cgroup", True, "existing", seal=True)]
+    ops = fill_in(plan, Facts(root="/r", rootfs="/img", idmap=True, init_path="/i",
+                              cgroup_dirs={"memory": "/m", "pids": "/p"}))
+    assert ops == [
+        P.BindRoot("/img", "/r", True), P.Bind("/i", "/dev/init", True, "file"),
+        P.Bind(str(src), "/f", False, "file"),
+        P.FsMount("cgroup", "/sys/fs/cgroup", "tmpfs",
+                  S.MS_NOSUID | S.MS_NODEV | S.MS_NOEXEC, "mode=755,size=64k"),
+        P.Bind("/m", "/sys/fs/cgroup/memory", True, "dir"),
+        P.Bind("/p", "/sys/fs/cgroup/pids", True, "dir"), P.ReadOnlyMount("/sys/fs/cgroup")]
+    v2 = fill_in(plan[3:], Facts(cgroup_dirs={"": "/cg"}))
+    assert v2 == [P.Bind("/cg", "/sys/fs/cgroup", True, "existing")]
+    assert fill_in(plan[1:2] + plan[3:], Facts()) == []  # no init binary, no cgroup
+
+
+def test_a_rootless_start_binds_the_hosts_device_nodes():
+    host, _ns = plans.jail_plans(jail_spec_like())
+    ops = fill_in(host, Facts(root="/r", rootfs="/r", rootless=True))
+    assert not any(isinstance(op, (P.DeviceNode, P.BindRoot)) for op in ops)
+    assert [op.src for op in ops if isinstance(op, P.Bind)] == DEV
+
+
+def jail_spec_like():
+    from jailer.core.spec import Spec, apply_level
+
+    return apply_level(Spec(level="jail", rootfs="/r"))
+
+
+def test_the_mounter_dispatches_by_record_type_and_refuses_unfilled_records(tmp_path):
+    fake = S.FakeSyscalls()
+    m = Mounter(fake, str(tmp_path), creator=1000)
+    m.apply([P.Propagation("/x", S.MS_PRIVATE),
+             P.FsMount("tmpfs", "/t", "tmpfs", 0, None, owned=True)])
+    assert [c[0] for c in fake.calls] == ["openat2", "mount", "openat2", "mount"]
+    assert fake.calls[-1][5] == "uid=1000,gid=1000"
+    with pytest.raises(TypeError, match="fill_in"):
+        m.apply([P.Root()])
+    with pytest.raises(AttributeError):
+        P.MakeDir("/a").path = "/b"
+
+
+def test_protocol_messages_round_trip():
+    r, w = os.pipe()
+    try:
+        for msg in (protocol.Pid(42), protocol.Go(b"{}"), protocol.Go(), protocol.Pty(),
+                    protocol.Created(), protocol.Failed({"message": "x"}),
+                    protocol.Started({"status": "running"})):
+            protocol.send(w, msg)
+            assert protocol.recv(r) == msg
+        os.close(w)
+        w = -1
+        assert protocol.recv(r) is None
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
