@@ -34,6 +34,7 @@ from jailer.core.errors import (
     EXIT_RUNTIME,
     EXIT_TIMEOUT,
     JailerError,
+    convert,
 )
 from jailer.core.plan import Bind
 from jailer.core.record import Record
@@ -850,16 +851,12 @@ def _resolve_exec(cmd: str, env: list[str]) -> str:
 
 def _report(w_up: int, stage: str, exc: BaseException, exec_path: str = "") -> None:
     """Send a failure to the runtime and exit; runs only in a child process."""
-    code = EXIT_RUNTIME
-    if isinstance(exc, JailerError):
-        err = exc
-    elif isinstance(exc, OSError):
-        if stage == "exec":
-            code = EXIT_NOTFOUND if exc.errno == 2 else EXIT_NOEXEC
-            exc.filename = exec_path
-        err = JailerError.from_oserror(stage, exc, exit_code=code)
-    else:
-        err = JailerError(f"{type(exc).__name__}: {exc}", stage=stage)
+    if isinstance(exc, OSError) and stage == "exec":  # 127 not found, 126 cannot execute
+        exc.filename = exec_path
+        err = JailerError.from_oserror(stage, exc, exit_code=EXIT_NOTFOUND
+                                       if exc.errno == 2 else EXIT_NOEXEC)
+    else:  # the one boundary (a library error, an OSError); a bug names its type
+        err = convert(exc, stage) or JailerError(f"{type(exc).__name__}: {exc}", stage=stage)
     try:
         send(w_up, Failed(err.to_dict()))
     except OSError:  # nobody listens any more (an OCI container after create): stderr
