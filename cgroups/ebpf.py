@@ -128,8 +128,8 @@ def allows_everything(rules: tuple[DeviceRule, ...] | list[DeviceRule]) -> bool:
 
 
 # ── bpf(2) ───────────────────────────────────────────────────────────────────────────────────
-# Through the C module ``_ctypes`` with the two small types needed: ``import ctypes`` costs
-# ~3 ms of start time here, ``_ctypes`` under 1 ms (as the launcher imports ``_signal``).
+# Through the C module ``_ctypes`` with the two small types needed (``ctypes`` itself is a
+# heavier import on the start path).
 _syscall = None
 _Long = _Char = None
 

@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> None:
 
             sys.exit(runs.run_cli(*parsed))
     if args[:1] == ["start"] and len(args) > 1 and not any(a.startswith("-") for a in args):
-        code = _start(args[1:])  # the hot verb of a jail host: no click (~55 ms)
+        code = _start(args[1:])  # the hot verb of a jail host: no click
         if code >= 0:
             sys.exit(code)
     if args[:1] == ["_cleanup"] and len(args) == 2:  # exec'd by the monitor: no click

@@ -1,8 +1,7 @@
 """The one internal model of a container start. Every front end converts into a ``Spec``.
 
-Plain data classes written out by hand (``__slots__`` and defaults): the ``dataclasses``
-module costs ~30 ms of import on this machine, which is more than a whole runc start. Levels are
-presets of the same Spec (``apply_level``), not separate code paths.
+Plain classes with ``__slots__`` and defaults (no ``dataclasses`` on the start path). Levels
+are presets of the same Spec (``apply_level``), not separate code paths.
 """
 
 from __future__ import annotations

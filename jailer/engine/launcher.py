@@ -24,7 +24,7 @@ built them (``jailer.engine.mounts``), with the start's own facts filled in.
 
 from __future__ import annotations
 
-import _signal as signal  # the C module: `signal` imports enum, ~8 ms of start time
+import _signal as signal  # the C module (`signal` imports enum)
 import fcntl  # imported here: after chroot/pivot_root the library is out of reach
 import os
 
@@ -587,7 +587,7 @@ class Launch:
                 os.write(ready_w, b"1")
                 if self.cgroup_fds:
                     # The first cgroup migration after a quiet spell waits for an RCU grace
-                    # period (~17 ms here); migrating this throw-away helper now pays it in
+                    # period; migrating this throw-away helper now pays it in
                     # parallel with the mounts, so pid 1's join right before exec is fast.
                     os.write(self.cgroup_fds[0], b"0")
             except OSError:

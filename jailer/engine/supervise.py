@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import _signal as signal  # the C module: `signal` imports enum, ~8 ms of start time
+import _signal as signal  # the C module (`signal` imports enum)
 import os
 import select
 import time

@@ -2,8 +2,8 @@
 
 The table is the single source of truth: ``jailer.cli`` builds the click command (and so
 ``--help`` and every usage error) from it, and ``fast_parse`` reads the same grammar without
-importing click (~60 ms here, three times a whole runc start). Anything ``fast_parse`` is not
-sure about (``--help``, an unknown flag, a missing value) goes to click.
+importing click. Anything ``fast_parse`` is not sure about (``--help``, an unknown flag, a
+missing value) goes to click.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ the monitor closes the connection when the jail's pid 1 has ended.
 
 from __future__ import annotations
 
-import _socket as socket  # the C module: `socket` imports enum, ~12 ms of start time
+import _socket as socket  # the C module (`socket` imports enum)
 import os
 import select
 import struct

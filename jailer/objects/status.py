@@ -34,8 +34,7 @@ def of(st: dict) -> Status:
 class Guard:
     """Which statuses a verb accepts; ``refusal`` (formatted with ``name``, ``status`` and
     ``pid``) otherwise, or the one ``special`` names for that status. ``no_cgroup`` is what
-    the verb says when it needs the cgroup and there is none (None: it does without).
-    (A plain class: dataclasses would cost a start ~3 ms of import.)"""
+    the verb says when it needs the cgroup and there is none (None: it does without)."""
 
     __slots__ = ("allowed", "refusal", "special", "no_cgroup")
 
