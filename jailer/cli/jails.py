@@ -17,6 +17,7 @@ import click
 from jailer.cli.common import fail, guard, run_options
 from jailer.core.errors import JailerError
 from jailer.objects import handles, lifecycle
+from jailer.objects.status import ACTIVE, Status
 
 NOT_FOR_JAILS = ("timeout", "keep", "tty", "no_tty", "stats", "hostname", "bundle", "detach",
                  "pid_file", "console_socket")
@@ -249,7 +250,7 @@ def console(name: str) -> None:
 
     st = guard(lifecycle.status, name)
     guard(jaildef.load, name)
-    if st["status"] not in ("running", "paused"):
+    if st["status"] not in ACTIVE:
         fail(f"jail {name} is not running", 1)
     if os.isatty(0):
         click.echo(f"[attached to {name}; Ctrl-] detaches]\r", err=True)
@@ -275,7 +276,7 @@ def logs(name: str, follow: bool) -> None:
     path = os.path.join(jaildef.jail_data_dir(name), "console.log")
 
     def stopped() -> bool:
-        return lifecycle.status(name)["status"] not in ("running", "paused", "creating")
+        return lifecycle.status(name)["status"] not in ACTIVE | {Status.CREATING}
 
     try:
         con.follow(path, follow=follow, stop=stopped)

@@ -13,6 +13,7 @@ import click
 from jailer.cli.common import fail, guard
 from jailer.core.errors import JailerError
 from jailer.objects import handles
+from jailer.objects.status import LIVE, Status
 
 
 @click.command()
@@ -34,7 +35,7 @@ def events(name: str, once: bool, interval: str) -> None:
 
     def alive() -> bool:
         try:
-            return h.status()["status"] in ("running", "paused", "created")
+            return h.status()["status"] in LIVE - {Status.CREATING}
         except JailerError:  # deleted meanwhile
             return False
 

@@ -18,7 +18,7 @@ import time
 from jailer.core.ids import valid_id
 from jailer.engine.idpool import owner_process
 from jailer.kernel import proc
-from jailer.objects.status import Status
+from jailer.objects.status import ACTIVE, LIVE, Status
 
 STATUSES = tuple(s.value for s in Status)
 
@@ -140,7 +140,7 @@ def observe(directory: str, st: dict | None = None) -> dict:
     """The state with ``status`` corrected to what is true now (the file is not changed)."""
     st = dict(st if st is not None else (read(directory) or {}))
     status = st.get("status", "stopped")
-    if status in ("creating", "created", "running", "paused"):
+    if status in LIVE:
         if not proc.alive(st.get("pid", 0), st.get("pid_start"), st.get("boot_id")):
             if status == "creating" and monitor_alive(st):
                 return st  # still being set up by a live runtime
@@ -148,7 +148,7 @@ def observe(directory: str, st: dict | None = None) -> dict:
             code, when = read_exit(directory)
             if code is not None and st.get("exit_code") is None:
                 st["exit_code"], st["finished"] = code, when
-        elif status in ("running", "paused") and st.get("freezer"):
+        elif status in ACTIVE and st.get("freezer"):
             st["status"] = "paused" if frozen(st["freezer"]) else "running"
     return st
 
