@@ -252,8 +252,6 @@ def test_at_most_two_private_names_imported_across_modules(tree):
         f"{MAX_PRIVATE_IMPORTS}):\n  " + "\n  ".join(private))
 
 
-@pytest.mark.xfail(strict=True, reason="h-tests branch only: 4 functions of 80+ lines "
-                   "(issue 13 is being done)")
 def test_no_function_of_80_lines_or_more(tree):
     long = [f"{n} lines: {f}" for n, f in sorted(tree.long, reverse=True)]
     assert not long, f"functions of {LONG_FUNCTION}+ lines:\n  " + "\n  ".join(long)
