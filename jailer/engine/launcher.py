@@ -276,13 +276,17 @@ class Launch:
                  for d in self.spec.devices if d.kind in ("b", "c")]
         return lim.replace(devices=[*(lim.devices or ()), *cgroups.DEFAULT_DEVICES, *nodes])
 
-    def cleanup(self) -> None:
-        """Undo what the start made on the host: cgroup, upper layer and the id range."""
+    def _release_process(self) -> None:
+        """Give back what this process took for the start: subreaper, cgroup fds."""
         if self._was_subreaper is False:
             self.sys.prctl(S.PR_SET_CHILD_SUBREAPER, 0)
         for fd in self.cgroup_fds:
             os.close(fd)
         self.cgroup_fds = []
+
+    def cleanup(self) -> None:
+        """Undo what the start made on the host: cgroup, upper layer and the id range."""
+        self._release_process()
         self._release_loop()
         if self.store is not None:
             self.store.remove_user(self.spec.image, self.spec.id)
@@ -949,11 +953,7 @@ class Join(Launch):
         return flags
 
     def cleanup(self) -> None:
-        if self._was_subreaper is False:
-            self.sys.prctl(S.PR_SET_CHILD_SUBREAPER, 0)
-        for fd in self.cgroup_fds:
-            os.close(fd)
-        self.cgroup_fds = []
+        self._release_process()
         for fd in [*self._relay_ends, *self.relay]:  # a failed start: none of it was used
             os.close(fd)
         self._relay_ends, self.relay = [], {}
