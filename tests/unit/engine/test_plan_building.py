@@ -18,7 +18,7 @@ DEV = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/d
 
 
 def jail(tmp_path, level="jail", **o):
-    opts = cliopts._defaults()
+    opts = cliopts.defaults()
     opts.update(level=level, no_tty=True, **o)
     return cliopts.to_spec(str(tmp_path), ["/bin/true"], opts)
 
