@@ -14,7 +14,57 @@ only the start knows (``Root``, ``InitBinary``, ``CgroupFs``): the engine fills 
 
 from __future__ import annotations
 
-from jailer.core.record import Record
+
+# ── the record type (every plan operation, and the engine's LaunchOptions and messages) ──
+class Record:
+    """Positional or keyword construction from ``__slots__`` (``_defaults`` for the optional
+    ones), frozen once made; ``replace(**changes)`` makes a changed copy."""
+
+    __slots__ = ()
+    _defaults: dict = {}
+
+    def __init__(self, *args: object, **kw: object) -> None:
+        names = self.__slots__
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__}: at most {len(names)} arguments")
+        setter = object.__setattr__
+        for name, value in zip(names, args, strict=False):  # shorter args: defaults below
+            setter(self, name, value)
+        if len(args) < len(names) or kw:
+            defaults = self._defaults
+            for name in names[len(args):]:
+                if name in kw:
+                    setter(self, name, kw.pop(name))
+                elif name in defaults:
+                    setter(self, name, defaults[name])
+                else:
+                    raise TypeError(f"{type(self).__name__}: missing field {name!r}")
+            if kw:
+                raise TypeError(f"{type(self).__name__}: unexpected or repeated field "
+                                f"{next(iter(kw))!r}")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable (use replace)")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def values(self) -> tuple:
+        """The fields in ``__slots__`` order."""
+        return tuple(getattr(self, n) for n in self.__slots__)
+
+    def replace(self, **changes: object) -> Record:
+        return type(self)(**{**dict(zip(self.__slots__, self.values(), strict=True)), **changes})
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.values() == other.values()
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, *self.values()))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        return f"{type(self).__name__}({inner})"
 
 
 # ── filled in by the engine at start time ──────────────────────────────────────────────────

@@ -36,14 +36,15 @@ from jailer.core.errors import (
     JailerError,
     convert,
 )
-from jailer.core.plan import Bind
-from jailer.core.record import Record
+from jailer.core.plan import Bind, Record
 from jailer.core.spec import Spec
-from jailer.engine.mounts import Facts, Mounter, fill_in
-from jailer.engine.protocol import Created, Failed, Go, Pid, Pty, recv, send
-from jailer.kernel import proc
+from jailer.engine.protocol import CREATED, FAILED, GO, PID, PTY, recv, send
 from jailer.kernel import syscalls as S
 from jailer.policy import caps as C
+
+TYPE_CHECKING = False  # (typing is not imported on the start path)
+if TYPE_CHECKING:
+    from jailer.engine.mounts import Facts, Mounter
 
 _NS_FLAGS = {"mount": S.CLONE_NEWNS, "pid": S.CLONE_NEWPID, "uts": S.CLONE_NEWUTS,
              "ipc": S.CLONE_NEWIPC, "net": S.CLONE_NEWNET, "cgroup": S.CLONE_NEWCGROUP}
@@ -184,6 +185,8 @@ class Launch:
             from jailer.engine.rootfs import check_inplace_root
 
             check_inplace_root(spec.rootfs)
+        if spec.pivot_root:  # the mounts are replayed in children, some chrooted: load it now
+            import jailer.engine.mounts  # noqa: F401
         self._record_start()
         if spec.init:
             from jailer.engine.initbin import init_binary
@@ -342,6 +345,8 @@ class Launch:
         if not self._pid:
             self._pending.append(signum)
             return
+        from jailer.kernel import proc
+
         proc.kill(self._pid, signum)
 
     def spawn(self) -> None:
@@ -359,7 +364,7 @@ class Launch:
             self._was_subreaper = self.sys.child_subreaper()
             self.sys.prctl(S.PR_SET_CHILD_SUBREAPER, 1)
         if self.opts.exec_fifo:  # pid 1 reaches it through this fd after pivot_root
-            self._fifo_fd = os.open(self.opts.exec_fifo, Mounter.O_PATH | os.O_CLOEXEC)
+            self._fifo_fd = os.open(self.opts.exec_fifo, os.O_PATH | os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
             os.close(r_up)
@@ -394,23 +399,23 @@ class Launch:
                     raise JailerError(f"setup process died ({exit_code(status)})",
                                       stage="start")
                 return
-            if isinstance(msg, Failed):
-                err = JailerError.from_dict(msg.error)
+            if msg.kind == FAILED:
+                err = JailerError.from_dict(msg.value)
                 if self._pid:
                     _reap(self._pid)
                 raise err
-            if isinstance(msg, Pid):
-                self._pid = msg.pid
+            if msg.kind == PID:
+                self._pid = msg.value
                 if self._pid != child:
                     os.waitpid(child, 0)  # the intermediate exits; pid 1 is now ours
                     self._pid_exists()
-                    send(w_down, Go(self.hook_state))
-            elif isinstance(msg, Pty):
+                    send(w_down, GO, self.hook_state)
+            elif msg.kind == PTY:
                 import socket
 
                 _, fds, _, _ = socket.recv_fds(self._sock, 16, 1)
                 self._master = fds[0]
-            elif isinstance(msg, Created):
+            elif msg.kind == CREATED:
                 return  # OCI create: pid 1 waits on the exec fifo
 
     def _pid_exists(self) -> None:
@@ -440,7 +445,7 @@ class Launch:
             self._child_stdio()
             if not self.spec.pivot_root:
                 self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
-                send(w_up, Pid(os.getpid()))
+                send(w_up, PID, os.getpid())
                 self._container_init(w_up, None)
             self._stage = "prctl"
             self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -482,6 +487,8 @@ class Launch:
         if self.rootless:
             self._rootless_root()
         owner = 0 if self.rootless else self.base
+        from jailer.engine.mounts import Mounter, fill_in  # loaded by prepare()
+
         m = Mounter(self.sys, self.root, owner, userns_fd)
         m.apply(fill_in(self.host_plan, self._facts()))
         m.close()
@@ -492,6 +499,8 @@ class Launch:
 
     def _facts(self) -> Facts:
         """What the host plan's start-time records stand for in this start."""
+        from jailer.engine.mounts import Facts
+
         spec = self.spec
         return Facts(root=self.root, rootfs=spec.rootfs, cow=spec.cow, cdir=self.cdir,
                      packed=(self.loopdev, spec.packed[1]) if self.loopdev else None,
@@ -530,13 +539,13 @@ class Launch:
         if pid == 0:
             self._stage = "wait"
             go = recv(r_down)
-            if not isinstance(go, Go):
+            if go is None or go.kind != GO:
                 os._exit(EXIT_RUNTIME)
-            self.hook_state = go.hook_state
+            self.hook_state = go.value
             if not self.opts.exec_fifo:  # an OCI container outlives `jailer create`
                 self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
-            self._container_init(w_up, os.open(".", Mounter.O_PATH | os.O_CLOEXEC))
-        send(w_up, Pid(pid))
+            self._container_init(w_up, os.open(".", os.O_PATH | os.O_CLOEXEC))
+        send(w_up, PID, pid)
         os._exit(0)
 
     def _join_cgroup_early(self) -> None:
@@ -560,7 +569,7 @@ class Launch:
         may be 0700) as O_PATH fds, become the container's root, and bind the root onto
         itself; from here on paths go through /proc/self/fd."""
         def pin(path: str) -> str:
-            return f"/proc/self/fd/{os.open(path, Mounter.O_PATH | os.O_CLOEXEC)}"
+            return f"/proc/self/fd/{os.open(path, os.O_PATH | os.O_CLOEXEC)}"
 
         os.chdir(self.root)
         if self.init_path:
@@ -668,6 +677,8 @@ class Launch:
                 self.sys.move_mount(tree, "", to_dfd=root)
                 os.close(root)
                 root = tree
+                from jailer.engine.mounts import Facts, Mounter, fill_in
+
                 m = Mounter(self.sys, spec.rootfs, root_fd=root)
                 m.apply(fill_in(spec.ns_plan, Facts(cgroup_dirs=self._cgroup_dirs())))
                 if ("uts" in spec.namespaces or "uts" in spec.ns_paths) and spec.hostname:
@@ -715,7 +726,7 @@ class Launch:
     def _wait_for_start(self, w_up: int) -> None:
         """OCI create: tell the runtime we are ready, then block until `jailer start` opens
         the exec fifo for reading (runc's protocol); a byte tells it we went on."""
-        send(w_up, Created())
+        send(w_up, CREATED)
         fifo = os.open(f"/proc/self/fd/{self._fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.close(self._fifo_fd)
         self._fifo_fd = -1
@@ -735,7 +746,7 @@ class Launch:
             os.close(ptmx)
             fcntl.ioctl(master, TIOCSPTLCK, b"\0\0\0\0")
             slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
-        send(w_up, Pty())
+        send(w_up, PTY)
         socket.send_fds(self._sock, [b"m"], [master])
         os.close(master)
         return slave
@@ -862,7 +873,7 @@ def _report(w_up: int, stage: str, exc: BaseException, exec_path: str = "") -> N
     else:  # the one boundary (a library error, an OSError); a bug names its type
         err = convert(exc, stage) or JailerError(f"{type(exc).__name__}: {exc}", stage=stage)
     try:
-        send(w_up, Failed(err.to_dict()))
+        send(w_up, FAILED, err.to_dict())
     except OSError:  # nobody listens any more (an OCI container after create): stderr
         os.write(2, f"jailer: {err}\n".encode())
     finally:
@@ -870,6 +881,8 @@ def _report(w_up: int, stage: str, exc: BaseException, exec_path: str = "") -> N
 
 
 def _kill(pid: int) -> None:
+    from jailer.kernel import proc
+
     proc.kill(pid, signal.SIGKILL)
 
 
@@ -980,12 +993,13 @@ class Join(Launch):
             pid = os.fork()
             if pid == 0:
                 stage = "wait"
-                if not isinstance(recv(r_down), Go):
+                go = recv(r_down)
+                if go is None or go.kind != GO:
                     os._exit(EXIT_RUNTIME)
                 if self.opts.subreaper:
                     self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
                 self._exec_joined(w_up)
-            send(w_up, Pid(pid))
+            send(w_up, PID, pid)
             os._exit(0)
         except BaseException as e:  # noqa: BLE001
             _report(w_up, stage, e)
@@ -1001,7 +1015,7 @@ class Join(Launch):
                 slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
                 import socket
 
-                send(w_up, Pty())
+                send(w_up, PTY)
                 socket.send_fds(self._sock, [b"m"], [master])
                 os.close(master)
             stage = "workdir"

@@ -12,7 +12,7 @@ import stat
 
 from jailer.core import plan as P
 from jailer.core.errors import JailerError
-from jailer.core.record import Record
+from jailer.core.plan import Record
 from jailer.kernel import syscalls as S
 
 NODEV_NOSUID_NOEXEC = S.MS_NOSUID | S.MS_NODEV | S.MS_NOEXEC

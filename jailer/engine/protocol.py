@@ -15,24 +15,25 @@ A start, step by step (``jailer.engine.launcher``):
 1. The runtime forks the setup child; it keeps the read end of *up* and the write end of
    *down*, the child the other two.
 2. The setup child makes the namespaces and the host-side mounts, forks pid 1 and sends
-   ``Pid(pid)`` up, then exits. At the chroot level there is no setup child: pid 1 itself
+   ``Pid`` (the pid) up, then exits. At the chroot level there is no setup child: pid 1 itself
    sends ``Pid`` and goes straight on.
 3. The runtime reaps the setup child (pid 1 is now its child: it is a subreaper), sets
    oom_score_adj, runs ``on_pid`` (network set-up; OCI prestart and createRuntime hooks)
-   and sends ``Go(hook_state)`` down; ``hook_state`` is the OCI state JSON that pid 1's
+   and sends ``Go`` (value: ``hook_state``) down; ``hook_state`` is the OCI state JSON that pid 1's
    startContainer hooks read, or None.
 4. pid 1 waits for ``Go`` (anything else, or EOF: it exits), does the mounts inside its
-   namespaces, the hostname and loopback. With a terminal it opens a pty, sends ``Pty()``
+   namespaces, the hostname and loopback. With a terminal it opens a pty, sends ``Pty``
    up and the master over the *pty* socket; the runtime receives the fd.
-5. OCI create only: pid 1 sends ``Created()`` up; the runtime returns (`jailer create` is
+5. OCI create only: pid 1 sends ``Created`` up; the runtime returns (`jailer create` is
    done). pid 1 opens the exec fifo for writing, which blocks until `jailer start` opens it
    for reading; it writes one byte and goes on.
 6. pid 1 execs the workload: the *up* pipe reaches EOF, and the runtime supervises.
 
-Any failure in the setup child or in pid 1 sends ``Failed(error)`` up (a ``JailerError``
-as a dict: stage, syscall, path, errno, hint) and the sender exits with the error's code;
-the runtime raises it and undoes the start. A named jail's detached runtime reports to
-`jailer start` over *start*: ``Started(state)`` once the command runs, or ``Failed``.
+Any failure in the setup child or in pid 1 sends ``Failed`` up (its value: the
+``JailerError`` as a dict: stage, syscall, path, errno, hint) and the sender exits with the
+error's code; the runtime raises it and undoes the start. A named jail's detached runtime
+reports to `jailer start` over *start*: ``Started`` (its value: the jail's state) once the
+command runs, or ``Failed``.
 """
 
 from __future__ import annotations
@@ -40,58 +41,29 @@ from __future__ import annotations
 import marshal
 import os
 
-from jailer.core.record import Record
+from jailer.core.plan import Record
 
 
 class Message(Record):
-    """One message on a pipe."""
+    """One message on a pipe: its ``kind`` (one of the names below) and its ``value``."""
 
-    __slots__ = ()
-
-
-class Pid(Message):
-    """The host pid of the container's pid 1 (setup child, or pid 1 itself, -> runtime)."""
-
-    __slots__ = ("pid",)
+    __slots__ = ("kind", "value")
+    _defaults = {"value": None}
 
 
-class Go(Message):
-    """pid 1 may go on (runtime -> pid 1), with the state startContainer hooks read."""
-
-    __slots__ = ("hook_state",)
-    _defaults = {"hook_state": None}
-
-
-class Pty(Message):
-    """pid 1 opened a terminal; its master follows on the pty socket."""
-
-    __slots__ = ()
+# the kinds, and what each one's value is
+PID = "Pid"          # the host pid of the container's pid 1 (setup child, or pid 1 -> runtime)
+GO = "Go"            # pid 1 may go on (runtime -> pid 1): the state startContainer hooks read
+PTY = "Pty"          # pid 1 opened a terminal; its master follows on the pty socket (no value)
+CREATED = "Created"  # OCI create: pid 1 is set up and waits on the exec fifo (no value)
+FAILED = "Failed"    # a start failed: JailerError.to_dict(); the sender exits
+STARTED = "Started"  # a named jail's detached runtime started it: the jail's state
+KINDS = frozenset({PID, GO, PTY, CREATED, FAILED, STARTED})
 
 
-class Created(Message):
-    """OCI create: pid 1 is set up and waits on the exec fifo."""
-
-    __slots__ = ()
-
-
-class Failed(Message):
-    """A start failed: ``error`` is ``JailerError.to_dict()``; the sender exits."""
-
-    __slots__ = ("error",)
-
-
-class Started(Message):
-    """A named jail's detached runtime started it: ``state`` is the jail's state."""
-
-    __slots__ = ("state",)
-
-
-KINDS = {cls.__name__: cls for cls in (Pid, Go, Pty, Created, Failed, Started)}
-
-
-def send(fd: int, msg: Message) -> None:
-    """Write ``msg`` to ``fd`` in one write."""
-    data = marshal.dumps((type(msg).__name__, msg.values()))
+def send(fd: int, kind: str, value: object = None) -> None:
+    """Write one message to ``fd`` in one write."""
+    data = marshal.dumps((kind, value))
     os.write(fd, len(data).to_bytes(4, "little") + data)
 
 
@@ -107,6 +79,7 @@ def recv(fd: int) -> Message | None:
         if not chunk:
             break
         data += chunk
-    name, values = marshal.loads(data)
-    return KINDS[name](*values)
-
+    kind, value = marshal.loads(data)
+    if kind not in KINDS:
+        raise ValueError(f"protocol: unknown message {kind!r}")
+    return Message(kind, value)

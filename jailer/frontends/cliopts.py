@@ -13,7 +13,6 @@ import os
 from jailer.core.errors import JailerError
 from jailer.core.spec import LEVELS, Mount, Rlimit, Spec, apply_level, default_env, merge_env
 from jailer.frontends.plans import jail_plans
-from jailer.frontends.users import passwd_entry
 
 # (flags, dest, kind, metavar, help); kind: flag | str | float | multi | choice:a,b
 RUN_OPTIONS: tuple = (
@@ -194,6 +193,8 @@ def parse_rlimit(text: str) -> Rlimit:
 
 def parse_user(rootfs: str, text: str) -> tuple[int, int, str]:
     """UID[:GID] (numbers or names) -> (uid, gid, home)."""
+    from jailer.frontends.users import passwd_entry
+
     user, _, group = text.partition(":")
     entry = passwd_entry(rootfs, user)
     if user.isdigit():

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import sys
 
+from jailer.core import errors
 from jailer.core.errors import JailerError
 from jailer.frontends import jaildef
 from jailer.kernel import proc
@@ -187,9 +188,9 @@ def start(name: str) -> dict:
             os.close(r)
     if msg is None:
         raise JailerError(f"jail {name}: the runtime died while starting it", stage="start")
-    if isinstance(msg, protocol.Failed):
-        raise JailerError.from_dict(msg.error)
-    return msg.state
+    if msg.kind == protocol.FAILED:
+        raise JailerError.from_dict(msg.value)
+    return msg.value
 
 
 def _daemon(d: dict, spec, w: int) -> None:
@@ -208,14 +209,13 @@ def _daemon(d: dict, spec, w: int) -> None:
     try:
         monitor = _launch(d, spec)
     except BaseException as e:  # noqa: BLE001 - everything must reach `jailer start`
-        err = e if isinstance(e, JailerError) else (
-            JailerError.from_oserror("start", e) if isinstance(e, OSError)
-            else JailerError(f"{type(e).__name__}: {e}", stage="start"))
+        err = errors.convert(e, "start") or JailerError(f"{type(e).__name__}: {e}",
+                                                        stage="start")
         if w >= 0:
-            protocol.send(w, protocol.Failed(err.to_dict()))
+            protocol.send(w, protocol.FAILED, err.to_dict())
         os._exit(err.exit_code)
     if w >= 0:
-        protocol.send(w, protocol.Started(state.read(jaildef.jail_state_dir(d["name"]))))
+        protocol.send(w, protocol.STARTED, state.read(jaildef.jail_state_dir(d["name"])))
         os.close(w)
     import _signal
 

@@ -13,7 +13,7 @@ from jailer.frontends.cliopts import check_privileges, to_spec
 def report_resources(spec: Spec, result) -> None:
     """One line when the OOM killer struck (exit 137), and the --stats line."""
     st = result.stats
-    if st is None:
+    if st is None or not (result.oom_killed or spec.stats):
         return
     from jailer.core.units import human_size
 

@@ -120,11 +120,15 @@ def test_the_mounter_dispatches_by_record_type_and_refuses_unfilled_records(tmp_
 def test_protocol_messages_round_trip():
     r, w = os.pipe()
     try:
-        for msg in (protocol.Pid(42), protocol.Go(b"{}"), protocol.Go(), protocol.Pty(),
-                    protocol.Created(), protocol.Failed({"message": "x"}),
-                    protocol.Started({"status": "running"})):
-            protocol.send(w, msg)
-            assert protocol.recv(r) == msg
+        for kind, value in ((protocol.PID, 42), (protocol.GO, b"{}"), (protocol.GO, None),
+                            (protocol.PTY, None), (protocol.CREATED, None),
+                            (protocol.FAILED, {"message": "x"}),
+                            (protocol.STARTED, {"status": "running"})):
+            protocol.send(w, kind, value)
+            assert protocol.recv(r) == protocol.Message(kind, value)
+        protocol.send(w, "Bogus")
+        with pytest.raises(ValueError, match="unknown message"):
+            protocol.recv(r)
         os.close(w)
         w = -1
         assert protocol.recv(r) is None
