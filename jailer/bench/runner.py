@@ -68,22 +68,36 @@ def last_line(text: str) -> str:
 
 def run_once(ctx: Context, argv: list[str], executable: str | None, capture: bool
              ) -> tuple[float, int, str, str]:
-    """(wall seconds, exit status, stdout, stderr) of one run; stopped after TIMEOUT."""
+    """(wall seconds, exit status, stdout, stderr) of one run; stopped after TIMEOUT.
+
+    The wait is a blocking one (``communicate()`` without a timeout ends in waitpid): a
+    timeout there would poll with sleeps that double up to 50 ms and quantize every figure.
+    The timeout is an interval timer instead: SIGTERM at TIMEOUT (jailer forwards it and
+    cleans up), SIGKILL 10 s later."""
     out = subprocess.PIPE if capture else subprocess.DEVNULL
-    t0 = time.perf_counter()
-    p = subprocess.Popen(argv, executable=executable, stdin=subprocess.DEVNULL, stdout=out,
-                         stderr=out, env=ctx.env, text=True)
+    proc: list[subprocess.Popen] = []
+    expired: list[int] = []
+
+    def expire(_signum: int, _frame: object) -> None:
+        expired.append(1)
+        if proc:
+            proc[0].send_signal(signal.SIGTERM if len(expired) == 1 else signal.SIGKILL)
+        signal.setitimer(signal.ITIMER_REAL, 10.0)
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, TIMEOUT)
     try:
-        stdout, stderr = p.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        p.send_signal(signal.SIGTERM)  # jailer forwards it and cleans up
-        try:
-            p.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.communicate()
-        return time.perf_counter() - t0, 124, "", f"timed out after {TIMEOUT:.0f} s"
-    return time.perf_counter() - t0, p.returncode, stdout or "", stderr or ""
+        t0 = time.perf_counter()
+        proc.append(subprocess.Popen(argv, executable=executable, stdin=subprocess.DEVNULL,
+                                     stdout=out, stderr=out, env=ctx.env, text=True))
+        stdout, stderr = proc[0].communicate()
+        elapsed = time.perf_counter() - t0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    if expired:
+        return elapsed, 124, "", f"timed out after {TIMEOUT:.0f} s"
+    return elapsed, proc[0].returncode, stdout or "", stderr or ""
 
 
 def measure(ctx: Context, w: Workload, subjects: list[Subject], runs: int, warmup: int,

@@ -15,7 +15,7 @@ only the start knows (``Root``, ``InitBinary``, ``CgroupFs``): the engine fills 
 from __future__ import annotations
 
 
-# ── the record type (every plan operation, and the engine's LaunchOptions and messages) ──
+# ── the record type (every plan operation; the engine's Facts) ──────────────────────────
 class Record:
     """Positional or keyword construction from ``__slots__`` (``_defaults`` for the optional
     ones), frozen once made; ``replace(**changes)`` makes a changed copy."""

@@ -36,7 +36,6 @@ from jailer.core.errors import (
     JailerError,
     convert,
 )
-from jailer.core.plan import Bind, Record
 from jailer.core.spec import Spec
 from jailer.engine.protocol import CREATED, FAILED, GO, PID, PTY, recv, send
 from jailer.kernel import syscalls as S
@@ -84,7 +83,7 @@ def exit_code(status: int) -> int:
     return os.WEXITSTATUS(status)
 
 
-class LaunchOptions(Record):
+class LaunchOptions:
     """How to start (everything but the Spec): all optional.
 
     ``stdio``: the container's fds 0-2. ``data_dir``: jailer's data directory (default
@@ -105,10 +104,19 @@ class LaunchOptions(Record):
     __slots__ = ("stdio", "data_dir", "base", "gid_base", "layer_dir", "on_pid",
                  "cgroup_parent", "cgroup_name", "cgroup_root", "exec_fifo", "record_owner",
                  "subreaper", "relay_stdio")
-    _defaults = {"stdio": (0, 1, 2), "data_dir": None, "base": 0, "gid_base": 0,
-                 "layer_dir": None, "on_pid": None, "cgroup_parent": None, "cgroup_name": None,
-                 "cgroup_root": False, "exec_fifo": None, "record_owner": None,
-                 "subreaper": True, "relay_stdio": True}
+
+    def __init__(self, *, stdio: tuple[int, int, int] = (0, 1, 2), data_dir: str | None = None,
+                 base: int = 0, gid_base: int = 0, layer_dir: str | None = None, on_pid=None,
+                 cgroup_parent: str | None = None, cgroup_name: str | None = None,
+                 cgroup_root: bool = False, exec_fifo: str | None = None,
+                 record_owner: str | None = None, subreaper: bool = True,
+                 relay_stdio: bool = True) -> None:
+        self.stdio, self.data_dir, self.on_pid = stdio, data_dir, on_pid
+        self.base, self.gid_base, self.layer_dir = base, gid_base, layer_dir
+        self.cgroup_parent, self.cgroup_name, self.cgroup_root = (cgroup_parent, cgroup_name,
+                                                                  cgroup_root)
+        self.exec_fifo, self.record_owner = exec_fifo, record_owner
+        self.subreaper, self.relay_stdio = subreaper, relay_stdio
 
 
 class Launch:
@@ -574,6 +582,8 @@ class Launch:
         os.chdir(self.root)
         if self.init_path:
             self.init_path = pin(self.init_path)
+        from jailer.core.plan import Bind
+
         self.host_plan = [op.replace(src=pin(op.src)) if isinstance(op, Bind) else op
                           for op in self.host_plan]
         self.sys.setgroups_empty()

@@ -41,14 +41,17 @@ from __future__ import annotations
 import marshal
 import os
 
-from jailer.core.plan import Record
 
+class Message(tuple):
+    """One message on a pipe: ``(kind, value)``, its ``kind`` one of the names below."""
 
-class Message(Record):
-    """One message on a pipe: its ``kind`` (one of the names below) and its ``value``."""
+    __slots__ = ()
 
-    __slots__ = ("kind", "value")
-    _defaults = {"value": None}
+    def __new__(cls, kind: str, value: object = None) -> Message:
+        return tuple.__new__(cls, (kind, value))
+
+    kind = property(lambda self: self[0])
+    value = property(lambda self: self[1])
 
 
 # the kinds, and what each one's value is

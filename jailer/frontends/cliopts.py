@@ -12,7 +12,6 @@ import os
 
 from jailer.core.errors import JailerError
 from jailer.core.spec import LEVELS, Mount, Rlimit, Spec, apply_level, default_env, merge_env
-from jailer.frontends.plans import jail_plans
 
 # (flags, dest, kind, metavar, help); kind: flag | str | float | multi | choice:a,b
 RUN_OPTIONS: tuple = (
@@ -269,7 +268,11 @@ def to_spec(rootfs_arg: str, cmd: list[str], o: dict) -> Spec:
     spec.env = merge_env(default_env(spec, term, home), [*meta.get("env", []), *extra])
     _policy(spec, o)
     _resources(spec, o)
-    spec.host_plan, spec.ns_plan = jail_plans(spec)
+    spec.host_plan, spec.ns_plan = [], []
+    if spec.pivot_root:  # (a chroot has no mount namespace: nothing is replayed)
+        from jailer.frontends.plans import jail_plans
+
+        spec.host_plan, spec.ns_plan = jail_plans(spec)
     return spec
 
 

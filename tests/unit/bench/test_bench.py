@@ -248,3 +248,23 @@ def test_the_workload_program_builds_and_answers(tmp_path):
     bad = subprocess.run([prog, "cpu", "x"], capture_output=True, text=True)
     assert bad.returncode == 2 and "positive number" in bad.stderr
     assert os.listdir(tmp_path) == ["bench"]
+
+
+def test_run_once_waits_without_polling_and_stops_at_the_timeout(monkeypatch):
+    """The run's own status comes back; one that outlives TIMEOUT is stopped (SIGTERM) and
+    reported as 124 with the reason, and no timer is left behind."""
+    import os
+    import signal
+    import types
+
+    from jailer.bench import runner
+
+    ctx = types.SimpleNamespace(env=dict(os.environ))
+    _, code, out, _ = runner.run_once(ctx, ["sh", "-c", "echo hi; exit 3"], None, True)
+    assert (code, out) == (3, "hi\n")
+    monkeypatch.setattr(runner, "TIMEOUT", 0.2)
+    elapsed, code, _, err = runner.run_once(ctx, ["sleep", "30"], None, False)
+    assert code == 124 and "timed out" in err
+    assert elapsed < 30  # it was stopped, not waited for
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None, signal.default_int_handler)
