@@ -719,19 +719,25 @@ class Launch:
                 path, argv = init, ["/dev/init", "--", *spec.args]
             else:
                 path, argv = _resolve_exec(spec.args[0], spec.env), spec.args
-            caps = None if spec.caps is None else C.mask(spec.caps)
-            ambient = C.mask(spec.ambient) if spec.uid else 0
             try:  # from here on C only: see jl_final_exec
-                self.sys.final_exec(
-                    path, argv, spec.env, cgroup_fds=self.cgroup_fds,
-                    cgroupns="cgroup" in spec.namespaces, bpf=self.bpf or b"",
-                    bpf_flags=spec.seccomp.flags if self.bpf else 0,
-                    **_cred_args(spec, caps, ambient))
+                self._final_exec(path, argv, cgroupns="cgroup" in spec.namespaces)
             except OSError as e:
                 stage = e.filename
                 raise OSError(e.errno, e.strerror) from None
         except BaseException as e:  # noqa: BLE001
             _report(w_up, stage, e, spec.args[0] if stage == "exec" else "")
+
+    def _final_exec(self, path: str, argv: list[str], *, cgroupns: bool) -> None:
+        """The last step, in C (jl_final_exec): join the cgroup, drop to the Spec's user,
+        capabilities and no_new_privs, load the seccomp filter, execve. Returns only on
+        failure: an OSError whose filename names the stage (``JL_STAGE_*``)."""
+        spec = self.spec
+        caps = None if spec.caps is None else C.mask(spec.caps)
+        ambient = C.mask(spec.ambient) if spec.uid else 0
+        self.sys.final_exec(path, argv, spec.env, cgroup_fds=self.cgroup_fds,
+                            cgroupns=cgroupns, bpf=self.bpf or b"",
+                            bpf_flags=spec.seccomp.flags if self.bpf else 0,
+                            **_cred_args(spec, caps, ambient))
 
     def _wait_for_start(self, w_up: int) -> None:
         """OCI create: tell the runtime we are ready, then block until `jailer start` opens
@@ -1031,14 +1037,9 @@ class Join(Launch):
             stage = "workdir"
             _enter_session(spec, slave)
             stage = "exec"
-            caps = None if spec.caps is None else C.mask(spec.caps)
-            ambient = C.mask(spec.ambient) if spec.uid else 0
             try:
-                self.sys.final_exec(
-                    _resolve_exec(spec.args[0], spec.env), spec.args, spec.env,
-                    cgroup_fds=self.cgroup_fds, cgroupns=False, bpf=self.bpf or b"",
-                    bpf_flags=spec.seccomp.flags if self.bpf else 0,
-                    **_cred_args(spec, caps, ambient))
+                self._final_exec(_resolve_exec(spec.args[0], spec.env), spec.args,
+                                 cgroupns=False)
             except OSError as e:
                 stage = e.filename
                 raise OSError(e.errno, e.strerror) from None
