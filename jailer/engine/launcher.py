@@ -38,6 +38,7 @@ from jailer.core.errors import (
 )
 from jailer.core.spec import Spec
 from jailer.engine.protocol import CREATED, FAILED, GO, PID, PTY, recv, send
+from jailer.kernel import proc
 from jailer.kernel import syscalls as S
 from jailer.policy import caps as C
 
@@ -353,8 +354,6 @@ class Launch:
         if not self._pid:
             self._pending.append(signum)
             return
-        from jailer.kernel import proc
-
         proc.kill(self._pid, signum)
 
     def spawn(self) -> None:
@@ -897,8 +896,6 @@ def _report(w_up: int, stage: str, exc: BaseException, exec_path: str = "") -> N
 
 
 def _kill(pid: int) -> None:
-    from jailer.kernel import proc
-
     proc.kill(pid, signal.SIGKILL)
 
 

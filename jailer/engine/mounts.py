@@ -14,6 +14,10 @@ from jailer.core import plan as P
 from jailer.core.errors import JailerError
 from jailer.core.plan import Record
 from jailer.kernel import syscalls as S
+from jailer.kernel.fsutil import is_device
+
+# Everything the replay needs is imported here, before any fork: pid 1 replays its plan as the
+# container's root, who may not be able to read jailer's own files (a checkout under /root).
 
 NODEV_NOSUID_NOEXEC = S.MS_NOSUID | S.MS_NODEV | S.MS_NOEXEC
 # kernel filesystems mount only on real directories: a symlink anywhere on the way (an image's
@@ -283,8 +287,6 @@ class Mounter:
     def bind(self, op: P.Bind) -> None:
         """Bind host path ``src`` on ``dst``: nosuid and nodev unless told otherwise or ``src``
         is a device node itself (binding one is asking for that device)."""
-        from jailer.kernel.fsutil import is_device
-
         fd = self.resolve(op.dst, None if op.create == "existing" else op.create)
         try:
             attrs = op.attrs
