@@ -123,7 +123,7 @@ class FsMount(Record):
 class Bind(Record):
     """Bind host path ``src`` on ``dst``. ``create``: "dir" or "file" to make if missing,
     "existing" if it must exist, None for what ``src`` is. ``attrs``: MOUNT_ATTR_* to set;
-    None for nosuid and nodev unless ``src`` is a device node itself."""
+    None for nosuid and nodev."""
 
     __slots__ = ("src", "dst", "readonly", "create", "recursive", "attrs")
     _defaults = {"readonly": False, "create": None, "recursive": True, "attrs": None}

@@ -14,7 +14,6 @@ from jailer.core import plan as P
 from jailer.core.errors import JailerError
 from jailer.core.plan import Record
 from jailer.kernel import syscalls as S
-from jailer.kernel.fsutil import is_device
 
 # Everything the replay needs is imported here, before any fork: pid 1 replays its plan as the
 # container's root, who may not be able to read jailer's own files (a checkout under /root).
@@ -59,7 +58,7 @@ def fill_in(plan: list, facts: Facts) -> list:
         elif isinstance(op, P.CgroupFs):
             ops += _cgroup_ops(op, facts.cgroup_dirs or {})
         elif isinstance(op, P.DeviceNode) and facts.rootless:
-            ops.append(P.Bind(op.path, op.path, False, "file"))  # the host's node
+            ops.append(P.Bind(op.path, op.path, False, "file", attrs=0))  # the host's node
         elif isinstance(op, P.Bind) and op.create is None:
             ops.append(op.replace(create="dir" if os.path.isdir(op.src) else "file"))
         else:
@@ -285,13 +284,14 @@ class Mounter:
             os.close(self.char_dev(rel + "/ptmx", 5, 2)[0])
 
     def bind(self, op: P.Bind) -> None:
-        """Bind host path ``src`` on ``dst``: nosuid and nodev unless told otherwise or ``src``
-        is a device node itself (binding one is asking for that device)."""
+        """Bind host path ``src`` on ``dst`` with the record's mount attributes (nosuid and
+        nodev when it names none: whether a source may stay a device is the front end's
+        call, made when it built the plan)."""
         fd = self.resolve(op.dst, None if op.create == "existing" else op.create)
         try:
             attrs = op.attrs
             if attrs is None:
-                attrs = 0 if is_device(op.src) else S.MOUNT_ATTR_NOSUID | S.MOUNT_ATTR_NODEV
+                attrs = S.MOUNT_ATTR_NOSUID | S.MOUNT_ATTR_NODEV
             self._attach(op.src, to_fd=fd, readonly=op.readonly, recursive=op.recursive,
                          attrs=attrs)
         finally:

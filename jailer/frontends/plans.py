@@ -83,6 +83,14 @@ def hidden_paths(spec: Spec) -> list:
     return [*(Mask(p) for p in spec.masked_paths), *(ReadOnly(p) for p in spec.readonly_paths)]
 
 
+def _bind_attrs(src: str) -> int:
+    """A jail's bind is nosuid and nodev, unless its source is a device node itself (binding
+    one is asking for that device)."""
+    from jailer.kernel.fsutil import is_device
+
+    return 0 if is_device(src) else S.MOUNT_ATTR_NOSUID | S.MOUNT_ATTR_NODEV
+
+
 def jail_plans(spec: Spec) -> tuple[list, list]:
     """(host plan, namespace plan) of a jail-style Spec: its own /dev before the user's mounts
     (a tmpfs owned by the container's root, mode 1777; binds nosuid and nodev)."""
@@ -95,7 +103,7 @@ def jail_plans(spec: Spec) -> tuple[list, list]:
             host.append(FsMount("tmpfs", m.dst, "tmpfs", S.MS_NOSUID | S.MS_NODEV, data,
                                 owned=True))
         else:
-            host.append(Bind(m.src, m.dst, m.readonly))
+            host.append(Bind(m.src, m.dst, m.readonly, attrs=_bind_attrs(m.src)))
     if spec.pivot_root:
         host += [MakeDir("/proc"), MakeDir("/sys")]
     if spec.readonly:

@@ -31,6 +31,16 @@ def oci(tmp_path, cfg):
     return ociconfig.to_spec(cfg, str(tmp_path), "c1", warn=lambda m: None)
 
 
+def test_a_jail_bind_of_a_device_node_keeps_the_device(tmp_path):
+    """The front end decides a bind's attributes: a device node as the source stays a device
+    (binding one asks for it); anything else is nosuid and nodev (the control)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    s = jail(tmp_path, bind=["/dev/null:/null", f"{src}:/data"])
+    binds = {op.dst: op.attrs for op in s.host_plan if isinstance(op, P.Bind)}
+    assert binds == {"/null": 0, "/data": S.MOUNT_ATTR_NOSUID | S.MOUNT_ATTR_NODEV}
+
+
 def test_a_jail_spec_plans_root_dev_then_user_mounts(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
@@ -42,7 +52,8 @@ def test_a_jail_spec_plans_root_dev_then_user_mounts(tmp_path):
     assert [op.path for op in s.host_plan if isinstance(op, P.MakeDir)] == [
         "/dev/pts", "/dev/shm", "/dev/mqueue", "/proc", "/sys"]
     i = s.host_plan.index(P.InitBinary("/dev/init"))
-    assert s.host_plan[i + 1] == P.Bind(str(src), "/data", True)  # "what the source is"
+    nosuid_nodev = S.MOUNT_ATTR_NOSUID | S.MOUNT_ATTR_NODEV  # create: "what the source is"
+    assert s.host_plan[i + 1] == P.Bind(str(src), "/data", True, attrs=nosuid_nodev)
     assert s.host_plan[i + 2] == P.FsMount("tmpfs", "/scratch", "tmpfs",
                                            S.MS_NOSUID | S.MS_NODEV, "mode=1777", owned=True)
     assert [op.dst for op in s.ns_plan if isinstance(op, P.FsMount)] == [
