@@ -131,12 +131,11 @@ class Handle:
     def _exec_spec(self, st: dict, cmd: list[str], o: ExecOptions):
         raise NotImplementedError
 
-    def _join_options(self, o: ExecOptions):
-        """The LaunchOptions of exec's Join (None: the defaults)."""
-        return None
+    def _run_join(self, spec, pid: int, procs: list[str], o: ExecOptions) -> int:
+        """Run exec's Join in the foreground: its exit status."""
+        from jailer.engine.launcher import Join
 
-    def _run_join(self, join, o: ExecOptions) -> int:
-        return join.run().returncode
+        return Join(spec, pid, procs).run().returncode
 
     # ── shared ───────────────────────────────────────────────────────────────────────────
     def _checked(self, guard: Guard) -> dict:
@@ -200,16 +199,12 @@ class Handle:
 
     def exec(self, cmd: list[str], o: ExecOptions | None = None) -> int:
         """Run ``cmd`` inside (every namespace, its cgroup, its policy); its exit status."""
-        from jailer.engine.launcher import Join
-
         o = o or ExecOptions()
         self._check_exec(cmd, o)
         st = self._checked(self.guards.exec)
         spec = self._exec_spec(st, cmd, o)
         cg = self.cgroup(st)
-        join = Join(spec, st["pid"], cg.procs_paths if cg is not None else [],
-                    self._join_options(o))
-        return self._run_join(join, o)
+        return self._run_join(spec, st["pid"], cg.procs_paths if cg is not None else [], o)
 
     def state(self) -> dict:
         """runtime.md's state object (plus runc's rootfs, created, owner)."""
@@ -396,15 +391,14 @@ class ContainerHandle(Handle):
             console_socket=o.console_socket, env=list(o.env), cwd=o.workdir, user=o.user,
             cap_add=list(o.cap_add), no_new_privs=o.no_new_privs)
 
-    def _join_options(self, o: ExecOptions):
-        """A detached exec belongs to the caller (conmon): it reaps it and gives its stdio."""
-        from jailer.engine.launcher import LaunchOptions
-
-        return LaunchOptions(subreaper=False, relay_stdio=False) if o.detach else None
-
-    def _run_join(self, join, o: ExecOptions) -> int:
+    def _run_join(self, spec, pid: int, procs: list[str], o: ExecOptions) -> int:
+        """runc exec in the foreground, or with --detach left to the caller (conmon), which
+        reaps it and gives its stdio."""
         if not o.detach:
-            return join.run().returncode
+            return super()._run_join(spec, pid, procs, o)
+        from jailer.engine.launcher import Join, LaunchOptions
+
+        join = Join(spec, pid, procs, LaunchOptions(subreaper=False, relay_stdio=False))
         return containers.exec_detached(join, pid_file=o.pid_file,
                                         console_socket=o.console_socket)
 
