@@ -227,7 +227,10 @@ def own_cgroup(proc_cgroup: str, controller: str) -> str:
     """The caller's cgroup path for ``controller`` ("" means the v2 hierarchy), from a
     /proc/PID/cgroup file."""
     for line in read(proc_cgroup).splitlines():
-        _, ctrls, path = line.split(":", 2)
+        fields = line.split(":", 2)
+        if len(fields) != 3:
+            continue  # not a cgroup line (a damaged copy of the file)
+        _, ctrls, path = fields
         if ctrls == controller or (controller and controller in ctrls.split(",")):
             return path
     raise CgroupError(f"cgroups: {proc_cgroup} names no cgroup for "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 
+from jailer.core.errors import JailerError
 from jailer.kernel.proc import start_time
 
 POOL_START = 1_000_000_000  # far above any distribution's users and /etc/subuid ranges
@@ -50,35 +51,79 @@ class IdPool:
         """Return the base of a free range, recorded for ``owner`` (default: this process)."""
         if owner is None:
             owner = process_owner()
-        os.makedirs(self.dir, mode=0o700, exist_ok=True)
-        lock = os.open(os.path.join(self.dir, ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                       0o600)
+        lock = self._lock()
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
             taken = set()
-            for name in os.listdir(self.dir):
-                if not name.isdigit():
-                    continue
-                try:
-                    with open(os.path.join(self.dir, name)) as f:
-                        who = f.read().strip()
-                except FileNotFoundError:
-                    continue
+            for base, who in self._entries().items():
                 if owner_alive(who):
-                    taken.add(int(name))
+                    taken.add(base)
                 else:
-                    self._unlink(int(name))
+                    self._unlink(base)
             for slot in range(SLOTS):
                 base = POOL_START + slot * RANGE
                 if base not in taken:
-                    tmp = os.path.join(self.dir, f".{base}.tmp")
-                    with open(tmp, "w") as f:
-                        f.write(owner + "\n")
-                    os.rename(tmp, os.path.join(self.dir, str(base)))
+                    self._record(base, owner)
                     return base
             raise RuntimeError(f"id pool {self.dir} is exhausted ({SLOTS} ranges in use)")
         finally:
             os.close(lock)
+
+    def claim(self, base: object, owner: str) -> int:
+        """The range ``owner`` holds: the one the pool has for it (whatever ``base`` says),
+        else ``base`` if that is a range of the pool nobody holds (recorded for ``owner``
+        then), else a new one. A ``base`` another owner holds is never used: ``PoolError``."""
+        lock = self._lock()
+        try:
+            entries = self._entries()
+            mine = sorted(b for b, who in entries.items() if who == owner)
+            if mine:
+                return mine[0]
+            if base in entries and owner_alive(entries[base]):
+                raise PoolError(f"uid range {base} belongs to {entries[base]}, not {owner}")
+            if not _pool_base(base):
+                os.close(lock)
+                lock = -1
+                return self.allocate(owner)
+            self._record(base, owner)
+            return base
+        finally:
+            if lock >= 0:
+                os.close(lock)
+
+    def release_owner(self, owner: str) -> list[int]:
+        """Give back every range recorded for ``owner``; return their bases."""
+        lock = self._lock()
+        try:
+            mine = [b for b, who in self._entries().items() if who == owner]
+            for base in mine:
+                self._unlink(base)
+            return mine
+        finally:
+            os.close(lock)
+
+    def _lock(self) -> int:
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        lock = os.open(os.path.join(self.dir, ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                       0o600)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return lock
+
+    def _entries(self) -> dict[int, str]:
+        out = {}
+        for name in os.listdir(self.dir) if os.path.isdir(self.dir) else ():
+            if name.isdigit():
+                try:
+                    with open(os.path.join(self.dir, name)) as f:
+                        out[int(name)] = f.read().strip()
+                except FileNotFoundError:
+                    continue
+        return out
+
+    def _record(self, base: int, owner: str) -> None:
+        tmp = os.path.join(self.dir, f".{base}.tmp")
+        with open(tmp, "w") as f:
+            f.write(owner + "\n")
+        os.rename(tmp, os.path.join(self.dir, str(base)))
 
     def release(self, base: int) -> None:
         """Give a range back (a missing entry is not an error)."""
@@ -90,18 +135,30 @@ class IdPool:
         except FileNotFoundError:
             pass
 
-    def gc(self) -> list[int]:
-        """Release ranges whose owning process is gone; return their bases."""
-        freed = [base for base, who in self.in_use().items() if not owner_alive(who)]
-        for base in freed:
-            self._unlink(base)
-        return freed
+    def gc(self, alive=owner_alive) -> list[int]:
+        """Release ranges whose owner ``alive`` says is gone (default: a process that
+        ended); return their bases."""
+        if not os.path.isdir(self.dir):
+            return []
+        lock = self._lock()
+        try:
+            freed = [base for base, who in self._entries().items() if not alive(who)]
+            for base in freed:
+                self._unlink(base)
+            return freed
+        finally:
+            os.close(lock)
 
     def in_use(self) -> dict[int, str]:
         """Ranges currently recorded, with their owners."""
-        out = {}
-        for name in os.listdir(self.dir) if os.path.isdir(self.dir) else ():
-            if name.isdigit():
-                with open(os.path.join(self.dir, name)) as f:
-                    out[int(name)] = f.read().strip()
-        return out
+        return self._entries()
+
+
+class PoolError(JailerError):
+    """A range asked for that the pool says is someone else's."""
+
+
+def _pool_base(base: object) -> bool:
+    """Is ``base`` the first id of one of the pool's ranges?"""
+    return isinstance(base, int) and not isinstance(base, bool) and POOL_START <= base \
+        < POOL_START + SLOTS * RANGE and (base - POOL_START) % RANGE == 0

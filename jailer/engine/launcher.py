@@ -255,16 +255,20 @@ class Launch:
         os.makedirs(starts, mode=0o700, exist_ok=True)
         self.record = os.path.join(starts, self.spec.id)
         self.owner = self.opts.record_owner or process_owner()
+        with open(self.cgroup_parent) as src:  # where the cgroup goes, for a gc run elsewhere
+            parents = src.read()
+        with open(self.record + "@cgroup", "w") as f:
+            f.write(parents)
         with open(self.record, "w") as f:
-            f.write(self.owner + "\n" + (self.spec.image or "") + "\n")
+            f.write(f"{self.owner}\n{self.spec.image or ''}\n{self._cgroup_name()}\n"
+                    f"{'root' if self.opts.cgroup_root else ''}\n")
 
     def _make_cgroup(self) -> None:
         """The container's cgroup, below our own; pid 1 joins it through these fds last."""
         import cgroups
 
         try:
-            self.cg = cgroups.open_manager(self.opts.cgroup_name or f"jailer-{self.spec.id}",
-                                           proc_cgroup=self.cgroup_parent,
+            self.cg = cgroups.open_manager(self._cgroup_name(), proc_cgroup=self.cgroup_parent,
                                            parent="/" if self.opts.cgroup_root else None).create(
                                                self._limits())
             self.cgroup_fds = [os.open(p, os.O_WRONLY | os.O_CLOEXEC)
@@ -272,6 +276,9 @@ class Launch:
         except (cgroups.CgroupError, OSError) as e:
             raise JailerError(str(e), stage="cgroups",
                               errno=getattr(e, "errno", 0) or 0) from None
+
+    def _cgroup_name(self) -> str:
+        return self.opts.cgroup_name or f"jailer-{self.spec.id}"
 
     def _limits(self):
         """The spec's limits plus the device cgroup: deny by default, then the config's rules
@@ -319,6 +326,10 @@ class Launch:
             self.base = 0
         if self.record:
             os.unlink(self.record)
+            try:
+                os.unlink(self.record + "@cgroup")
+            except FileNotFoundError:
+                pass
             self.record = None
 
     # ── the whole start ─────────────────────────────────────────────────────────────────

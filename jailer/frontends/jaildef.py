@@ -72,6 +72,13 @@ def definition_path(name: str, config: str | None = None) -> str:
     return os.path.join(config or config_dir(), "jails", check_name(name) + ".toml")
 
 
+def jail_id(name: str) -> str:
+    """The start id of every start of jail ``name``: its cgroup is ``jailer-jail.NAME``, so
+    the kernel says whether it runs (the state file may be lost or wrong), and a second
+    instance cannot be made beside a running one (the cgroup exists)."""
+    return f"jail.{check_name(name)}"
+
+
 def jail_state_dir(name: str) -> str:
     return os.path.join(run_dir(), check_name(name))
 

@@ -81,6 +81,18 @@ def cmdline(pid: int) -> str | None:
         return None
 
 
+def ns_pid(pid: int) -> int:
+    """``pid``'s number in its own (innermost) pid namespace; 0 once gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def namespace_processes(pid: int) -> list[dict]:
     """Every process in ``pid``'s pid namespace: host pid, pid inside, host uid, state and
     command (``[name]`` for a kernel-style one without a command line), by pid inside."""

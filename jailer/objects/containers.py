@@ -194,12 +194,12 @@ def _hand_over_console(master: int, spec: Spec, console_socket: str | None,
 
 
 def _record_created(cdir: str, st: dict, launch: Launch, spec: Spec) -> None:
-    """Write the 'created' state: pid 1 (with its start time), its cgroup and freezer, and
+    """Write the 'created' state: pid 1 (with its start time), its cgroup, and
     the hooks still to run (poststart, poststop)."""
     cg, pid = launch.cgroup, launch.pid
     st.update(status="created", pid=pid, pid_start=proc.start_time(pid),
               cgroup=cg.name if cg is not None else "", cgroup_root=launch.opts.cgroup_root,
-              freezer=state.freezer_file(cg), start_id=spec.id)
+              start_id=spec.id)
     st["hooks"] = {k: [{"path": h.path, "args": h.args, "env": h.env,
                         "timeout": h.timeout} for h in v]
                    for k, v in spec.hooks.items() if k in ("poststart", "poststop")}
@@ -289,7 +289,10 @@ def _send_console(master: int, path: str | None, size: tuple | None) -> None:
 # ── state ─────────────────────────────────────────────────────────────────────────────────
 def load(cid: str) -> dict:
     cdir = container_dir(cid)
-    st = state.read(cdir) if state.valid_id(cid) else None
+    try:
+        st = state.read(cdir) if state.valid_id(cid) else None
+    except state.StateError as e:
+        raise fail(f"container {cid}: {e} (delete --force removes it)") from None
     if not st or st.get("kind") != "container":
         raise fail("container does not exist")
     st = state.observe(cdir, st)
@@ -304,10 +307,25 @@ def ids() -> list[str]:
     for e in sorted(os.listdir(root)) if os.path.isdir(root) else ():
         if not state.valid_id(e):
             continue
-        st = state.read(os.path.join(root, e))
+        try:
+            st = state.read(os.path.join(root, e))
+        except state.StateError:
+            st = None  # a jail's (its own listing says so) or a broken container's
         if st and st.get("kind") == "container":
             out.append(e)
     return out
+
+
+def _remove_remains(cid: str) -> None:
+    """``delete --force`` of a container without a readable state: undo the starts recorded
+    for its directory (their cgroups killed and removed), then remove the directory."""
+    from jailer.core.paths import data_dir
+    from jailer.kernel.fsutil import remove_tree
+    from jailer.objects import gc
+
+    cdir = container_dir(cid)
+    gc.undo_owned(data_dir(), f"container:{cdir}")
+    remove_tree(cdir)
 
 
 # ── start, kill, delete ───────────────────────────────────────────────────────────────────
@@ -345,7 +363,12 @@ def delete(cid: str, force: bool = False) -> None:
     from jailer.kernel.fsutil import remove_tree
     from jailer.objects import gc
 
-    st = load(cid)
+    try:
+        st = load(cid)
+    except JailerError:
+        if force and valid_id(cid) and os.path.isdir(container_dir(cid)):
+            return _remove_remains(cid)
+        raise
     if not force:
         CONTAINER.delete.check(cid, st)
     cdir = container_dir(cid)

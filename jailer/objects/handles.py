@@ -241,6 +241,12 @@ class JailHandle(Handle):
     def status(self) -> dict:
         return lifecycle.status(self.name)
 
+    def cgroup(self, st: dict):
+        """The cgroup every start of the jail makes (see ``lifecycle.jail_cgroup``), else
+        the one its start recorded (a jail started before that rule)."""
+        cg = lifecycle.jail_cgroup(self.name)
+        return cg if cg.exists() else super().cgroup(st)
+
     def start(self) -> None:
         lifecycle.start(self.name)
 

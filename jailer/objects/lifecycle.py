@@ -40,8 +40,6 @@ def create(name: str, source: str, command: list[str], run_opts: dict, *,
            gateway: str | None = None, ports: list[str] = (), restart: str = "no",
            rootfs_dir: bool = False) -> dict:
     """Write a new jail definition after checking everything a start would check."""
-    from jailer.engine.idpool import IdPool
-
     jaildef.check_name(name)
     if os.path.exists(jaildef.definition_path(name)) or os.path.exists(
             jaildef.delegated_path(name, jaildef.config_dir())):
@@ -77,7 +75,7 @@ def create(name: str, source: str, command: list[str], run_opts: dict, *,
         _check_port_clash(name, parsed)
         network.check_ports(parsed)
         d["ports"] = [f"{h}:{j}" for h, j in parsed]
-    pool = IdPool(os.path.join(_data(), "idpool"))
+    pool = _pool()
     d["uid_base"] = pool.allocate(owner=f"jail:{name}")
     try:
         jaildef.save(d, new=True)
@@ -85,6 +83,13 @@ def create(name: str, source: str, command: list[str], run_opts: dict, *,
         pool.release(d["uid_base"])
         raise
     return d
+
+
+def _pool():
+    """The uid pool: the one authority on which range is whose."""
+    from jailer.engine.idpool import IdPool
+
+    return IdPool(os.path.join(_data(), "idpool"))
 
 
 def _data() -> str:
@@ -142,6 +147,9 @@ def build_spec(d: dict):
     if not source:
         raise JailerError(f"jail {d['name']}: the definition names no image or rootfs")
     spec = cliopts.to_spec(source, list(d.get("command") or []), o)
+    spec.id = jaildef.jail_id(d["name"])
+    if os.geteuid() == 0 or d.get("cgroup_parent"):
+        spec.cgroup = True  # what tells, whatever the state file says, that it runs
     spec.loopback = d.get("net", "loopback") != "none"
     if os.geteuid() != 0:  # a delegated jail: its root is its own copy, owned by its range
         spec.cow, spec.idmap, spec.packed = False, False, None
@@ -149,12 +157,69 @@ def build_spec(d: dict):
 
 
 # ── state helpers ─────────────────────────────────────────────────────────────────────────
-def status(name: str) -> dict:
-    """The jail's state as it is now (see ``state.observe``)."""
-    st = state.observe(jaildef.jail_state_dir(name))
-    st.setdefault("name", name)
-    st.setdefault("status", "stopped")
+def status(name: str, *, warn: bool = True) -> dict:
+    """The jail's state as it is now: the state file checked against the kernel. The jail
+    runs when its cgroup holds processes, whatever the file says; a file that cannot be
+    read is reported (one line, with ``warn``) and the state rebuilt from the kernel."""
+    sdir = jaildef.jail_state_dir(name)
+    try:
+        st = state.observe(sdir)
+    except state.StateError as e:
+        if warn and name not in _WARNED:
+            _WARNED.add(name)
+            errors.say(f"jail {name}: {e}; rebuilt from what the kernel shows")
+        st = {"status": "stopped", "pid": 0, "broken": str(e)}
+    st["name"] = name
+    cg = jail_cgroup(name)
+    members = _members(cg)
+    if members and st["status"] not in ACTIVE:  # the file is wrong: it runs
+        init = _init_of(members)
+        st.update(status="paused" if state.frozen(state.freezer_file(cg)) else "running",
+                  pid=init, pid_start=proc.start_time(init) if init else None,
+                  boot_id=proc.boot_id(), cgroup=cg.name)
+    elif not members and st["status"] in ACTIVE and st.get("cgroup") == cg.name:
+        st["status"] = "stopped"  # its cgroup is empty: the pid check raced the exit
     return st
+
+
+def _recorded(sdir: str) -> dict | None:
+    """The state file as written (None if missing or unreadable: see ``status``)."""
+    try:
+        return state.read(sdir)
+    except state.StateError:
+        return None
+
+
+_WARNED: set[str] = set()  # jails whose bad state file this command has reported
+
+
+def jail_cgroup(name: str):
+    """The cgroup every start of jail ``name`` makes (it may not exist): below the cgroups
+    its start saved, else below ours."""
+    import cgroups
+
+    parent = os.path.join(jaildef.jail_state_dir(name), "cgroup.parent")
+    try:
+        return cgroups.open_manager(f"jailer-{jaildef.jail_id(name)}",
+                                    proc_cgroup=parent if os.path.isfile(parent) else
+                                    "/proc/self/cgroup")
+    except cgroups.CgroupError:  # a cgroup.parent that names no cgroup of ours
+        return cgroups.open_manager(f"jailer-{jaildef.jail_id(name)}")
+
+
+def _members(cg) -> list[int]:
+    try:
+        return cg.procs() if cg.exists() else []
+    except OSError:
+        return []
+
+
+def _init_of(members: list[int]) -> int:
+    """The jail's pid 1 among its cgroup's processes (0 if none is)."""
+    for pid in members:
+        if proc.ns_pid(pid) == 1:
+            return pid
+    return 0
 
 
 # ── start ─────────────────────────────────────────────────────────────────────────────────
@@ -166,7 +231,9 @@ def start(name: str) -> dict:
     sdir = jaildef.jail_state_dir(name)
     with state.Lock(sdir):
         JAIL.start.check(name, status(name))
-        _undo_leftovers(name, state.read(sdir))
+        _undo_leftovers(name, _recorded(sdir), d.get("image", ""))
+        if os.geteuid() == 0:  # (a delegated jail's range is root's, fixed at delegation)
+            d["uid_base"] = _pool().claim(d.get("uid_base"), f"jail:{name}")
         spec = build_spec(d)
         if d.get("net") == "bridge" and d.get("ports"):
             from jailer.objects import network
@@ -215,7 +282,7 @@ def _daemon(d: dict, spec, w: int) -> None:
             protocol.send(w, protocol.FAILED, err.to_dict())
         os._exit(err.exit_code)
     if w >= 0:
-        protocol.send(w, protocol.STARTED, state.read(jaildef.jail_state_dir(d["name"])))
+        protocol.send(w, protocol.STARTED, _recorded(jaildef.jail_state_dir(d["name"])))
         os.close(w)
     import _signal
 
@@ -253,7 +320,7 @@ def _launch(d: dict, spec) -> list[str]:
           "monitor": process_owner(), "boot_id": proc.boot_id(), "image": spec.image or "",
           "ip": d.get("ip", ""), "hostname": spec.hostname, "net": d.get("net", "loopback"),
           "started": state.now(), "exit_code": None, "finished": None,
-          "restarts": (state.read(sdir) or {}).get("restarts", 0) if _restarting() else 0,
+          "restarts": (_recorded(sdir) or {}).get("restarts", 0) if _restarting() else 0,
           "stop_requested": False, "uid_base": d.get("uid_base", 0)}
     state.write(sdir, st)
     attached = []
@@ -286,11 +353,11 @@ def _launch(d: dict, spec) -> list[str]:
             from jailer.objects import network
 
             network.detach(name)
-        state.update(sdir, status="stopped", pid=0, finished=state.now())
+        state.write(sdir, {**st, "status": "stopped", "pid": 0, "finished": state.now()})
         raise
     cg = launch.cgroup
     st.update(status="running", pid=pid, pid_start=proc.start_time(pid),
-              cgroup=cg.name if cg is not None else "", freezer=state.freezer_file(cg),
+              cgroup=cg.name if cg is not None else "",
               host_if=attached[0] if attached else "")
     state.write(sdir, st)
     argv = [monitor, "--pid", str(pid), "--dir", sdir,
@@ -326,15 +393,18 @@ def cleanup_after_exit(name: str) -> None:
     import time
 
     sdir = jaildef.jail_state_dir(name)
-    with state.Lock(sdir):
-        st = state.read(sdir) or {"name": name}
-        code, when = state.read_exit(sdir)
-        _undo_leftovers(name, st)
-        st = state.update(sdir, status="stopped", pid=0, exit_code=code,
-                          finished=when or state.now())
     try:
         d = jaildef.load(name)
     except JailerError:
+        d = {}
+    with state.Lock(sdir):
+        st = _recorded(sdir) or {"name": name}
+        code, when = state.read_exit(sdir)
+        _undo_leftovers(name, st, d.get("image", ""))
+        st = {**st, "status": "stopped", "pid": 0, "exit_code": code,
+              "finished": when or state.now()}
+        state.write(sdir, st)
+    if not d:
         return
     policy = d.get("restart", "no")
     again = not st.get("stop_requested") and (
@@ -344,73 +414,101 @@ def cleanup_after_exit(name: str) -> None:
     restarts = st.get("restarts", 0) + 1
     time.sleep(min(0.1 * 2 ** min(restarts, 8), 10.0))  # back off a crash loop
     with state.Lock(sdir):
-        st = state.read(sdir) or {}
+        st = _recorded(sdir) or {}
         if st.get("stop_requested") or status(name)["status"] != "stopped":
             return
-        state.update(sdir, restarts=restarts)
+        state.write(sdir, {**st, "restarts": restarts})
         os.environ["JAILER_RESTARTING"] = "1"
         spec = build_spec(d)
         _daemon(d, spec, -1)
 
 
-def _undo_leftovers(name: str, st: dict | None) -> list[str]:
+def _undo_leftovers(name: str, st: dict | None, image: str = "") -> list[str]:
     """Remove what a start of this jail made on the host and left (after an exit or a crash):
-    its cgroup, start record, image use, network. Returns one line per thing removed."""
+    its cgroup, start record, image use, network; found from the name (every start's id is
+    ``jail_id``) and from ``st``, the state file, when it could be read. Returns one line
+    per thing removed. Only once the kernel says the jail does not run (see ``status``)."""
     from jailer.objects import gc
 
-    if not st:
-        return []
+    st = st or {}
     done = []
-    if state.valid_id(st.get("id")):
-        done += gc.undo_start(_data(), st["id"], st.get("image", ""),
-                              os.path.join(jaildef.jail_state_dir(name), "cgroup.parent"))
-    if st.get("net") == "bridge" or st.get("host_if"):
+    parent = os.path.join(jaildef.jail_state_dir(name), "cgroup.parent")
+    for cid in dict.fromkeys([jaildef.jail_id(name), st.get("id")]):  # (an older start's)
+        if state.valid_id(cid):
+            done += gc.undo_start(_data(), cid, st.get("image") or image, parent)
+    if st.get("net") == "bridge" or st.get("host_if") or (not st and os.path.exists(
+            f"/sys/class/net/{_host_ifname(name)}")):
         from jailer.objects import network
 
         network.detach(name)
     return done
 
 
+def _host_ifname(name: str) -> str:
+    from jailer.objects import network
+
+    return network.host_ifname(name)
+
+
 # ── stop, rm ──────────────────────────────────────────────────────────────────────────────
 def stop(name: str, timeout: float = STOP_TIMEOUT) -> dict:
-    """SIGTERM, then SIGKILL after ``timeout`` s; wait for the clean-up; return the state.
-    A jail between two runs of its restart policy (its monitor waiting to start it again)
-    is stopped by cancelling that restart."""
-    import select
-
+    """SIGTERM to its pid 1, then SIGKILL to its cgroup after ``timeout`` s; wait for the
+    clean-up; return the state. A jail between two runs of its restart policy (its monitor
+    waiting to start it again) is stopped by cancelling that restart. A pid is signalled
+    only when it is proven the jail's (its start on record, or in the jail's cgroup); the
+    definition need not be readable."""
     sdir = jaildef.jail_state_dir(name)
-    jaildef.load(name)
+    if not os.path.exists(jaildef.definition_path(name)):
+        raise jaildef.not_found(name)
     with state.Lock(sdir):
         st = status(name)
-        if st["status"] not in ACTIVE:
-            if st["status"] != "stopped" or not state.monitor_alive(st):
-                return st
-            state.update(sdir, stop_requested=True)  # checked before the restart
-            pending = True
-        else:
-            pending = False
-            state.update(sdir, stop_requested=True)
-        cg = state.cgroup(sdir, st)
-        pid = st["pid"]
-        try:
-            pidfd = os.pidfd_open(pid) if not pending else -1
-        except ProcessLookupError:
-            pidfd = -1
-        if pidfd >= 0:
-            try:
-                proc.kill(pid, 15)
-                if st["status"] == "paused" and cg is not None:
-                    cg.thaw()
-                if not select.select([pidfd], [], [], max(timeout, 0))[0]:
-                    if cg is not None:
-                        cg.kill()
-                    else:
-                        proc.kill(pid, 9)
-                    select.select([pidfd], [], [], 5)
-            finally:
-                os.close(pidfd)
+        pending = st["status"] not in ACTIVE
+        if pending and (st["status"] != "stopped" or not state.monitor_alive(st)):
+            return st
+        rec = _recorded(sdir)
+        state.write(sdir, {**(rec or st), "stop_requested": True})  # checked before a restart
+        if not pending:
+            _terminate(name, st, timeout)
     _wait_cleanup(name, st, until_gone=pending)
-    return status(name)
+    with state.Lock(sdir):  # nobody left to clean up (no monitor on record, or it died)
+        rec = _recorded(sdir)
+        if (rec is None or rec["status"] != "stopped") and not state.monitor_alive(rec or {}) \
+                and status(name, warn=False)["status"] == "stopped":
+            _undo_leftovers(name, rec)
+            state.write(sdir, {**(rec or st), "status": "stopped", "pid": 0,
+                               "finished": state.now()})
+    return status(name, warn=False)
+
+
+def _terminate(name: str, st: dict, timeout: float) -> None:
+    """SIGTERM to the jail's pid 1, SIGKILL to its cgroup after ``timeout`` s."""
+    import _signal
+    import select
+
+    cg = jail_cgroup(name)
+    members = _members(cg)
+    pid = st["pid"] if (state.verified(st) and (not cg.exists() or st["pid"] in members)) \
+        else _init_of(members)
+    try:
+        pidfd = os.pidfd_open(pid) if pid > 0 else -1
+    except ProcessLookupError:
+        pidfd = -1
+    try:
+        if pidfd >= 0 and (pid in _members(cg) or state.verified(st)):
+            _signal.pidfd_send_signal(pidfd, _signal.SIGTERM)  # that process, not its pid
+            if st["status"] == "paused":
+                cg.thaw()
+            if select.select([pidfd], [], [], max(timeout, 0))[0]:
+                return
+        if _members(cg):
+            cg.kill()
+        elif pidfd >= 0:
+            _signal.pidfd_send_signal(pidfd, _signal.SIGKILL)
+        if pidfd >= 0:
+            select.select([pidfd], [], [], 5)
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
 
 
 def _wait_cleanup(name: str, st: dict, timeout: float = 15.0, *,
@@ -421,7 +519,7 @@ def _wait_cleanup(name: str, st: dict, timeout: float = 15.0, *,
 
     deadline = time.monotonic() + timeout
     while state.monitor_alive(st) and time.monotonic() < deadline:
-        cur = state.read(jaildef.jail_state_dir(name)) or {}
+        cur = _recorded(jaildef.jail_state_dir(name)) or {}
         if not until_gone and cur.get("status") == "stopped" \
                 and cur.get("monitor") == st.get("monitor") and not cur.get("pid"):
             break
@@ -429,11 +527,18 @@ def _wait_cleanup(name: str, st: dict, timeout: float = 15.0, *,
 
 
 def remove(name: str, force: bool = False) -> None:
-    """Delete the jail: definition, persistent layer, logs, state, uid range."""
-    from jailer.engine.idpool import IdPool
+    """Delete the jail: definition, persistent layer, logs, state, uid range (whichever the
+    pool says is the jail's). With ``force`` a definition that cannot be read is removed
+    too, from the name alone."""
     from jailer.kernel.fsutil import remove_tree
 
-    d = jaildef.load(name)
+    try:
+        d = jaildef.load(name)
+    except JailerError as e:
+        if not force or not os.path.exists(jaildef.definition_path(name)):
+            raise
+        errors.say(f"jail {name}: {e}; removing it anyway (--force)")
+        d = {}
     st = status(name)
     if not force:
         JAIL.delete.check(name, st)
@@ -442,10 +547,9 @@ def remove(name: str, force: bool = False) -> None:
         stop(name, timeout=0)  # (also a restart its monitor is waiting to make)
     sdir = jaildef.jail_state_dir(name)
     with state.Lock(sdir):
-        _undo_leftovers(name, state.read(sdir))
+        _undo_leftovers(name, _recorded(sdir), d.get("image", ""))
         remove_tree(jaildef.jail_data_dir(name))
-        if d.get("uid_base"):
-            IdPool(os.path.join(_data(), "idpool")).release(d["uid_base"])
+        _pool().release_owner(f"jail:{name}")
         os.unlink(jaildef.definition_path(name))
         remove_tree(sdir)
 
@@ -472,26 +576,16 @@ def exec_spec(name: str, cmd: list[str], *, tty: bool | None = None, env: list[s
 
 # ── gc ────────────────────────────────────────────────────────────────────────────────────
 def collect() -> list[str]:
-    """``jailer gc`` for jails: undo what dead runtimes/monitors left; fix the state files."""
+    """``jailer gc`` for jails: undo what dead runtimes/monitors left; fix the state files.
+    Each jail on its own: a bad one is a warning line, and the others are still collected."""
     done = []
     live = set()
     for name in jaildef.names():
-        sdir = jaildef.jail_state_dir(name)
         try:
-            with state.Lock(sdir):
-                raw = state.read(sdir)
-                if not raw:
-                    continue
-                st = state.observe(sdir, raw)
-                if st["status"] != "stopped" or state.monitor_alive(raw):
-                    live.add(name)
-                    continue
-                if raw.get("status") != "stopped":
-                    done += _undo_leftovers(name, raw)
-                    state.write(sdir, {**st, "pid": 0})
-                    done.append(f"jail {name}: marked stopped (its runtime was gone)")
-        except OSError:
-            continue
+            if _collect_one(name, done):
+                live.add(name)
+        except (OSError, JailerError) as e:
+            errors.say(f"jail {name}: skipped: {e}")
     if os.geteuid() == 0:
         try:
             from jailer.objects import network
@@ -500,6 +594,29 @@ def collect() -> list[str]:
         except ImportError:
             pass
     return done
+
+
+def _collect_one(name: str, done: list[str]) -> bool:
+    """Collect jail ``name`` if nobody answers for it any more; True if it is live."""
+    sdir = jaildef.jail_state_dir(name)
+    if not os.path.isdir(sdir):
+        return False
+    with state.Lock(sdir, create=False):
+        try:
+            raw = state.read(sdir)
+        except state.StateError as e:
+            _WARNED.add(name)
+            errors.say(f"jail {name}: {e}; rebuilt from what the kernel shows")
+            raw = {"status": "broken"}
+        st = status(name, warn=False)
+        if st["status"] != "stopped" or state.monitor_alive(raw or {}):
+            return True
+        if raw and raw["status"] != "stopped":
+            rec = raw if raw["status"] != "broken" else None
+            done += _undo_leftovers(name, rec)
+            state.write(sdir, {**(rec or {"name": name}), "status": "stopped", "pid": 0})
+            done.append(f"jail {name}: marked stopped (its runtime was gone)")
+    return False
 
 
 def check_ceiling(name: str, limits, ceiling: dict) -> None:

@@ -1,11 +1,12 @@
 """Runtime state of a jail or container: ``<run>/<name>/state.json``, written atomically under
 the jail's lock, and never trusted alone.
 
-``observe()`` tells what is true now by checking: the recorded pid must still be the same
-process (pid + start time, same boot), else the jail has stopped whatever the file says (the
-runtime crashed, the jail was kill -9'd, or the machine rebooted). A paused jail is one whose
-freezer says so. ``cgroup()`` reopens the cgroup a start recorded; ``freezer_file()`` names
-the file ``observe`` reads for paused.
+``read()`` checks every field (``checked``): a file that is there but unreadable or malformed
+raises ``StateError`` and is never taken as "stopped". ``observe()`` tells what is true now:
+the recorded pid must still be the same process (pid + start time, same boot, all on record),
+else the start is over whatever the file says (the runtime crashed, the jail was kill -9'd,
+or the machine rebooted). A paused jail is one whose cgroup's freezer says so.
+``cgroup()`` reopens the cgroup a start recorded; ``freezer_file()`` names its freezer file.
 """
 
 from __future__ import annotations
@@ -45,15 +46,80 @@ class Lock:
             self.fd = -1
 
 
+class StateError(Exception):
+    """A state file that cannot be read or does not hold a state (says what is wrong)."""
+
+
+# Every field a state may hold, with its type; nothing else is kept. None means unset.
+FIELDS: dict[str, type | tuple[type, ...]] = {
+    "name": str, "id": str, "kind": str, "status": str, "pid": int, "pid_start": str,
+    "boot_id": str, "monitor": str, "hostname": str, "image": str, "ip": str, "net": str,
+    "host_if": str, "exit_code": int, "restarts": int, "started": (int, float),
+    "finished": (int, float), "stop_requested": bool, "uid_base": int, "cgroup": str,
+    "cgroup_root": bool, "start_id": str, "bundle": str, "rootfs": str, "created": str,
+    "owner": str, "ociVersion": str, "annotations": dict, "hooks": dict}
+# the plain fields root takes from a state file a user wrote (never a path or a cgroup)
+PLAIN = ("name", "status", "pid", "pid_start", "boot_id", "monitor", "hostname", "exit_code",
+         "restarts", "started", "finished")
+
+
 def read(directory: str) -> dict | None:
-    """The recorded state, or None when there is none (never started, or removed)."""
+    """The recorded state, checked (``checked``); None when there is none (never started, or
+    removed). Raises ``StateError`` for a file that is there but unreadable or malformed:
+    that is never taken as "stopped"."""
     try:
-        with open(os.path.join(directory, "state.json")) as f:
-            return json.load(f)
+        with open(os.path.join(directory, "state.json"), "rb") as f:
+            raw = f.read(1 << 20)
     except FileNotFoundError:
         return None
-    except (ValueError, OSError):
-        return None  # a torn write cannot happen (rename), but a foreign file could
+    except OSError as e:
+        raise StateError(f"cannot read {directory}/state.json: {e.strerror}") from None
+    try:
+        st = json.loads(raw)
+    except ValueError:
+        raise StateError(f"{directory}/state.json is not JSON (truncated?)") from None
+    return checked(st, f"{directory}/state.json")
+
+
+def checked(st: object, where: str = "state") -> dict:
+    """``st`` if it is a state: a JSON object whose known fields have their type (None:
+    unset, dropped), a known status, ids that ``valid_id`` accepts and a cgroup name without
+    ``..``; unknown fields are dropped. Else ``StateError``."""
+    if not isinstance(st, dict):
+        raise StateError(f"{where} holds a JSON {type(st).__name__}, not an object")
+    out: dict = {}
+    for key, typ in FIELDS.items():
+        v = st.get(key)
+        if v is None:
+            continue
+        if not isinstance(v, typ) or (isinstance(v, bool) and typ is not bool):
+            raise StateError(f"{where}: {key!r} is {json.dumps(v)[:40]}, not "
+                             f"{_type_name(typ)}")
+        out[key] = v
+    if out.setdefault("status", "stopped") not in STATUSES:
+        raise StateError(f"{where}: unknown status {out['status'][:40]!r}")
+    for key in ("id", "start_id"):
+        if key in out and not valid_id(out[key]):
+            raise StateError(f"{where}: {key!r} {out[key][:40]!r} is not an id")
+    if "cgroup" in out and not valid_cgroup(out["cgroup"]):
+        raise StateError(f"{where}: 'cgroup' {out['cgroup'][:40]!r} is not a cgroup name")
+    if out.setdefault("pid", 0) < 0:
+        raise StateError(f"{where}: 'pid' {out['pid']} is negative")
+    return out
+
+
+def valid_cgroup(name: str) -> bool:
+    """A cgroup name a start makes: relative or absolute, its components never ``.`` or
+    ``..``, no NUL or newline."""
+    parts = name.strip("/").split("/")
+    return bool(name.strip("/")) and "\0" not in name and "\n" not in name \
+        and all(p not in ("", ".", "..") for p in parts)
+
+
+def _type_name(typ: type | tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true/false",
+             dict: "an object"}
+    return names[typ[0] if isinstance(typ, tuple) else typ]
 
 
 def read_untrusted(directory: str, owner: int) -> dict | None:
@@ -76,15 +142,12 @@ def read_untrusted(directory: str, owner: int) -> dict | None:
 
 
 def untrusted(st: dict) -> dict:
-    """What root may take from a state file someone else wrote: plain values of the right
-    type; never a path (cgroup, freezer) and never an id that is not ``valid_id``."""
+    """What root may take from a state file someone else wrote: the ``PLAIN`` fields of the
+    right type; never a path (cgroup) and never an id that is not ``valid_id``."""
     out: dict = {}
-    for key, typ in (("name", str), ("status", str), ("pid", int), ("pid_start", str),
-                     ("boot_id", str), ("monitor", str), ("hostname", str),
-                     ("exit_code", int), ("restarts", int), ("started", (int, float)),
-                     ("finished", (int, float))):
+    for key in PLAIN:
         v = st.get(key)
-        if isinstance(v, typ) and not isinstance(v, bool):
+        if isinstance(v, FIELDS[key]) and not isinstance(v, bool):
             out[key] = v
     if out.get("status") not in STATUSES:
         out["status"] = "stopped"
@@ -137,20 +200,30 @@ def read_exit(directory: str) -> tuple[int | None, float | None]:
 
 
 def observe(directory: str, st: dict | None = None) -> dict:
-    """The state with ``status`` corrected to what is true now (the file is not changed)."""
-    st = dict(st if st is not None else (read(directory) or {}))
-    status = st.get("status", "stopped")
+    """The state with ``status`` corrected to what is true now (the file is not changed):
+    the recorded pid must still be the process that was recorded (pid, start time and boot
+    all on record), else the start is over. Raises ``StateError`` as ``read`` does."""
+    st = dict(st if st is not None else (read(directory) or {"status": "stopped", "pid": 0}))
+    status = st["status"]
     if status in LIVE:
-        if not proc.alive(st.get("pid", 0), st.get("pid_start"), st.get("boot_id")):
+        if not verified(st):
             if status == "creating" and monitor_alive(st):
                 return st  # still being set up by a live runtime
             st["status"] = "stopped"
             code, when = read_exit(directory)
             if code is not None and st.get("exit_code") is None:
                 st["exit_code"], st["finished"] = code, when
-        elif status in ACTIVE and st.get("freezer"):
-            st["status"] = "paused" if frozen(st["freezer"]) else "running"
+        elif status in ACTIVE:
+            st["status"] = "paused" if frozen(freezer_file(cgroup(directory, st))) \
+                else "running"
     return st
+
+
+def verified(st: dict) -> bool:
+    """Is the state's pid the very process its start recorded (pid, start time and boot id
+    all on record and matching)? Only such a pid may be signalled by its number."""
+    return bool(st.get("pid_start") and st.get("boot_id")) and \
+        proc.alive(st.get("pid", 0), st["pid_start"], st["boot_id"])
 
 
 def monitor_pid(st: dict) -> int:
@@ -159,12 +232,16 @@ def monitor_pid(st: dict) -> int:
 
 
 def monitor_alive(st: dict) -> bool:
-    """Is the process that supervises (or is cleaning up after) the jail still there?"""
-    return proc.alive(*owner_process(st.get("monitor") or ""), st.get("boot_id"))
+    """Is the process that supervises (or is cleaning up after) the jail still there (its
+    pid and start time on record, the same boot)?"""
+    pid, start = owner_process(st.get("monitor") or "")
+    return bool(start and st.get("boot_id")) and proc.alive(pid, start, st["boot_id"])
 
 
 def frozen(path: str) -> bool:
     """Does the freezer file (v1 ``freezer.state``, v2 ``cgroup.freeze``) say frozen?"""
+    if not path:
+        return False
     try:
         with open(path) as f:
             text = f.read().strip()
@@ -187,7 +264,7 @@ def cgroup(directory: str, st: dict):
     """The cgroup the start recorded in ``st`` (None without one), reopened below the
     cgroups that start saved in ``<directory>/cgroup.parent`` (or from the hierarchy's root
     for an OCI cgroupsPath taken as runc takes it)."""
-    if not st.get("cgroup"):
+    if not st.get("cgroup") or not valid_cgroup(st["cgroup"]):
         return None
     import cgroups
 
