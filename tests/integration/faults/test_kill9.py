@@ -125,3 +125,24 @@ def test_gc_from_another_cgroup_removes_the_cgroups_where_the_run_made_them(root
         wait_for(lambda: not open(os.path.join(other, "cgroup.procs")).read(),
                  what="the other cgroup to empty")
         os.rmdir(other)
+
+
+@pytest.mark.parametrize("verb", ["start", "delete"])
+def test_kill_9_of_an_oci_start_or_delete_then_delete_force(verb, bundle, oci_root, jenv,
+                                                           data_dir):
+    def oci(*args: str) -> subprocess.CompletedProcess:
+        return run_jailer(["--root", str(oci_root), *args], env=jenv)
+
+    for delay in DELAYS[:5]:
+        r = oci("create", "--bundle", str(bundle), "c8")
+        assert r.returncode == 0, r.stderr
+        args = [verb, "c8"] if verb == "start" else ["delete", "--force", "c8"]
+        _kill_after([JAILER, "--root", str(oci_root), *args], delay, jenv)
+        _gc(jenv)
+        r = oci("state", "c8")
+        if r.returncode == 0:  # still there: in a state its verbs accept
+            assert json.loads(r.stdout)["status"] in ("created", "running", "stopped")
+        r = oci("delete", "--force", "c8")
+        assert r.returncode == 0 or "does not exist" in r.stderr, r.stderr
+        assert _starts(data_dir) == [] and os.listdir(oci_root) == [], \
+            f"kill -9 of {verb} after {delay} s: left {_starts(data_dir)} {os.listdir(oci_root)}"
