@@ -182,9 +182,7 @@ def read_error(what: str, e: BaseException, kind: str | None = None, detail: str
     """The one line for an archive that could not be read to its end."""
     detail = detail or describe(e, kind)
     if detail == "unexpected end of data":  # tarfile's, for a member's data cut short
-        return f"{what}: the archive is incomplete (it ends inside a member's data: truncated)"
-    if isinstance(e, (TruncatedArchive, EOFError)):  # EOFError: a compressed stream cut short
-        return f"{what}: the archive is incomplete ({detail})"
+        detail = "it ends inside the data of a member: truncated"
     return f"{what}: not a valid or complete tar archive ({detail})"
 
 
