@@ -9,6 +9,14 @@ one more dependency for one format).
 Every tar archive is read in stream mode (``r|``): one sequential pass, so a layer can be
 hashed while it is extracted and a pipe from zstd works the same as a file.
 
+An archive must end with its end-of-archive marker (a zero block: every tar writer, GNU tar,
+Python's tarfile, Go's archive/tar, libarchive, writes two). The standard library's reader
+stops without a word at a header cut short, at a corrupt header and where the data simply
+runs out between two members, so an archive cut in half would import half its files:
+:class:`StrictTarInfo` turns each of those into :class:`TruncatedArchive`, as a cut inside a
+member's data already is (tarfile's "unexpected end of data"). A compressed stream cut
+short shows the same way, as the tar inside it ends early.
+
 A *bundle* is a set of files named by relative paths (an OCI image layout or a ``docker save``
 archive), either a directory (:class:`DirBundle`) or a tar archive (:class:`TarBundle`).
 """
@@ -39,6 +47,37 @@ try:  # the decompressors' own error types
     READ_ERRORS += (zlib.error, lzma.LZMAError)
 except ImportError:  # pragma: no cover
     pass
+
+
+class TruncatedArchive(tarfile.ReadError):
+    """The archive ends early, or where a header should be there is none."""
+
+
+class StrictTarInfo(tarfile.TarInfo):
+    """A TarInfo whose reading refuses an archive that ends before its end-of-archive
+    marker (pass it as ``tarinfo=`` to ``tarfile.open``; :func:`strict` sets it)."""
+
+    @classmethod
+    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        at = tarfile_.offset
+        try:
+            return super().fromtarfile(tarfile_)
+        except tarfile.EmptyHeaderError:
+            raise TruncatedArchive(f"it ends at byte {at} without the end-of-archive "
+                                   f"marker: truncated") from None
+        except tarfile.TruncatedHeaderError:
+            raise TruncatedArchive(f"it ends inside the member header at byte {at}: "
+                                   f"truncated") from None
+        except tarfile.InvalidHeaderError as e:
+            raise TruncatedArchive(f"no valid member header at byte {at} ({e}): corrupt "
+                                   f"or truncated") from None
+
+
+def strict(tar: tarfile.TarFile) -> tarfile.TarFile:
+    """``tar`` with :class:`StrictTarInfo` reading its next headers."""
+    if not issubclass(tar.tarinfo, StrictTarInfo):
+        tar.tarinfo = StrictTarInfo
+    return tar
 
 
 def describe(e: BaseException, kind: str | None = None) -> str:
@@ -121,16 +160,15 @@ def tar_stream(raw: BinaryIO, what: str) -> Iterator[tarfile.TarFile]:
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             feeder = threading.Thread(target=_feed, args=(buf, proc.stdin), daemon=True)
             feeder.start()
-            tar = tarfile.open(fileobj=proc.stdout, mode="r|")
+            tar = tarfile.open(fileobj=proc.stdout, mode="r|", tarinfo=StrictTarInfo)
         else:
-            tar = tarfile.open(fileobj=buf, mode="r|*")
+            tar = tarfile.open(fileobj=buf, mode="r|*", tarinfo=StrictTarInfo)
         with tar:
             yield tar
     except ImageError:
         raise
     except READ_ERRORS as e:
-        detail = _zstd_error(proc) or describe(e, kind)
-        raise ImageError(f"{what}: not a valid or complete tar archive ({detail})") from None
+        raise ImageError(read_error(what, e, kind, _zstd_error(proc))) from None
     finally:
         if proc is not None:
             proc.stdout.close()  # type: ignore[union-attr]
@@ -138,6 +176,14 @@ def tar_stream(raw: BinaryIO, what: str) -> Iterator[tarfile.TarFile]:
                 feeder.join()
             proc.wait()
             proc.stderr.close()  # type: ignore[union-attr]
+
+
+def read_error(what: str, e: BaseException, kind: str | None = None, detail: str = "") -> str:
+    """The one line for an archive that could not be read to its end."""
+    detail = detail or describe(e, kind)
+    if detail == "unexpected end of data":  # tarfile's, for a member's data cut short
+        detail = "it ends inside the data of a member: truncated"
+    return f"{what}: not a valid or complete tar archive ({detail})"
 
 
 def _feed(src: BinaryIO, dst: BinaryIO) -> None:
@@ -221,7 +267,7 @@ class TarBundle:
             raise ImageError(f"{path}: zstd-compressed image archives are not supported "
                              f"(decompress it first: zstd -d)")
         try:
-            self.tar = tarfile.open(path, "r:*")
+            self.tar = tarfile.open(path, "r:*", tarinfo=StrictTarInfo)
             self.members = {}
             for m in self.tar.getmembers():
                 try:
@@ -229,8 +275,7 @@ class TarBundle:
                 except ImageError:
                     continue
         except READ_ERRORS as e:
-            raise ImageError(f"{path}: not a valid tar archive "
-                             f"({describe(e, sniff_file(path))})") from None
+            raise ImageError(read_error(path, e, sniff_file(path))) from None
 
     def names(self) -> list[str]:
         return list(self.members)

@@ -27,8 +27,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from images.archive import READ_ERRORS, TruncatedArchive, read_error, strict
 from images.store import ImageError
-from images.tree import CHUNK, Entry
+from images.tree import CHUNK, DirCursor, Entry, remove_at
 
 GiB = 1 << 30
 DEFAULT_MAX_BYTES = 64 * GiB
@@ -86,7 +87,7 @@ class RootfsWriter:
         self.root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self.entries = 0
         self.bytes = 0
-        self._fds: dict[tuple[str, ...], int] = {}
+        self._cursor = DirCursor(self.root_fd)  # directory fds, a bounded number at any depth
         self._dirs: dict[tuple[str, ...], tuple[int, int]] = {}  # deferred (mode, mtime_ns)
         self._skipped: set[tuple[str, ...]] = set()
         self._layer: set[tuple[str, ...]] | None = None
@@ -100,7 +101,7 @@ class RootfsWriter:
         self.close()
 
     def close(self) -> None:
-        self._forget(())
+        self._cursor.close()
         if self.root_fd >= 0:
             os.close(self.root_fd)
             self.root_fd = -1
@@ -117,8 +118,9 @@ class RootfsWriter:
             self.add(e)
 
     def finish(self) -> None:
-        """Give directories their final mode and mtime (deepest first)."""
-        for parts in sorted(self._dirs, key=len, reverse=True):
+        """Give directories their final mode and mtime (each after everything below it:
+        reverse path order, which also keeps the cursor's moves short)."""
+        for parts in sorted(self._dirs, reverse=True):
             mode, mtime_ns = self._dirs[parts]
             try:
                 fd = self._dir(parts, "/".join(parts), create=False)
@@ -138,8 +140,6 @@ class RootfsWriter:
             raise LimitError(f"the archive has more than {self.policy.max_entries} entries "
                              f"(at {e.name!r}): refusing it as a possible tar bomb "
                              f"(raise the limit with --max-entries)")
-        if len(self._fds) > 256:
-            self._forget(())
         parts = self._clean(e.name, e.name)
         if self._layer is not None and parts and parts[-1].startswith(".wh."):
             self._whiteout(e, parts)
@@ -176,11 +176,19 @@ class RootfsWriter:
             return
         if kind == "symlink":
             self._check_symlink(e, parts)
-        src: tuple[int, str] | None = None
-        if kind == "hardlink":
-            src = self._hardlink_source(e, parts)
-            if src is None:
-                return
+        if kind != "hardlink":
+            self._place(e, parts, None)
+            return
+        src = self._hardlink_source(e, parts)
+        if src is not None:
+            try:
+                self._place(e, parts, src)
+            finally:
+                os.close(src[0])
+
+    def _place(self, e: Entry, parts: tuple[str, ...], src: tuple[int, str] | None) -> None:
+        """Create ``e`` at ``parts`` (``src``: a hardlink's (dir fd, name) of its target)."""
+        kind = e.kind
         parent = self._dir(parts[:-1], e.name, create=True)
         assert parent is not None
         name = parts[-1]
@@ -253,6 +261,7 @@ class RootfsWriter:
                 depth += 1
 
     def _hardlink_source(self, e: Entry, parts: tuple[str, ...]) -> tuple[int, str] | None:
+        """(an fd of its own of the target's directory, the target's name), or None: skip."""
         lparts = self._clean(e.linkname, e.name, what="hardlink target")
         if not lparts:
             raise ExtractError(e.name, "hardlink to the image root")
@@ -270,61 +279,53 @@ class RootfsWriter:
         if stat.S_ISDIR(st.st_mode):
             raise ExtractError(e.name, f"hardlink to the directory {e.linkname!r}")
         assert where is not None
-        return where, lparts[-1]
+        return os.dup(where), lparts[-1]  # its own fd: the cursor moves on to the link's dir
 
     # ── directories, resolved without following symlinks ──────────────────────────────────
     def _dir(self, parts: tuple[str, ...], member: str, create: bool,
              what: str = "path") -> int | None:
-        """fd of directory ``parts`` (cached); None if missing and not ``create``."""
-        if not parts:
-            return self.root_fd
-        fd = self._fds.get(parts)
-        if fd is not None:
-            return fd
-        parent = self._dir(parts[:-1], member, create, what)
-        if parent is None:
-            return None
-        name = parts[-1]
+        """fd of directory ``parts`` (held by the cursor until it moves away or above);
+        None if missing and not ``create``."""
+        def opener(parent: int, parts: tuple[str, ...], i: int) -> int | None:
+            return self._open_dir(parent, parts, i, member, create, what)
+
+        return self._cursor.goto(parts, opener)
+
+    def _open_dir(self, parent: int, parts: tuple[str, ...], i: int, member: str,
+                  create: bool, what: str) -> int | None:
+        """Open (or make) component ``parts[i]`` in ``parent``, never through a symlink."""
+        name = parts[i]
         try:
-            fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+            return os.open(name, _DIR_FLAGS, dir_fd=parent)
         except FileNotFoundError:
             if not create:
                 return None
             os.mkdir(name, 0o755, dir_fd=parent)
             if self._layer is not None:
-                self._mark(parts)
-            fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+                self._mark(parts[:i + 1])
+            return os.open(name, _DIR_FLAGS, dir_fd=parent)
         except OSError as err:
             if err.errno not in (errno.ELOOP, errno.ENOTDIR):
                 raise
-            where = "/".join(parts)
+            where = "/".join(parts[:i + 1])
             if stat.S_ISLNK(os.lstat(name, dir_fd=parent).st_mode):
                 target = os.readlink(name, dir_fd=parent)
                 raise ExtractError(member, f"its {what} goes through the symlink {where!r} "
                                            f"-> {target!r}; writing through symlinks is "
                                            f"refused") from None
             raise ExtractError(member, f"{where!r} in its {what} is not a directory") from None
-        self._fds[parts] = fd
-        return fd
 
     def _forget(self, prefix: tuple[str, ...]) -> None:
-        """Close cached directory fds at or below ``prefix`` (after removing it)."""
-        n = len(prefix)
-        for key in [k for k in self._fds if k[:n] == prefix]:
-            os.close(self._fds.pop(key))
+        """``prefix`` is about to be removed: the cursor lets go of its fds."""
+        self._cursor.forget(prefix)
 
     def _remove(self, parent: int, name: str, st: os.stat_result,
                 parts: tuple[str, ...]) -> None:
-        import shutil
-
         self._forget(parts)
         n = len(parts)
         for key in [k for k in self._dirs if k[:n] == parts]:
             del self._dirs[key]
-        if stat.S_ISDIR(st.st_mode):
-            shutil.rmtree(name, dir_fd=parent)
-        else:
-            os.unlink(name, dir_fd=parent)
+        remove_at(parent, name)
 
     # ── attributes ────────────────────────────────────────────────────────────────────────
     def _mode(self, e: Entry) -> int:
@@ -404,18 +405,20 @@ class RootfsWriter:
 
     # ── whiteouts ─────────────────────────────────────────────────────────────────────────
     def _mark(self, parts: tuple[str, ...]) -> None:
+        """``parts`` and its parents belong to the current layer (stop at a marked one)."""
         assert self._layer is not None
-        for i in range(1, len(parts) + 1):
-            self._layer.add(parts[:i])
+        for i in range(len(parts), 0, -1):
+            prefix = parts[:i]
+            if prefix in self._layer:
+                return
+            self._layer.add(prefix)
 
     def _whiteout(self, e: Entry, parts: tuple[str, ...]) -> None:
         assert self._layer is not None
         base = parts[-1]
         dparts = parts[:-1]
         if base == _OPAQUE:
-            fd = self._dir(dparts, e.name, create=False)
-            if fd is not None:
-                self._opaque(fd, dparts)
+            self._opaque(dparts)
             return
         if base.startswith(".wh..wh."):
             return  # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): nothing to apply
@@ -431,20 +434,24 @@ class RootfsWriter:
         if st is not None:
             self._remove(fd, base[4:], st, target)
 
-    def _opaque(self, fd: int, dparts: tuple[str, ...]) -> None:
+    def _opaque(self, dparts: tuple[str, ...]) -> None:
         """Remove everything below ``dparts`` that the current layer did not write."""
         assert self._layer is not None
-        for child in os.listdir(fd):
-            cparts = dparts + (child,)
-            st = _lstat(child, fd)
-            if st is None:
+        todo = [dparts]  # directories of this layer still to look into (no recursion)
+        while todo:
+            cur = todo.pop()
+            fd = self._dir(cur, "/".join(cur), create=False)
+            if fd is None:
                 continue
-            if cparts not in self._layer:
-                self._remove(fd, child, st, cparts)
-            elif stat.S_ISDIR(st.st_mode):
-                sub = self._dir(cparts, "/".join(cparts), create=False)
-                if sub is not None:
-                    self._opaque(sub, cparts)
+            for child in os.listdir(fd):
+                cparts = cur + (child,)
+                st = _lstat(child, fd)
+                if st is None:
+                    continue
+                if cparts not in self._layer:
+                    self._remove(fd, child, st, cparts)
+                elif stat.S_ISDIR(st.st_mode):
+                    todo.append(cparts)
 
 
 def _lstat(name: str, dirfd: int) -> os.stat_result | None:
@@ -484,9 +491,12 @@ def _tar_regions(tar: tarfile.TarFile, m: tarfile.TarInfo) -> Iterator[tuple[int
         if m.sparse:
             f.seek(offset)
         while size > 0:
-            chunk = f.read(min(CHUNK, size))
+            try:
+                chunk = f.read(min(CHUNK, size))
+            except tarfile.ReadError:  # tarfile's "unexpected end of data"
+                chunk = b""
             if not chunk:
-                raise ExtractError(m.name, "the archive ends inside this member (truncated)")
+                raise TruncatedArchive(f"it ends inside the data of {m.name!r}: truncated")
             yield offset, chunk
             offset += len(chunk)
             size -= len(chunk)
@@ -495,9 +505,11 @@ def _tar_regions(tar: tarfile.TarFile, m: tarfile.TarInfo) -> Iterator[tuple[int
 def tar_entries(tar: tarfile.TarFile) -> Iterator[Entry]:
     """The members of an open tar archive (any mode, streams included) as entries.
 
-    A file's data must be consumed before the next entry is taken (stream archives).
+    A file's data must be consumed before the next entry is taken (stream archives). An
+    archive that ends before its end-of-archive marker raises
+    :class:`~images.archive.TruncatedArchive` (:func:`~images.archive.strict`).
     """
-    for m in tar:
+    for m in strict(tar):
         if m.isreg():
             kind = "file"
         elif m.isdir():
@@ -527,14 +539,18 @@ def extract_tar(tar: tarfile.TarFile, dest: str, policy: Policy | None = None,
                 warn: Callable[[str], None] | None = None) -> RootfsWriter:
     """Extract every member of ``tar`` into the existing directory ``dest``.
 
-    On a refusal the entries written so far are removed again (``dest`` is left empty when it
-    was empty before) and the error is raised. Returns the (closed) writer for its counters.
+    On a refusal, or an archive that is corrupt or ends early (an ImageError then), the entries
+    written so far are removed again (``dest`` is left empty when it was empty before) and
+    the error is raised. Returns the (closed) writer for its counters.
     """
     before = set(os.listdir(dest))
     writer = RootfsWriter(dest, policy, warn)
     try:
         with writer:
-            writer.add_all(tar_entries(tar))
+            try:
+                writer.add_all(tar_entries(tar))
+            except READ_ERRORS as e:
+                raise ImageError(read_error(tar.name or "archive", e)) from None
             writer.finish()
     except BaseException:
         from images.store import remove_tree

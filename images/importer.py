@@ -23,8 +23,9 @@ from images.archive import (
     READ_ERRORS,
     DirBundle,
     HashingReader,
+    StrictTarInfo,
     TarBundle,
-    describe,
+    read_error,
     sniff_file,
     tar_stream,
 )
@@ -73,10 +74,10 @@ def detect(src: str) -> str:
     if kind == "zstd":
         return "tar"  # zstd archives are read in one pass: rootfs tarballs only
     try:
-        with tarfile.open(src, "r:*") as tar:
+        with tarfile.open(src, "r:*", tarinfo=StrictTarInfo) as tar:
             names = {n.removeprefix("./") for n in tar.getnames()}
     except READ_ERRORS as e:
-        raise ImageError(f"{src}: not a valid tar archive ({describe(e, kind)})") from None
+        raise ImageError(read_error(src, e, kind)) from None
     if "oci-layout" in names and "index.json" in names:
         return "oci"
     if "manifest.json" in names and not any(n.startswith("etc/") for n in names):

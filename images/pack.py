@@ -48,7 +48,12 @@ def pack(store: Store, name: str, fmt: str, progress: Progress | None = None) ->
         cmd = [exe, "-zlz4hc", tmp, rootfs]
     progress.start(f"pack {name} ({fmt})", meta.get("files") or None, unit="")
     try:
-        _run(cmd, fmt, progress)
+        try:
+            _run(cmd, fmt, progress)
+        except ImageError:
+            if fmt == "erofs":
+                _check_path_max(rootfs)
+            raise
         os.chmod(tmp, 0o444)
         os.rename(tmp, final)
     except BaseException:
@@ -63,9 +68,41 @@ def pack(store: Store, name: str, fmt: str, progress: Progress | None = None) ->
     return final
 
 
+PATH_MAX = 4096
+
+
+def _check_path_max(rootfs: str) -> None:
+    """After mkfs.erofs failed: say so plainly when a path is too long for it. It works on
+    whole path strings (the kernel takes at most PATH_MAX bytes); mksquashfs does not."""
+    longest = max((len(e.name.encode("utf-8", "surrogateescape"))
+                   for e in dir_entries(rootfs)), default=0)
+    full = len(os.path.abspath(rootfs).encode()) + 1 + longest
+    if full >= PATH_MAX:
+        raise ImageError(f"mkfs.erofs cannot pack this image: a path in it is {full} bytes "
+                         f"long on the host, over PATH_MAX ({PATH_MAX}), and mkfs.erofs "
+                         f"works on whole paths: pack it with --format squashfs")
+
+
+def _spawn(cmd: list[str]) -> subprocess.Popen:
+    """Start ``cmd`` with its stack limit raised to the hard limit: mkfs.erofs recurses
+    once per directory level (a tree 2,000 deep overflows the usual 8 MiB)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+    try:
+        resource.setrlimit(resource.RLIMIT_STACK, (hard, hard))
+    except (ValueError, OSError):
+        soft = hard
+    try:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    finally:
+        if soft != hard:
+            resource.setrlimit(resource.RLIMIT_STACK, (soft, hard))
+
+
 def _run(cmd: list[str], fmt: str, progress: Progress) -> None:
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
+    proc = _spawn(cmd)
     out = b""
     try:
         assert proc.stdout is not None
@@ -85,7 +122,8 @@ def _run(cmd: list[str], fmt: str, progress: Progress) -> None:
     if rc != 0:
         lines = [ln for ln in re.split(rb"[\r\n]", out) if ln.strip()]
         last = lines[-1].decode(errors="replace").strip() if lines else "?"
-        raise ImageError(f"{os.path.basename(cmd[0])} failed (exit {rc}): {last[:300]}")
+        how = f"exit {rc}" if rc > 0 else f"killed by signal {-rc}"
+        raise ImageError(f"{os.path.basename(cmd[0])} failed ({how}): {last[:300]}")
 
 
 # ── export ────────────────────────────────────────────────────────────────────────────────

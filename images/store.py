@@ -33,7 +33,7 @@ TYPE_CHECKING = False  # no typing import on the start path
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-# json, re and shutil are imported where used: resolving an image name is on the start path.
+# json and re are imported where used: resolving an image name is on the start path.
 _NAME_FIRST = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 _NAME_CHARS = _NAME_FIRST | frozenset("._-")
 PACK_FORMATS = ("erofs", "squashfs")  # packed_rootfs() prefers them in this order
@@ -301,8 +301,6 @@ def host_arch() -> str:
 
 def remove_tree(path: str) -> None:
     """``rm -rf path``, refusing to descend into anything mounted below it."""
-    import shutil
-
     if not os.path.lexists(path):
         return
     real = os.path.realpath(path)
@@ -310,10 +308,14 @@ def remove_tree(path: str) -> None:
     if mounted:
         raise ImageError(f"cannot remove {path}: {mounted[0]} is mounted inside it "
                          f"(unmount it first)")
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
-    else:
-        os.unlink(path)
+    from images.tree import remove_at
+
+    parent, name = os.path.split(os.path.abspath(path))
+    fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        remove_at(fd, name)  # iterative: a tree of any depth
+    finally:
+        os.close(fd)
 
 
 def _mount_points() -> list[str]:

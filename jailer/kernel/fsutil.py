@@ -117,7 +117,32 @@ def walk_at(dir_fd: int, *, dev: int | None = None) -> Iterator[tuple[str, int, 
     yield from _walk(dir_fd, "", dev)
 
 
-def _walk(fd: int, rel: str, dev: int):
+def _walk(top: int, rel: str, dev: int):
+    """Iterative (a tree of any depth): one open fd per level of the directory entered."""
+    stack = [(top, rel, *_listing(top, dev))]  # (fd, path, subdirs, others, subdirs left)
+    try:
+        while stack:
+            fd, path, dirs, others, left = stack[-1]
+            for name in left:
+                cfd = _enter(fd, name, dev)
+                if cfd is not None:
+                    stack.append((cfd, f"{path}/{name}" if path else name,
+                                  *_listing(cfd, dev)))
+                    break
+            else:
+                stack.pop()
+                try:
+                    yield path, fd, dirs, others
+                finally:
+                    if fd != top:
+                        os.close(fd)
+    finally:
+        for fd, *_ in stack:
+            if fd != top:
+                os.close(fd)
+
+
+def _listing(fd: int, dev: int):
     dirs, others = [], []
     for name in os.listdir(fd):
         try:
@@ -125,20 +150,20 @@ def _walk(fd: int, rel: str, dev: int):
         except FileNotFoundError:
             continue
         (dirs if stat.S_ISDIR(st.st_mode) and st.st_dev == dev else others).append(name)
-    for name in dirs:
-        try:
-            cfd = os.open(name, DIR_FLAGS, dir_fd=fd)
-        except (FileNotFoundError, NotADirectoryError, OSError) as e:
-            if getattr(e, "errno", None) in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
-                continue  # swapped or gone since the listing: not ours to follow
-            raise
-        try:
-            if os.fstat(cfd).st_dev != dev:
-                continue
-            yield from _walk(cfd, f"{rel}/{name}" if rel else name, dev)
-        finally:
-            os.close(cfd)
-    yield rel, fd, dirs, others
+    return dirs, others, iter(dirs)
+
+
+def _enter(fd: int, name: str, dev: int) -> int | None:
+    try:
+        cfd = os.open(name, DIR_FLAGS, dir_fd=fd)
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            return None  # swapped or gone since the listing: not ours to follow
+        raise
+    if os.fstat(cfd).st_dev != dev:
+        os.close(cfd)
+        return None
+    return cfd
 
 
 def remove_at(dir_fd: int, name: str) -> None:
