@@ -189,8 +189,13 @@ def _field_problem(key: str, value: object) -> str | None:
 
     if key == "image":
         return image_problem(value)
-    if key in ("rootfs", "cgroup_parent"):
-        return rules.path_problem(value, absolute=key == "rootfs")
+    if key == "rootfs":
+        return rules.path_problem(value)
+    if key == "cgroup_parent":  # /proc/PID/cgroup's form: HIERARCHY:CONTROLLERS:/PATH lines
+        lines = [x.split(":", 2) for x in value.splitlines() if x]
+        ok = lines and all(len(x) == 3 and x[0].isdigit() and not rules.path_problem(x[2])
+                           for x in lines)
+        return None if ok else "must be lines of HIERARCHY:CONTROLLERS:/PATH"
     if key == "hostname":
         return rules.hostname_problem(value)
     if key == "command":
@@ -201,7 +206,7 @@ def _field_problem(key: str, value: object) -> str | None:
         return None if value in choices else f"choose from {', '.join(choices)}"
     if key in ("uid_base", "gid_base"):
         top = rules.HOST_ID_MAX + 1 - ID_RANGE
-        return None if 0 <= value <= top else f"must be a host id from 0 to {top}"
+        return None if 1 <= value <= top else f"must be a host id from 1 to {top}"
     if key == "ports":
         bad = [p for p in value if not _port_pair(p)]
         return f"{cliopts.show(bad[0])} is not HOSTPORT:JAILPORT (1-65535)" if bad else None
