@@ -311,7 +311,7 @@ def parse_user(rootfs: str, text: str) -> tuple[int, int, str]:
     elif entry:
         uid, gid, home = entry
     else:
-        raise JailerError(f"--user {show(text)}: no user {show(user)} in the image's "
+        raise JailerError(f"--user {show(text)}: no user {user[:60]!r} in the image's "
                           "/etc/passwd")
     if group:
         if rules.whole_number(group) is None:

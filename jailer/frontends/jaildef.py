@@ -209,13 +209,17 @@ def _field_problem(key: str, value: object) -> str | None:
         return None if 1 <= value <= top else f"must be a host id from 1 to {top}"
     if key == "ports":
         bad = [p for p in value if not _port_pair(p)]
-        return f"{cliopts.show(bad[0])} is not HOSTPORT:JAILPORT (1-65535)" if bad else None
+        return f"{cliopts.show(bad[0])} is not HOSTPORT:JAILPORT or PORT (1-65535)" if bad \
+            else None
     if key in ("ip", "gateway"):
         return _address_problem(value)
     if key == "ceiling":
-        bad = [k for k, v in value.items() if k not in cliopts.RESOURCE_OPTIONS
-               or cliopts.option_problem(k, v)]
-        return f"{bad[0]}: not a resource limit of jailer run" if bad else None
+        for k, v in value.items():
+            why = (cliopts.option_problem(k, v) if k in cliopts.RESOURCE_OPTIONS else
+                   "not a resource limit of jailer run")
+            if why:
+                return f"{k}: {why}"
+        return None
     return rules.text_problem(value) if isinstance(value, str) else None
 
 
@@ -229,9 +233,10 @@ def image_problem(name: str) -> str | None:
 
 
 def _port_pair(text: object) -> bool:
-    parts = text.split(":") if isinstance(text, str) else []
-    return len(parts) == 2 and all(p.isascii() and p.isdigit() and 1 <= int(p) <= 65535
-                                   for p in parts)
+    """HOSTPORT:JAILPORT or PORT, optionally /tcp (what objects.network.parse_port reads)."""
+    parts = text.removesuffix("/tcp").split(":") if isinstance(text, str) else []
+    return len(parts) in (1, 2) and all(p.isascii() and p.isdigit() and 1 <= int(p) <= 65535
+                                        for p in parts)
 
 
 def _address_problem(text: str) -> str | None:
