@@ -90,20 +90,18 @@ NUMBERS_OK = ("memory", "memory_swap", "cpus", "cpu_weight", "cpuset_cpus", "pid
 RLIMIT_MAX = (1 << 63) - 1  # the largest finite limit (RLIM_INFINITY is 2^64-1: 'unlimited')
 
 
+_KINDS = {opt[1]: opt[2] for opt in RUN_OPTIONS}
+_FLAGS = {opt[1]: opt[0][-1] for opt in RUN_OPTIONS}
+
+
 def option_kind(dest: str) -> str | None:
     """The kind of run option ``dest`` (flag, str, float, multi, choice:...), None if none."""
-    for _flags, name, kind, _meta, _help in RUN_OPTIONS:
-        if name == dest:
-            return kind
-    return None
+    return _KINDS.get(dest)
 
 
 def flag_of(dest: str) -> str:
     """The long flag of run option ``dest`` (``--memory-swap`` for memory_swap)."""
-    for flags, name, _kind, _meta, _help in RUN_OPTIONS:
-        if name == dest:
-            return flags[-1]
-    return dest
+    return _FLAGS.get(dest, dest)
 
 
 def option_problem(dest: str, value: object) -> str | None:
