@@ -1,5 +1,6 @@
 """Fuzz of the three front ends (issue 14): every `jailer run` option (from the options table,
-so a new option is covered without editing this file), every definition field (the [run]
+so a new option is covered without editing this file) and `jailer create`'s own options
+(from its click command), every definition field (the [run]
 options and jaildef.KEYS) and every config.json field (each node of `jailer spec`'s config,
 plus the resource fields) gets wrong types and extreme values. Each case either runs
 (`sh -c 'exit 3'`: exit 3) or is refused: non-zero, exactly one ``jailer:`` line, no
@@ -74,6 +75,31 @@ def test_flags_take_no_value(jailer):
 def test_run_root_argument(jailer):
     for value in TEXTS:
         check(jailer("run", value, *CMD), f"run ROOT {value[:40]!r}")
+
+
+def create_options() -> list[str]:
+    """The long flags of `jailer create`'s own options (the run options it shares are the
+    table's, fuzzed through `run` and through definitions' [run] tables)."""
+    from jailer.cli.jails import create
+
+    run = {dest for _f, dest, _k, _m, _h in cliopts.RUN_OPTIONS} - set(jaildef.NOT_FOR_JAILS)
+    return [max(p.opts, key=len) for p in create.params
+            if p.param_type_name == "option" and p.name not in run and not p.is_flag]
+
+
+@pytest.mark.parametrize("flag", create_options())
+def test_create_options(jl, jail_root, flag):
+    for value in TEXTS:
+        image = [] if flag in ("--image", "--rootfs") else ["--image", "busybox"]
+        r = jl("create", "fz", *image, flag, value, "--", *CMD)
+        what = f"create {flag} {value[:40]!r}"
+        assert not PYTHON_NAMES.search(r.stderr), f"{what}: {r.stderr[-3000:]}"
+        if r.returncode == 0:
+            jl("rm", "fz", check=True)
+            continue
+        lines = [x for x in r.stderr.splitlines() if x.strip()]
+        assert len(lines) == 1 and lines[0].startswith("jailer: "), f"{what}: {r.stderr}"
+        assert not (jail_root / "etc" / "jails" / "fz.toml").exists(), what
 
 
 # ── definitions, edited by hand ────────────────────────────────────────────────────────────
