@@ -10,17 +10,18 @@ runc does), except ``exec``, which exits with the command's own status.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
 
 from jailer.cli.common import fail, guard, run_options
 from jailer.core.errors import JailerError
+from jailer.frontends import jaildef
 from jailer.objects import handles, lifecycle
 from jailer.objects.status import ACTIVE, Status
 
-NOT_FOR_JAILS = ("timeout", "keep", "tty", "no_tty", "stats", "hostname", "bundle", "detach",
-                 "pid_file", "console_socket")
+NOT_FOR_JAILS = jaildef.NOT_FOR_JAILS
 
 
 def _opts(opts: dict) -> dict:
@@ -81,7 +82,9 @@ def create(name: str, cmd: tuple[str, ...], image: str | None, rootfs: str | Non
         fail("create: give exactly one of --image IMAGE or --rootfs DIR", 2)
     if bundle:
         fail("create: --bundle makes an OCI container; --image/--rootfs a jail", 2)
-    d = guard(lifecycle.create, name, image or rootfs, list(cmd), _opts(opts),
+    if image and (why := jaildef.image_problem(image)):
+        fail(f"create: --image {image!r}: {why}", 2)
+    d = guard(lifecycle.create, name, image or os.path.abspath(rootfs), list(cmd), _opts(opts),
                hostname=hostname, net=net, ip=ip, gateway=gateway, ports=list(publish),
                restart=restart, rootfs_dir=bool(rootfs))
     click.echo(d["name"] + (f" {d['ip']}" if d.get("ip") else ""))

@@ -18,7 +18,8 @@ from jailer.objects import runs
 def run(rootfs: str, cmd: tuple[str, ...], **opts: object) -> None:
     """Run CMD (default /bin/sh) in a new container rooted at ROOTFS.
 
-    ROOTFS is a directory or the name of an image (jailer image ls). The exit status is the
+    ROOTFS is a directory given as a path (./root, /srv/root) or the name of an image
+    (jailer image ls): a bare word is always an image name. The exit status is the
     command's own; 128+N if it died of signal N; 124 on --timeout; 125 for a runtime error;
     126 if the command cannot be executed; 127 if it does not exist.
     """

@@ -115,8 +115,13 @@ def report(exc: BaseException, kind: str = RUN, stage: str = "") -> int:
     return exit_status(err, kind)
 
 
+# control characters a message may echo from the input, escaped so that it stays one line
+_ONE_LINE = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F) if c != 0x09} | {0x0A: "\\n"}
+
+
 def say(msg: str) -> None:
-    """``jailer: MSG`` to the --log file and stderr (never raising)."""
+    """``jailer: MSG`` to the --log file and stderr (never raising), on one line."""
+    msg = msg.translate(_ONE_LINE)
     log_line("error", msg)
     try:
         sys.stderr.write(f"jailer: {msg}\n")

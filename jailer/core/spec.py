@@ -164,3 +164,67 @@ def merge_env(base: list[str], extra: list[str]) -> list[str]:
         key = item.split("=", 1)[0]
         out[key] = item
     return list(out.values())
+
+
+# ── field rules every front end applies (CLI options, jail definitions, config.json) ───────
+# Each ``*_problem`` function says why a value is wrong (a phrase for "FIELD VALUE: ..."), or
+# returns None; each front end names the field its own way and raises its own error.
+HOSTNAME_MAX = 64          # the kernel's HOST_NAME_MAX (bytes)
+PATH_MAX = 4096            # the kernel's PATH_MAX (bytes, with the final NUL)
+MIN_MEMORY = 1 << 20       # the smallest memory limit a start is known to run under
+MAX_TIMEOUT = 2147483      # seconds: poll(2) takes an int of milliseconds (about 24.8 days)
+CONTAINER_IDS = 65536      # uids/gids 0..65535 exist inside a jail (its uid range)
+HOST_ID_MAX = (1 << 32) - 2  # the largest valid uid_t/gid_t ((uid_t)-1 means "none")
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_HOST_CHARS = _ALNUM | frozenset("._-")
+
+
+def hostname_problem(name: str) -> str | None:
+    """A hostname is 1-64 characters of ASCII letters, digits, '.', '-' and '_', starting
+    with a letter or digit: RFC 1123's host name characters, plus '_' (in use in container
+    names; Docker stopped refusing it), within the kernel's 64-byte limit."""
+    if not name:
+        return "must not be empty"
+    if len(name) > HOSTNAME_MAX:
+        return f"must be at most {HOSTNAME_MAX} characters (the kernel's limit)"
+    if name[0] not in _ALNUM or not all(c in _HOST_CHARS for c in name):
+        return ("must be letters, digits, '.', '-' and '_', starting with a letter or digit "
+                "(RFC 1123)")
+    return None
+
+
+def text_problem(text: str) -> str | None:
+    """A string handed to the kernel (an argument, a variable, a path) holds no NUL."""
+    return "contains a NUL character" if "\0" in text else None
+
+
+def path_problem(path: str, absolute: bool = True) -> str | None:
+    """An (absolute) path the kernel can take: no NUL, shorter than PATH_MAX."""
+    if absolute and not path.startswith("/"):
+        return "must be an absolute path"
+    if len(path.encode("utf-8", "surrogateescape")) >= PATH_MAX:
+        return f"longer than the kernel's PATH_MAX ({PATH_MAX} bytes)"
+    return text_problem(path)
+
+
+def memory_problem(limit: int) -> str | None:
+    """A memory limit (bytes) a process can start under: at least MIN_MEMORY."""
+    if limit < MIN_MEMORY:
+        return f"must be at least {MIN_MEMORY >> 20}M (the smallest limit a container starts with)"
+    return None
+
+
+def timeout_problem(seconds: object) -> str | None:
+    """A wall-clock timeout: a number of seconds, > 0 and at most MAX_TIMEOUT."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        return "must be a number of seconds"
+    if not seconds > 0:  # also NaN
+        return "must be a positive number of seconds"
+    if not seconds <= MAX_TIMEOUT:  # also inf
+        return f"must be at most {MAX_TIMEOUT} seconds (about 24.8 days)"
+    return None
+
+
+def whole_number(text: str) -> int | None:
+    """``text`` as a non-negative decimal integer (ASCII digits only), or None."""
+    return int(text) if text.isascii() and text.isdigit() else None

@@ -41,6 +41,7 @@ import os
 import sys
 
 from jailer.core import ids
+from jailer.core import spec as rules
 from jailer.core.errors import JailerError
 from jailer.core.spec import Device, Hook, Mount, Rlimit, Spec
 from jailer.frontends.plans import oci_plans
@@ -145,6 +146,8 @@ def _type_error(field: str, want: str, value: object) -> ConfigError:
 def _str(value: object, field: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise _type_error(field, "a string", value)
+    if value and rules.text_problem(value):
+        raise _fail(field, rules.text_problem(value))
     return value
 
 
@@ -203,6 +206,8 @@ def _strs(value: object, field: str) -> list[str] | None:
     for i, item in enumerate(items):
         if not isinstance(item, str):
             raise _type_error(f"{field}[{i}]", "a string", item)
+        if rules.text_problem(item):
+            raise _fail(f"{field}[{i}]", rules.text_problem(item))
     return list(items)
 
 
@@ -330,8 +335,9 @@ def to_spec(cfg: dict, bundle: str, container_id: str, *,
         if value and not has_uts:
             raise _fail(key, "needs a UTS namespace (add {\"type\": \"uts\"} to "
                              "linux.namespaces)")
-        if value and len(value.encode()) > 64:
-            raise _fail(key, "must be at most 64 bytes (the kernel's limit)")
+        why = rules.hostname_problem(value) if value else None
+        if why:
+            raise _fail(key, f"{why}, got {value[:80]!r}")
     _process(spec, cfg, available, warn)
     if spec.userns:  # a new user namespace: the process's ids must exist in it
         for key, value, maps in (("uid", spec.uid, spec.uid_mappings),
@@ -731,6 +737,8 @@ def _memory_limits(lim, mem: dict, f: str, ignored: Callable[[str, object], None
     if limit is not None and limit != 0:
         if limit < -1:
             raise _fail(f"{f}.limit", f"must be a number of bytes or -1, got {limit}")
+        if limit != -1 and rules.memory_problem(limit):
+            raise _fail(f"{f}.limit", f"{rules.memory_problem(limit)}, got {limit}")
         lim.memory_max = UNLIMITED if limit == -1 else limit
     swap = _int(mem.get("swap"), f"{f}.swap", I64_MIN, I64_MAX)
     if swap is not None and swap != 0:
@@ -879,7 +887,7 @@ def _hooks(cfg: dict) -> dict[str, list[Hook]]:
                 path=_abs_path(h.get("path"), f"{where}.path"),
                 args=_strs(h.get("args"), f"{where}.args") or [],
                 env=_strs(h.get("env"), f"{where}.env") or [],
-                timeout=_int(h.get("timeout"), f"{where}.timeout", 1, I64_MAX)))
+                timeout=_int(h.get("timeout"), f"{where}.timeout", 1, rules.MAX_TIMEOUT)))
     return out
 
 

@@ -221,7 +221,7 @@ CASES = [
     ("hook no path", _set("hooks", {"poststop": [{"args": []}]}),
      ["hooks.poststop[0].path is missing"]),
     ("hook timeout 0", _set("hooks", {"createRuntime": [{"path": "/x", "timeout": 0}]}),
-     ["hooks.createRuntime[0].timeout must be an integer of at least 1, got 0"]),
+     ["hooks.createRuntime[0].timeout must be an integer from 1 to 2147483, got 0"]),
     ("hook args", _set("hooks", {"poststart": [{"path": "/x", "args": "x"}]}),
      ["hooks.poststart[0].args must be an array of strings"]),
     ("annotation value", _set("annotations", {"a": 1}), ["annotations['a'] must be a string"]),
