@@ -41,7 +41,7 @@ def _starts(data_dir) -> list[str]:
     return sorted(os.listdir(d)) if d.is_dir() else []
 
 
-@pytest.mark.parametrize("level", ["jail", "container"])
+@pytest.mark.parametrize("level", ["jail", pytest.param("container", marks=pytest.mark.vm)])
 def test_kill_9_of_jailer_run_then_gc(level, rootfs, jenv, data_dir):
     for delay in DELAYS:
         _kill_after([JAILER, "run", "--level", level, "--memory", "32M", rootfs, "sleep", "30"],
@@ -66,6 +66,7 @@ def test_kill_9_of_jailer_start_then_gc(jl, listing, data_dir, jail_env):
     jl("rm", "k9", check=True)
 
 
+@pytest.mark.vm
 def test_kill_9_of_an_oci_create_then_gc_or_delete_force(bundle, oci_root, jenv, data_dir):
     def oci(*args: str) -> subprocess.CompletedProcess:
         return run_jailer(["--root", str(oci_root), *args], env=jenv)
