@@ -64,7 +64,8 @@ def create(name: str, source: str, command: list[str], run_opts: dict, *,
     if net == "bridge":
         from jailer.objects import network
 
-        taken = {n: o["ip"] for n, o in _all_definitions().items() if o.get("ip")}
+        taken = {n: o["ip"] for n, o in _all_definitions().items()
+                 if isinstance(o.get("ip"), str) and o["ip"]}
         bridge, subnet, gw = network.bridge_config()
         if gateway and gateway.split("/")[0] != gw.split("/")[0]:
             raise JailerError(f"--gateway {gateway}: the bridge {bridge}'s gateway is "
@@ -126,10 +127,11 @@ def _check_port_clash(name: str, ports: list[tuple[int, int]]) -> None:
     for other, d in _all_definitions().items():
         if other == name:
             continue
-        for p in d.get("ports", []):
-            if int(str(p).split(":")[0]) in seen:
-                raise JailerError(f"host port {str(p).split(':')[0]} is published by jail "
-                                  f"{other}")
+        ports = d.get("ports")
+        for p in ports if isinstance(ports, list) else ():
+            host = str(p).split(":")[0]
+            if host.isdigit() and int(host) in seen:
+                raise JailerError(f"host port {host} is published by jail {other}")
 
 
 def build_spec(d: dict):
