@@ -535,7 +535,7 @@ def remove(name: str, force: bool = False) -> None:
     from jailer.kernel.fsutil import remove_tree
 
     try:
-        d = jaildef.load(name)
+        d = jaildef.load(name, check=False)  # (breaking a rule does not keep a jail)
     except JailerError as e:
         if not force or not os.path.exists(jaildef.definition_path(name)):
             raise
