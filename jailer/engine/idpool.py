@@ -49,22 +49,9 @@ class IdPool:
 
     def allocate(self, owner: str | None = None) -> int:
         """Return the base of a free range, recorded for ``owner`` (default: this process)."""
-        if owner is None:
-            owner = process_owner()
         lock = self._lock()
         try:
-            taken = set()
-            for base, who in self._entries().items():
-                if owner_alive(who):
-                    taken.add(base)
-                else:
-                    self._unlink(base)
-            for slot in range(SLOTS):
-                base = POOL_START + slot * RANGE
-                if base not in taken:
-                    self._record(base, owner)
-                    return base
-            raise RuntimeError(f"id pool {self.dir} is exhausted ({SLOTS} ranges in use)")
+            return self._allocate(owner or process_owner(), self._entries())
         finally:
             os.close(lock)
 
@@ -81,14 +68,26 @@ class IdPool:
             if base in entries and owner_alive(entries[base]):
                 raise PoolError(f"uid range {base} belongs to {entries[base]}, not {owner}")
             if not _pool_base(base):
-                os.close(lock)
-                lock = -1
-                return self.allocate(owner)
+                return self._allocate(owner, entries)
             self._record(base, owner)
             return base
         finally:
-            if lock >= 0:
-                os.close(lock)
+            os.close(lock)
+
+    def _allocate(self, owner: str, entries: dict[int, str]) -> int:
+        """A free range for ``owner`` (under the lock); entries of dead owners are freed."""
+        taken = set()
+        for base, who in entries.items():
+            if owner_alive(who):
+                taken.add(base)
+            else:
+                self._unlink(base)
+        for slot in range(SLOTS):
+            base = POOL_START + slot * RANGE
+            if base not in taken:
+                self._record(base, owner)
+                return base
+        raise RuntimeError(f"id pool {self.dir} is exhausted ({SLOTS} ranges in use)")
 
     def release_owner(self, owner: str) -> list[int]:
         """Give back every range recorded for ``owner``; return their bases."""

@@ -383,9 +383,7 @@ def delete(cid: str, force: bool = False) -> None:
         while proc.alive(st["pid"], st.get("pid_start"), st.get("boot_id")) \
                 and time.monotonic() < deadline:
             time.sleep(0.01)
-    if state.valid_id(st.get("start_id")):
-        gc.undo_start(data_dir(), st["start_id"], "", os.path.join(cdir, "cgroup.parent"))
-    gc.undo_owned(data_dir(), f"container:{cdir}")  # a start its create died before naming
+    gc.undo_owned(data_dir(), f"container:{cdir}")  # (its start, named in st or not)
     if cg is not None and cg.exists():  # a cgroupsPath of the config's own naming:
         # from the root (runc's place): only the leaf, the parents are the engine's;
         # nested below our own cgroup: the levels we made too, once empty

@@ -170,7 +170,7 @@ def status(name: str, *, warn: bool = True) -> dict:
         if warn and name not in _WARNED:
             _WARNED.add(name)
             errors.say(f"jail {name}: {e}; rebuilt from what the kernel shows")
-        st = {"status": "stopped", "pid": 0, "broken": str(e)}
+        st = {"status": "stopped", "pid": 0}
     st["name"] = name
     cg = jail_cgroup(name)
     members = _members(cg)
@@ -438,18 +438,12 @@ def _undo_leftovers(name: str, st: dict | None, image: str = "") -> list[str]:
     for cid in dict.fromkeys([jaildef.jail_id(name), st.get("id")]):  # (an older start's)
         if state.valid_id(cid):
             done += gc.undo_start(_data(), cid, st.get("image") or image, parent)
-    if st.get("net") == "bridge" or st.get("host_if") or (not st and os.path.exists(
-            f"/sys/class/net/{_host_ifname(name)}")):
+    if st.get("net") == "bridge" or st.get("host_if") or not st:
         from jailer.objects import network
 
-        network.detach(name)
+        if st or os.path.exists(f"/sys/class/net/{network.host_ifname(name)}"):
+            network.detach(name)
     return done
-
-
-def _host_ifname(name: str) -> str:
-    from jailer.objects import network
-
-    return network.host_ifname(name)
 
 
 # ── stop, rm ──────────────────────────────────────────────────────────────────────────────
@@ -604,17 +598,16 @@ def _collect_one(name: str, done: list[str]) -> bool:
     if not os.path.isdir(sdir):
         return False
     with state.Lock(sdir, create=False):
+        broken = False
         try:
-            raw = state.read(sdir)
+            rec = state.read(sdir)
         except state.StateError as e:
             _WARNED.add(name)
             errors.say(f"jail {name}: {e}; rebuilt from what the kernel shows")
-            raw = {"status": "broken"}
-        st = status(name, warn=False)
-        if st["status"] != "stopped" or state.monitor_alive(raw or {}):
+            rec, broken = None, True
+        if status(name, warn=False)["status"] != "stopped" or state.monitor_alive(rec or {}):
             return True
-        if raw and raw["status"] != "stopped":
-            rec = raw if raw["status"] != "broken" else None
+        if broken or (rec and rec["status"] != "stopped"):
             done += _undo_leftovers(name, rec)
             state.write(sdir, {**(rec or {"name": name}), "status": "stopped", "pid": 0})
             done.append(f"jail {name}: marked stopped (its runtime was gone)")
