@@ -1,9 +1,10 @@
 """Shared fixtures: the jailer command, a private data dir with the busybox image, and a
-leak check that runs after every root test; and the rule of the two tiers.
+leak check that runs after every root test; and the rule of the tiers.
 
 Tiers: tests/unit holds the tests that need no root, tests/integration (by feature) the ones that
-do. A test states that it needs root where it lives (``pytestmark = pytest.mark.root`` in its
-module, or the marker on the test); collection fails if a test's marker and its tier disagree.
+do, tests/oci the runtime-spec conformance tests (root too: jailer as engines drive it). A
+test states that it needs root where it lives (``pytestmark = pytest.mark.root`` in its module,
+or the marker on the test); collection fails if a test's marker and its tier disagree.
 Root tests are skipped when not running as root.
 """
 
@@ -150,7 +151,7 @@ def no_leaks(request):
     assert not leaks, f"leftovers after the test: {leaks}"
 
 
-TIERS = {"unit": False, "integration": True}  # tier -> its tests need root
+TIERS = {"unit": False, "integration": True, "oci": True}  # tier -> its tests need root
 
 
 def tier_errors(items) -> list[str]:
@@ -160,11 +161,11 @@ def tier_errors(items) -> list[str]:
         parts = Path(item.path).resolve().relative_to(TESTS).parts
         needs_root = item.get_closest_marker("root") is not None
         if len(parts) < 2 or parts[0] not in TIERS:
-            out.append(f"{item.nodeid}: not in tests/unit or tests/integration")
+            out.append(f"{item.nodeid}: not in tests/unit, tests/integration or tests/oci")
         elif TIERS[parts[0]] != needs_root:
-            out.append(f"{item.nodeid}: " + ("marked root: it belongs in tests/integration"
+            out.append(f"{item.nodeid}: " + ("marked root: it belongs in a root tier"
                                              if needs_root else
-                                             "in tests/integration without the root marker "
+                                             "in a root tier without the root marker "
                                              "(pytestmark = pytest.mark.root)"))
     return out
 

@@ -8,4 +8,4 @@ from tests.integration.jails.conftest import (  # noqa: F401 - fixtures, used by
     listing,
     no_jail_leaks,
 )
-from tests.integration.oci.conftest import bundle, oci_root  # noqa: F401, E402
+from tests.oci.conftest import bundle, oci_root  # noqa: F401, E402

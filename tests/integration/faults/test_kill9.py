@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import JAILER, _cgroups
 from tests.integration.jails.conftest import wait_for
-from tests.integration.oci.conftest import run_jailer
+from tests.oci.conftest import run_jailer
 
 pytestmark = pytest.mark.root
 

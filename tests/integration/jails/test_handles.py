@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from tests.integration.jails.conftest import wait_for
-from tests.integration.oci.conftest import bundle, oci_root, run_jailer  # noqa: F401 - fixtures below
+from tests.oci.conftest import bundle, oci_root, run_jailer  # noqa: F401 - fixtures below
 
 pytestmark = pytest.mark.root
 

@@ -19,7 +19,7 @@ import pytest
 
 # named-jail fixtures (jl, jail_env, jail_root) for the attacks on jails and their exec
 from tests.integration.jails.conftest import jail_env, jail_root, jl, listing  # noqa: F401
-from tests.integration.oci.conftest import bundle, oci, oci_root  # noqa: F401 - OCI containers attacked
+from tests.oci.conftest import bundle, oci, oci_root  # noqa: F401 - OCI containers attacked
 
 from .helpers import (
     PRELUDE,

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.integration.oci.conftest import set_config
+from tests.oci.conftest import set_config
 
 pytestmark = pytest.mark.root
 KINDS = ("mnt", "pid", "uts", "ipc", "net", "cgroup", "user")

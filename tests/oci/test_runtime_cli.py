@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.integration.jails.conftest import wait_for
-from tests.integration.oci.conftest import set_config
+from tests.oci.conftest import set_config
 
 pytestmark = pytest.mark.root
 
