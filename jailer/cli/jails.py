@@ -16,6 +16,7 @@ import sys
 import click
 
 from jailer.cli.common import fail, guard, run_options
+from jailer.core import errors
 from jailer.core.errors import JailerError
 from jailer.frontends import jaildef
 from jailer.objects import handles, lifecycle
@@ -76,7 +77,7 @@ def create(name: str, cmd: tuple[str, ...], image: str | None, rootfs: str | Non
         if preserve_fds:
             fail("create: --preserve-fds is not supported", 1)
         guard(containers.create, name, bundle or ".", pid_file=pid_file,
-               console_socket=console_socket)
+              console_socket=console_socket, kind=errors.OCI)
         return
     if image and rootfs:
         fail("create: give exactly one of --image IMAGE or --rootfs DIR", 2)
@@ -160,20 +161,18 @@ def resume(name: str) -> None:
 @click.argument("names", nargs=-1, required=True)
 def rm(names: tuple[str, ...], force: bool) -> None:
     """Remove jails (definition, files, logs, state, uid range) or OCI containers."""
-    _delete(names, force)
+    for name in names:
+        guard(handles.remove, name, force)
 
 
 @click.command()
 @click.option("-f", "--force", is_flag=True, help="Kill it first if it runs.")
 @click.argument("names", nargs=-1, required=True)
 def delete(names: tuple[str, ...], force: bool) -> None:
-    """Delete OCI containers (runc delete) or jails (as rm)."""
-    _delete(names, force)
-
-
-def _delete(names: tuple[str, ...], force: bool) -> None:
+    """Delete OCI containers (runc delete) or jails (as rm). With --force, a container that
+    does not exist is no error (as runc: engines delete what may be gone already)."""
     for name in names:
-        guard(guard(handles.open, name).remove, force)
+        guard(handles.remove, name, force, missing_ok=force)
 
 
 @click.command()

@@ -18,7 +18,7 @@ EXIT_VERB = 1
 # how a command reports a runtime failure (see exit_status)
 RUN = "run"      # jailer run, exec: the error's own status (125, 126, 127, 124)
 VERB = "verb"    # create/start/kill/delete/...: runc's 1 for a runtime error (125)
-OCI_RUN = "oci-run"  # jailer run --bundle (runc run): always 1
+OCI = "oci"  # an OCI container's create, or jailer run --bundle (runc run): always 1, as runc
 
 # library exceptions whose message is written for people: (module, class). ``convert`` looks
 # them up in sys.modules, so that checking for one never imports its library.
@@ -96,8 +96,8 @@ def convert(exc: BaseException, stage: str = "") -> JailerError | None:
 
 
 def exit_status(err: JailerError, kind: str = RUN) -> int:
-    """The exit status of a command of ``kind`` (RUN, VERB, OCI_RUN) that failed with err."""
-    if kind == OCI_RUN:
+    """The exit status of a command of ``kind`` (RUN, VERB, OCI) that failed with err."""
+    if kind == OCI:
         return EXIT_VERB
     if kind == VERB and err.exit_code == EXIT_RUNTIME:
         return EXIT_VERB
@@ -123,11 +123,47 @@ def say(msg: str) -> None:
     """``jailer: MSG`` to the --log file and stderr (never raising), on one line."""
     msg = msg.translate(_ONE_LINE)
     log_line("error", msg)
+    to_stderr(f"jailer: {msg}\n")
+
+
+def warn(msg: str) -> None:
+    """A warning goes where runc's go: the --log file when the caller gave one (an OCI
+    container's stderr is the workload's, which the engine shows to its user), else stderr."""
+    msg = msg.translate(_ONE_LINE)
+    if not log_line("warning", msg):
+        to_stderr(f"jailer: warning: {msg}\n")
+
+
+def to_stderr(text: str) -> None:
+    """Write ``text`` to stderr, never raising: a closed, read-only or missing stderr
+    (containerd's shim gives a pod sandbox /dev/null opened read-only) drops it, and the
+    stream is replaced so that Python's exit does not fail flushing it again (status 120)."""
     try:
-        sys.stderr.write(f"jailer: {msg}\n")
+        sys.stderr.write(text)
         sys.stderr.flush()
-    except (OSError, ValueError, AttributeError):  # closed, read-only or missing stderr
-        pass
+    except (OSError, ValueError, AttributeError):
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+
+
+_log_fd = -1  # the --log file, held open (hold_log) for a process that may lose its path
+
+
+def hold_log() -> None:
+    """Open the --log file now and write to it through that fd from here on: pid 1 of an OCI
+    container reports what fails after `jailer create` returned, from inside a root where
+    the engine's path (in the bundle, say) is out of reach. Close-on-exec: the workload
+    never holds it."""
+    global _log_fd
+    import json  # noqa: F401 - loaded now: log_line imports them, and after pivot_root
+    import time  # noqa: F401 - the library is out of reach
+
+    path = os.environ.get("JAILER_LOG")
+    if path and _log_fd < 0:
+        try:
+            _log_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                              0o600)
+        except OSError:
+            pass
 
 
 def log_line(level: str, msg: str) -> bool:
@@ -145,9 +181,13 @@ def log_line(level: str, msg: str) -> bool:
         line = json.dumps({"level": level, "msg": msg, "time": now})
     else:
         line = f'time="{now}" level={level} msg={json.dumps(msg)}'
+    data = (line + "\n").encode()
     try:
-        with open(path, "a") as f:
-            f.write(line + "\n")
+        if _log_fd >= 0:
+            os.write(_log_fd, data)
+        else:
+            with open(path, "ab") as f:
+                f.write(data)
     except OSError:
         return False
     return True

@@ -35,6 +35,8 @@ from jailer.core.errors import (
     EXIT_TIMEOUT,
     JailerError,
     convert,
+    hold_log,
+    log_line,
 )
 from jailer.core.spec import Spec
 from jailer.engine.protocol import CREATED, FAILED, GO, PID, PTY, recv, send
@@ -54,6 +56,11 @@ _NS_FILES = (("user", S.CLONE_NEWUSER), ("mnt", S.CLONE_NEWNS), ("pid", S.CLONE_
              ("cgroup", S.CLONE_NEWCGROUP))
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                      signal.SIGUSR1, signal.SIGUSR2)
+# the catchable signals whose default action ends a process, but for the faults a process
+# raises itself (SEGV, BUS, FPE, ILL, TRAP, ABRT, SYS): signal(7)
+_ENDING_SIGNALS = (*FORWARDED_SIGNALS, signal.SIGPIPE, signal.SIGALRM, signal.SIGPROF,
+                   signal.SIGVTALRM, signal.SIGXCPU, signal.SIGXFSZ, signal.SIGIO,
+                   signal.SIGPWR, signal.SIGSTKFLT)
 TIOCSCTTY = 0x540E
 TIOCGPTPEER = 0x5441
 TIOCSPTLCK = 0x40045431
@@ -383,6 +390,7 @@ class Launch:
             self.sys.prctl(S.PR_SET_CHILD_SUBREAPER, 1)
         if self.opts.exec_fifo:  # pid 1 reaches it through this fd after pivot_root
             self._fifo_fd = os.open(self.opts.exec_fifo, os.O_PATH | os.O_CLOEXEC)
+            hold_log()  # and the engine's --log, where it reports what fails after create
         pid = os.fork()
         if pid == 0:
             os.close(r_up)
@@ -562,6 +570,8 @@ class Launch:
             self.hook_state = go.value
             if not self.opts.exec_fifo:  # an OCI container outlives `jailer create`
                 self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
+            else:  # `kill` of a created container ends it (see _end_on_signals)
+                _end_on_signals()
             self._container_init(w_up, os.open(".", os.O_PATH | os.O_CLOEXEC))
         send(w_up, PID, pid)
         os._exit(0)
@@ -677,6 +687,7 @@ class Launch:
         spec = self.spec
         stage = "setup"
         init: str | int = "/dev/init"
+        started = -1  # OCI, once `jailer create` returned: `jailer start`'s end of the fifo
         try:
             if root is None:  # chroot level: no mounts, so run the init from an open fd
                 stage = "rlimits"
@@ -718,24 +729,25 @@ class Launch:
                 os.chdir("/")
             stage = "workdir"
             _enter_session(spec, slave)
+            stage = "exec"
+            if spec.init:
+                path, argv = init, ["/dev/init", "--", *spec.args]
+            else:  # missing, or not executable: an error of create, as runc's
+                path, argv = _executable(spec.args[0], spec.env), spec.args
             if self._fifo_fd >= 0:
                 stage = "wait for start"
-                self._wait_for_start(w_up)
+                started = self._wait_for_start(w_up)
             if spec.hooks.get("startContainer"):
                 stage = "startContainer hooks"
                 _run_hooks_here(spec.hooks["startContainer"], self.hook_state or b"{}")
             stage = "exec"
-            if spec.init:
-                path, argv = init, ["/dev/init", "--", *spec.args]
-            else:
-                path, argv = _resolve_exec(spec.args[0], spec.env), spec.args
             try:  # from here on C only: see jl_final_exec
                 self._final_exec(path, argv, cgroupns="cgroup" in spec.namespaces)
             except OSError as e:
                 stage = e.filename
                 raise OSError(e.errno, e.strerror) from None
         except BaseException as e:  # noqa: BLE001
-            _report(w_up, stage, e, spec.args[0] if stage == "exec" else "")
+            _report(w_up, stage, e, spec.args[0] if stage == "exec" else "", started)
 
     def _final_exec(self, path: str, argv: list[str], *, cgroupns: bool) -> None:
         """The last step, in C (jl_final_exec): join the cgroup, drop to the Spec's user,
@@ -749,15 +761,18 @@ class Launch:
                             bpf_flags=spec.seccomp.flags if self.bpf else 0,
                             **_cred_args(spec, caps, ambient))
 
-    def _wait_for_start(self, w_up: int) -> None:
+    def _wait_for_start(self, w_up: int) -> int:
         """OCI create: tell the runtime we are ready, then block until `jailer start` opens
-        the exec fifo for reading (runc's protocol); a byte tells it we went on."""
+        the exec fifo for reading (runc's protocol); a byte tells it we went on. The fifo
+        stays open (close-on-exec): `jailer start` reads a failure of the steps up to exec
+        from it, or EOF once the workload runs. Returns the fifo's fd."""
         send(w_up, CREATED)
+        os.close(w_up)  # nobody reads it any more: `jailer create` returned
         fifo = os.open(f"/proc/self/fd/{self._fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.close(self._fifo_fd)
         self._fifo_fd = -1
         os.write(fifo, b"0")
-        os.close(fifo)
+        return fifo
 
     def _open_pty(self, mounter: Mounter | None, w_up: int) -> int:
         """Open a pty (inside the container's devpts when it has one); send the master up."""
@@ -890,8 +905,12 @@ def _resolve_exec(cmd: str, env: list[str]) -> str:
     return found or cmd  # execve reports ENOENT
 
 
-def _report(w_up: int, stage: str, exc: BaseException, exec_path: str = "") -> None:
-    """Send a failure to the runtime and exit; runs only in a child process."""
+def _report(w_up: int, stage: str, exc: BaseException, exec_path: str = "",
+            started: int = -1) -> None:
+    """Send a failure to the runtime and exit; runs only in a child process. ``started``
+    (pid 1 of an OCI container after `jailer create` returned, when *up* is closed): the
+    failure goes to the --log file the engine reads, to `jailer start` over the fifo (if it
+    still listens) and to the container's stderr."""
     if isinstance(exc, OSError) and stage == "exec":  # 127 not found, 126 cannot execute
         exc.filename = exec_path
         err = JailerError.from_oserror(stage, exc, exit_code=EXIT_NOTFOUND
@@ -899,11 +918,43 @@ def _report(w_up: int, stage: str, exc: BaseException, exec_path: str = "") -> N
     else:  # the one boundary (a library error, an OSError); a bug names its type
         err = convert(exc, stage) or JailerError(f"{type(exc).__name__}: {exc}", stage=stage)
     try:
-        send(w_up, FAILED, err.to_dict())
-    except OSError:  # nobody listens any more (an OCI container after create): stderr
+        if started < 0:
+            send(w_up, FAILED, err.to_dict())
+            return
+        log_line("error", str(err))
+        try:
+            send(started, FAILED, err.to_dict())
+        except OSError:  # `jailer start` is gone
+            pass
+        os.write(2, f"jailer: {err}\n".encode())
+    except OSError:  # nobody listens: stderr is all there is
         os.write(2, f"jailer: {err}\n".encode())
     finally:
         os._exit(err.exit_code)
+
+
+def _end_on_signals() -> None:
+    """pid 1 of a created OCI container, until exec: every signal whose default action ends
+    a process ends it (exit status 128+N). As the init of its pid namespace it would ignore
+    them otherwise (the kernel drops a signal to a namespace's init that has no handler,
+    SIGKILL from outside excepted), and `kill` must reach it in 'created' as in 'running'."""
+    for sig in _ENDING_SIGNALS:
+        signal.signal(sig, _end)
+
+
+def _end(signum: int, _frame: object) -> None:
+    os._exit(128 + signum)
+
+
+def _executable(cmd: str, env: list[str]) -> str:
+    """The workload's path in the container (see ``_resolve_exec``), refused now if it is
+    missing or not executable: an OSError for the exec stage (127 or 126)."""
+    path = _resolve_exec(cmd, env)
+    if not os.path.isfile(path):
+        raise OSError(2, os.strerror(2))
+    if not os.access(path, os.X_OK):
+        raise OSError(13, os.strerror(13))
+    return path
 
 
 def _kill(pid: int) -> None:

@@ -38,9 +38,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
-from jailer.core import ids
+from jailer.core import errors, ids
 from jailer.core import spec as rules
 from jailer.core.errors import JailerError
 from jailer.core.spec import Device, Hook, Mount, Rlimit, Spec
@@ -123,10 +122,6 @@ class ConfigError(JailerError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, exit_code=1)
-
-
-def _warn_stderr(message: str) -> None:
-    sys.stderr.write(f"jailer: warning: {message}\n")
 
 
 # ── typed access: each returns None for absent/null and raises naming the field ─────────────
@@ -315,7 +310,7 @@ def to_spec(cfg: dict, bundle: str, container_id: str, *,
     is the capability names this runtime can grant (default: its bounding set): others are
     dropped with a warning, as runc does; ``warn`` gets each warning line.
     """
-    warn = warn or _warn_stderr
+    warn = warn or errors.warn
     if not isinstance(cfg, dict):
         raise ConfigError(f"{CONFIG}: must be a JSON object, got {_jtype(cfg)}")
     check_id(container_id)
@@ -698,7 +693,7 @@ def limits_from_resources(res: dict | None, *, warn: Callable[[str], None] | Non
     same (runc's affine conversion would not keep them)."""
     from cgroups import Limits
 
-    warn = warn or _warn_stderr
+    warn = warn or errors.warn
     lim = Limits()
     if not res:
         return lim

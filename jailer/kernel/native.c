@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <net/if.h>
 #include <sched.h>
@@ -113,6 +114,18 @@ static int jl_capset(unsigned long long eff, unsigned long long prm, unsigned lo
         { (unsigned)(eff >> 32), (unsigned)(prm >> 32), (unsigned)(inh >> 32) } };
     return (int)syscall(SYS_capset, &h, d);
 }
+/* Mark every fd >= first close-on-exec: close_range (Linux 5.11), else one fcntl per fd up
+ * to the fd limit (as runc does it). */
+static int jl_cloexec_from(int first) {
+    if (syscall(SYS_close_range, first, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) == 0) return 0;
+    if (errno != ENOSYS && errno != EINVAL) return -1;
+    long top = sysconf(_SC_OPEN_MAX);
+    for (long fd = first; fd < top; fd++) {
+        int flags = fcntl((int)fd, F_GETFD);
+        if (flags >= 0 && fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC) < 0) return -1;
+    }
+    return 0;
+}
 int jl_final_exec(struct jl_final *f, int *stage) {
     int cap;
     *stage = JL_STAGE_CGROUP;
@@ -120,6 +133,11 @@ int jl_final_exec(struct jl_final *f, int *stage) {
         if (write(f->cg_fds[i], "0", 1) != 1) return -1;
     *stage = JL_STAGE_CGROUPNS;
     if (f->cgroupns && unshare(0x02000000 /* CLONE_NEWCGROUP */) < 0) return -1;
+    /* close-on-exec, not close: the fds that report a failure of the steps below (the
+     * runtime's pipe, OCI's exec fifo and --log) stay open until execve succeeds. Done
+     * before any filter is loaded: an allow-list profile need not list close_range. */
+    *stage = JL_STAGE_CLOSE_FDS;
+    if (jl_cloexec_from(3) < 0) return -1;
     if (!f->nnp && f->bpf_len) {
         /* without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we
          * still have it (runc does the same); the filter then sees the steps below */
@@ -159,8 +177,6 @@ int jl_final_exec(struct jl_final *f, int *stage) {
     }
     *stage = JL_STAGE_NNP;
     if (f->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
-    *stage = JL_STAGE_CLOSE_FDS;
-    if (syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) < 0) return -1;
     if (f->nnp && f->bpf_len) {
         struct sock_fprog prog = { (unsigned short)(f->bpf_len / 8),
                                    (struct sock_filter *)f->bpf };

@@ -18,7 +18,7 @@ import json
 import os
 import time
 
-from jailer.core.errors import JailerError
+from jailer.core.errors import JailerError, warn
 from jailer.core.ids import valid_id
 from jailer.frontends import jaildef
 from jailer.kernel import proc
@@ -75,9 +75,7 @@ def run_hooks(hooks: list, payload: bytes, phase: str, *, warn_only: bool = Fals
             why = "timed out" if not done else f"exited with {os.waitstatus_to_exitcode(status)}"
             msg = f"{phase} hook {hook.path} {why}"
             if warn_only:
-                import sys
-
-                sys.stderr.write(f"jailer: warning: {msg}\n")
+                warn(msg)
                 continue
             raise fail(f"error running {phase} hook: {msg}")
 
@@ -217,17 +215,6 @@ def _undo_create(cdir: str, launch: Launch | None) -> None:
     remove_tree(cdir)
 
 
-def warn(msg: str) -> None:
-    """A warning goes where runc's go: the --log file when the engine gave one (the
-    container's stderr is the workload's, which the engine shows to its user), else stderr."""
-    from jailer.core.errors import log_line
-
-    if not log_line("warning", msg):
-        import sys
-
-        sys.stderr.write(f"jailer: warning: {msg}\n")
-
-
 def _default_home(spec) -> None:
     """As runc: without HOME in the process env, the user's home from the rootfs's
     /etc/passwd (else /)."""
@@ -330,31 +317,53 @@ def _remove_remains(cid: str) -> None:
 
 # ── start, kill, delete ───────────────────────────────────────────────────────────────────
 def start(cid: str) -> None:
-    import select
-
+    """Let pid 1 go on (open the exec fifo) and wait until the workload runs: a failure of
+    the steps up to exec (startContainer hooks, user, capabilities, seccomp, execve) comes
+    back over the fifo and is this verb's; EOF says the workload runs (the fifo was pid 1's
+    close-on-exec fd). Then the poststart hooks run."""
     st = load(cid)
     CONTAINER.start.check(cid, st)
     cdir = container_dir(cid)
     fifo = os.path.join(cdir, "exec.fifo")
     fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        deadline = time.monotonic() + 10
-        data = b""
-        while not data and time.monotonic() < deadline:
-            if not proc.alive(st["pid"], st.get("pid_start"), st.get("boot_id")):
-                raise fail("cannot start a container that has stopped")
-            if select.select([fd], [], [], 0.05)[0]:
-                data = os.read(fd, 1)
-        if not data:
-            raise fail("timed out waiting for the container to start")
+        _let_go(fd, st)
+        os.unlink(fifo)
+        st = state.update(cdir, status="running")
+        _wait_for_exec(fd)
     finally:
         os.close(fd)
-    os.unlink(fifo)
-    st = state.update(cdir, status="running")
     from jailer.core.spec import Hook
 
     hooks = [Hook(**h) for h in st.get("hooks", {}).get("poststart", [])]
     run_hooks(hooks, _hook_state(cid, st, "running"), "poststart", warn_only=True)
+
+
+def _let_go(fd: int, st: dict) -> None:
+    """The fifo is open for reading, so pid 1's open for writing returns: wait for the byte
+    that says it went on."""
+    import select
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if not proc.alive(st["pid"], st.get("pid_start"), st.get("boot_id")):
+            raise fail("cannot start a container that has stopped")
+        if select.select([fd], [], [], 0.05)[0] and os.read(fd, 1):
+            return
+    raise fail("timed out waiting for the container to start")
+
+
+def _wait_for_exec(fd: int) -> None:
+    """EOF once pid 1 exec'd (or died); a ``Failed`` message if a step up to exec failed
+    (pid 1 also wrote it to the --log file, and exits)."""
+    from jailer.engine.protocol import FAILED, recv
+
+    os.set_blocking(fd, True)
+    msg = recv(fd)
+    if msg is not None and msg.kind == FAILED:
+        err = JailerError.from_dict(msg.value)
+        err.exit_code = 1  # runc's status for any failed verb
+        raise err
 
 
 def delete(cid: str, force: bool = False) -> None:
@@ -366,8 +375,8 @@ def delete(cid: str, force: bool = False) -> None:
     try:
         st = load(cid)
     except JailerError:
-        if force and valid_id(cid) and os.path.isdir(container_dir(cid)):
-            return _remove_remains(cid)
+        if force and valid_id(cid):  # gone, or the remains of a create killed early
+            return _remove_remains(cid) if os.path.isdir(container_dir(cid)) else None
         raise
     if not force:
         CONTAINER.delete.check(cid, st)
@@ -494,7 +503,6 @@ def exec_detached(j, *, pid_file: str | None = None, console_socket: str | None 
 def runc_limits(limits: dict, *, resources: str | None = None, cpu_quota=None,
                 cpu_period=None, cpu_share=None, cpuset_mems=None):
     """runc update's flags and -r JSON -> cgroups.Limits."""
-    import sys
 
     import cgroups
     from jailer.frontends import ociconfig as oci
@@ -511,8 +519,8 @@ def runc_limits(limits: dict, *, resources: str | None = None, cpu_quota=None,
             raise fail(f"update: --resources {resources}: {e}") from None
         extra = oci.limits_from_resources(raw)
         if extra.devices is not None:  # runc applies them; here they stay as created
-            sys.stderr.write("jailer: update: linux.resources.devices is ignored: the device "
-                             "cgroup is set when the container starts\n")
+            warn("update: linux.resources.devices is ignored: the device cgroup is set "
+                 "when the container starts")
             extra.devices = None
         for k in extra.__slots__:
             if getattr(extra, k) is not None:

@@ -65,6 +65,20 @@ def open(name: str) -> Handle:
     raise JailerError(str(err) if err.errno == 13 else NOT_FOUND, exit_code=1)
 
 
+def remove(name: str, force: bool = False, missing_ok: bool = False) -> None:
+    """rm/delete ``name``; ``missing_ok`` (runc's delete --force): a container id that names
+    nothing, or only the directory of a create killed before its state was written, is
+    removed quietly (runc exits 0 there, and engines rely on it)."""
+    try:
+        handle = open(name)
+    except JailerError as e:
+        if not (missing_ok and str(e) == NOT_FOUND and state.valid_id(name)):
+            raise
+        containers.delete(name, force=True)  # (its remains, if any)
+        return
+    handle.remove(force)
+
+
 def listing() -> list[Listed]:
     """Every jail (root's delegated ones too, as root), then every OCI container."""
     out = [JailHandle(n).listed() for n in jaildef.names()]
@@ -157,7 +171,7 @@ class Handle:
 
     def kill(self, sig: int, all_: bool = False) -> None:
         """Send ``sig`` to its first process (``all_``: to each of its processes)."""
-        st = self._checked(self.guards.kill)
+        st = self._checked(self.guards.kill_all if all_ else self.guards.kill)
         for pid in self.members(st) if all_ else [st["pid"]]:
             proc.kill(pid, sig)
 

@@ -58,4 +58,4 @@ def _run_bundle(cid: str, cmd: list[str], opts: dict) -> int:
                               pid_file=opts.get("pid_file"),
                               console_socket=opts.get("console_socket"))
     except Exception as e:  # noqa: BLE001
-        return errors.report(e, errors.OCI_RUN)
+        return errors.report(e, errors.OCI)

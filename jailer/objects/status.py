@@ -68,7 +68,8 @@ class Guard:
 class Guards:
     """The guard of each verb for one kind of object."""
 
-    VERBS = ("start", "kill", "pause", "resume", "exec", "delete", "ps", "stats", "update")
+    VERBS = ("start", "kill", "kill_all", "pause", "resume", "exec", "delete", "ps", "stats",
+             "update")
     __slots__ = VERBS
 
     def __init__(self, **guards: Guard) -> None:
@@ -88,6 +89,7 @@ def _jail(verb: str) -> str:
 JAIL = Guards(
     start=Guard(ALL - ACTIVE - {Status.CREATING}, "jail {name} is already running (pid {pid})"),
     kill=Guard(ACTIVE, _jail("signal")),
+    kill_all=Guard(ACTIVE, _jail("signal")),
     pause=Guard(ACTIVE, _jail("pause"), no_cgroup="cannot pause jail {name}: it has no "
                 "cgroup (level jail without limits)"),
     resume=Guard(frozenset({Status.PAUSED}), "cannot resume jail {name}: it is not paused",
@@ -107,6 +109,9 @@ CONTAINER = Guards(
     start=Guard(frozenset({Status.CREATED}), "cannot start an already running container", {
         Status.STOPPED: "cannot start a container that has stopped"}),
     kill=Guard(LIVE, "container not running"),
+    # kill --all: whatever is left in its cgroup, in any status (runc: a stopped container's
+    # leftover processes, e.g. in a pod's shared pid namespace, are what engines kill with it)
+    kill_all=Guard(),
     pause=Guard(frozenset({Status.RUNNING}), "container not running",
                 no_cgroup="container has no cgroup: cannot pause"),
     resume=Guard(frozenset({Status.PAUSED}), "container not paused",
@@ -114,7 +119,10 @@ CONTAINER = Guards(
     exec=Guard(frozenset({Status.RUNNING, Status.CREATED}),
                "cannot exec in a stopped container",
                {Status.PAUSED: "cannot exec in a paused container"}),
-    delete=Guard(ALL - ACTIVE, "cannot delete container {name} that is not stopped: {status}"),
+    # runtime.md: deleting a container that is not stopped fails and has no effect (runc
+    # deletes a created one; runtime-tools checks the spec's rule; --force does it)
+    delete=Guard(ALL - ACTIVE - {Status.CREATED},
+                 "cannot delete container {name} that is not stopped: {status}"),
     ps=Guard(),
     stats=Guard(),
     update=Guard(no_cgroup="container has no cgroup"),
