@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from tests.conftest import JAILER
 from tests.integration.jails.conftest import wait_for
 from tests.oci.conftest import run_jailer, set_config
 
@@ -98,3 +99,25 @@ def test_a_relative_pid_file_is_written_before_create_returns(bundle, oci_root, 
     st = json.loads(run_jailer(["--root", str(oci_root), "state", "k5"], check=True).stdout)
     assert st["pid"] == pid and st["status"] == "created"
     run_jailer(["--root", str(oci_root), "delete", "--force", "k5"], check=True)
+
+
+def test_state_answers_in_every_status(oci, bundle, oci_root, tmp_path):
+    # creating: asked from a prestart hook (create is under way), then created, running,
+    # stopped; while created or running, the state's pid is pid 1's
+    seen = tmp_path / "seen"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"#!/bin/sh\n{JAILER} --root {oci_root} state k6 > {seen}\n")
+    hook.chmod(0o755)
+    set_config(bundle, process__args=["sleep", "30"], hooks={"prestart": [
+        {"path": str(hook)}]})
+    oci("create", "--bundle", str(bundle), "k6", check=True)
+    during = json.loads(seen.read_text())
+    st = state(oci, "k6")
+    assert (during["status"], st["status"]) == ("creating", "created")
+    assert during["id"] == "k6" and st["pid"] > 0
+    oci("start", "k6", check=True)
+    assert state(oci, "k6")["status"] == "running"
+    oci("kill", "k6", "KILL", check=True)
+    wait_for(lambda: state(oci, "k6")["status"] == "stopped", what="stopped")
+    assert state(oci, "k6")["pid"] == 0  # (as runc's)
+    oci("delete", "k6", check=True)
