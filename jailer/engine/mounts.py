@@ -224,7 +224,13 @@ class Mounter:
                 do = OPERATIONS[type(op)]
             except KeyError:
                 raise TypeError(f"not a mount operation (fill_in first?): {op!r}") from None
-            do(self, op)
+            try:
+                do(self, op)
+            except OSError as e:  # name the container's path (the call shows an fd's)
+                where = getattr(op, "dst", None) or getattr(op, "path", None)
+                if not where or e.filename == where or where in (e.strerror or ""):
+                    raise
+                raise OSError(e.errno, e.strerror, where) from None
 
     def _attach(self, src: str, to_path: str = "", to_fd: int = S.AT_FDCWD,
                 readonly: bool = False, idmap: bool = False, recursive: bool = True,

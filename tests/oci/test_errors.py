@@ -142,3 +142,41 @@ def test_the_workload_holds_none_of_the_runtime_fds(oci, bundle, tmp_path):
     r = logged(oci, tmp_path / "log.json")("run", "--bundle", str(bundle), "c7")
     assert r.returncode == 0, r.stderr
     assert sorted(int(fd) for fd in r.stdout.split()) == [0, 1, 2, 3]
+
+
+# one broken config per failure point before `create` returns: (changes, words of the error)
+AT_CREATE = {
+    "config syntax": (None, "config.json"),
+    "root missing": ({"root__path": "no-such-rootfs"}, "no-such-rootfs"),
+    "bind source missing": ({"mounts": [{"destination": "/mnt", "type": "bind",
+                                          "source": "/no/such/source",
+                                          "options": ["rbind"]}]}, "/no/such/source"),
+    "filesystem type unknown": ({"mounts": [{"destination": "/mnt", "type": "nosuchfs",
+                                              "source": "none"}]}, "/mnt"),
+    "namespace path missing": ({"linux__namespaces": [
+        {"type": t} for t in ("pid", "ipc", "uts", "mount")] + [
+        {"type": "network", "path": "/no/such/netns"}]}, "/no/such/netns"),
+    "prestart hook": ({"hooks": {"prestart": [{"path": "/bin/false"}]}}, "prestart"),
+    "rlimit above the hard limit": ({"process__rlimits": [
+        {"type": "RLIMIT_NOFILE", "soft": 1 << 30, "hard": 1 << 30}]}, "rlimit"),
+    "sysctl unknown": ({"linux__sysctl": {"net.ipv4.no_such_knob": "1"}},
+                       "net.ipv4.no_such_knob"),
+    "working directory is a file": ({"process__cwd": "/bin/busybox"}, "/bin/busybox"),
+}
+
+
+@pytest.mark.parametrize("point", AT_CREATE)
+def test_each_failure_before_create_returns_is_in_the_log_and_its_status(
+        oci, bundle, oci_root, tmp_path, point):
+    changes, words = AT_CREATE[point]
+    if changes is None:
+        (bundle / "config.json").write_text('{"ociVersion": "1.0.2", "process": ')
+    else:
+        set_config(bundle, **changes)
+    log = tmp_path / "log.json"
+    r = logged(oci, log)("create", "--bundle", str(bundle), "c8")
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    errors = log_errors(log)
+    assert len(errors) == 1 and words in errors[0], (errors, r.stderr)
+    assert r.stderr == f"jailer: {errors[0]}\n"  # the same one line on stderr
+    assert os.listdir(oci_root) == []  # and nothing left (the leak check sees the rest)
