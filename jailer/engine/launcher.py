@@ -923,7 +923,9 @@ def _report(w_up: int, stage: str, exc: BaseException, exec_path: str = "",
             return
         log_line("error", str(err))
         try:
-            send(started, FAILED, err.to_dict())
+            import json  # (loaded by hold_log)
+
+            os.write(started, json.dumps(err.to_dict()).encode())
         except OSError:  # `jailer start` is gone
             pass
         os.write(2, f"jailer: {err}\n".encode())

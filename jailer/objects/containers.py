@@ -129,11 +129,13 @@ def _load_for_create(cid: str, bundle: str, console_socket: str | None,
 
 
 def _claim_container_dir(cid: str) -> str:
-    """Make ``<root>/<id>``: the mkdir is what makes the id ours (else "already exists")."""
+    """Make ``<root>/<id>``: the mkdir is what makes the id ours (else "already exists").
+    Root's only (0700): its exec fifo is writable by all (pid 1 opens it as the container's
+    root, through an fd the runtime took), and what comes out of it is `start`'s answer."""
     cdir = container_dir(cid)
     os.makedirs(os.path.dirname(cdir), mode=0o711, exist_ok=True)
     try:
-        os.mkdir(cdir, 0o711)
+        os.mkdir(cdir, 0o700)
     except FileExistsError:
         raise fail("container with given ID already exists") from None
     return cdir
@@ -354,16 +356,28 @@ def _let_go(fd: int, st: dict) -> None:
 
 
 def _wait_for_exec(fd: int) -> None:
-    """EOF once pid 1 exec'd (or died); a ``Failed`` message if a step up to exec failed
-    (pid 1 also wrote it to the --log file, and exits)."""
-    from jailer.engine.protocol import FAILED, recv
-
+    """EOF once pid 1 exec'd (or died); its error (one JSON line, see
+    ``jailer.engine.launcher._report``) if a step up to exec failed."""
     os.set_blocking(fd, True)
-    msg = recv(fd)
-    if msg is not None and msg.kind == FAILED:
-        err = JailerError.from_dict(msg.value)
-        err.exit_code = 1  # runc's status for any failed verb
-        raise err
+    data = b""
+    while chunk := os.read(fd, 65536):
+        data += chunk
+    if data:
+        raise _start_error(data)
+
+
+def _start_error(data: bytes) -> JailerError:
+    """The JailerError pid 1 wrote to the fifo, read as plain data: only its known fields."""
+    try:
+        d = json.loads(data)
+        fields = {k: d[k] for k in ("stage", "syscall", "path", "hint")
+                  if isinstance(d.get(k), str)}
+        err = JailerError(str(d["message"]), **fields,
+                          errno=d["errno"] if type(d.get("errno")) is int else 0)
+    except (ValueError, KeyError, TypeError):
+        err = JailerError("the container's process failed before exec (unreadable report)")
+    err.exit_code = 1  # runc's status for any failed verb
+    return err
 
 
 def delete(cid: str, force: bool = False) -> None:
