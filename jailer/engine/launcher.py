@@ -37,7 +37,7 @@ from jailer.core.errors import (
     convert,
 )
 from jailer.core.spec import Spec
-from jailer.engine.protocol import CREATED, FAILED, GO, PID, PTY, recv, send
+from jailer.engine.protocol import CREATED, FAILED, GO, MOUNTED, PID, PTY, recv, send
 from jailer.kernel import proc
 from jailer.kernel import syscalls as S
 from jailer.policy import caps as C
@@ -92,7 +92,9 @@ class LaunchOptions:
     uid/gid range and persistent upper-layer directory (default: a range from the pool and a
     throw-away layer). ``on_pid(pid)`` runs once pid 1 exists, before it goes on (network
     set-up, OCI hooks); what it returns (bytes or None) is the state pid 1's OCI
-    startContainer hooks read. ``cgroup_parent``: a file in /proc/self/cgroup's format naming
+    startContainer hooks read. ``on_mounted(pid)`` (OCI create-time hooks) runs once pid 1
+    has made its mounts, right before pivot_root; what it returns replaces ``on_pid``'s.
+    ``cgroup_parent``: a file in /proc/self/cgroup's format naming
     the parent cgroups (a delegated jail's). ``cgroup_name``: the container's cgroup (default
     jailer-<id>), from the hierarchies' root if ``cgroup_root`` (OCI). ``exec_fifo`` (OCI
     create): pid 1 stops right before exec until `start` opens this fifo; the container then
@@ -102,7 +104,7 @@ class LaunchOptions:
     caller owns the stdio it gives, as conmon does).
     """
 
-    __slots__ = ("stdio", "data_dir", "base", "gid_base", "layer_dir", "on_pid",
+    __slots__ = ("stdio", "data_dir", "base", "gid_base", "layer_dir", "on_pid", "on_mounted",
                  "cgroup_parent", "cgroup_name", "cgroup_root", "exec_fifo", "record_owner",
                  "subreaper", "relay_stdio")
 
@@ -111,8 +113,9 @@ class LaunchOptions:
                  cgroup_parent: str | None = None, cgroup_name: str | None = None,
                  cgroup_root: bool = False, exec_fifo: str | None = None,
                  record_owner: str | None = None, subreaper: bool = True,
-                 relay_stdio: bool = True) -> None:
+                 relay_stdio: bool = True, on_mounted=None) -> None:
         self.stdio, self.data_dir, self.on_pid = stdio, data_dir, on_pid
+        self.on_mounted = on_mounted
         self.base, self.gid_base, self.layer_dir = base, gid_base, layer_dir
         self.cgroup_parent, self.cgroup_name, self.cgroup_root = (cgroup_parent, cgroup_name,
                                                                   cgroup_root)
@@ -143,6 +146,8 @@ class Launch:
         self.subgid = opts.gid_base or opts.base
         self.cgroup_parent = opts.cgroup_parent or "/proc/self/cgroup"
         self._fifo_fd = -1
+        self._start_fd = -1  # pid 1 (OCI): the exec fifo's write end, held until exec
+        self._r_down = -1  # pid 1: the down pipe (a second Go after on_mounted)
         self.hook_state: bytes | None = None  # what on_pid returned, for pid 1's hooks
         self.root = spec.rootfs
         self.host_plan = spec.host_plan  # rootless: binds from pinned sources
@@ -433,6 +438,9 @@ class Launch:
 
                 _, fds, _, _ = socket.recv_fds(self._sock, 16, 1)
                 self._master = fds[0]
+            elif msg.kind == MOUNTED:
+                self.hook_state = self.opts.on_mounted(self._pid)
+                send(w_down, GO, self.hook_state)
             elif msg.kind == CREATED:
                 return  # OCI create: pid 1 waits on the exec fifo
 
@@ -560,6 +568,7 @@ class Launch:
             if go is None or go.kind != GO:
                 os._exit(EXIT_RUNTIME)
             self.hook_state = go.value
+            self._r_down = r_down
             if not self.opts.exec_fifo:  # an OCI container outlives `jailer create`
                 self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
             self._container_init(w_up, os.open(".", os.O_PATH | os.O_CLOEXEC))
@@ -707,6 +716,9 @@ class Launch:
                 if "net" in spec.namespaces and spec.loopback:
                     stage = "network"
                     self.sys.loopback_up()
+                if self.opts.on_mounted is not None:
+                    stage = "create hooks"
+                    self._wait_for_mounted_hooks(w_up)
             if root is not None:
                 stage = "terminal"
                 slave = self._open_pty(m, w_up) if spec.tty else -1
@@ -735,7 +747,8 @@ class Launch:
                 stage = e.filename
                 raise OSError(e.errno, e.strerror) from None
         except BaseException as e:  # noqa: BLE001
-            _report(w_up, stage, e, spec.args[0] if stage == "exec" else "")
+            _report(w_up, stage, e, spec.args[0] if stage == "exec" else "",
+                    start_fd=self._start_fd)
 
     def _final_exec(self, path: str, argv: list[str], *, cgroupns: bool) -> None:
         """The last step, in C (jl_final_exec): join the cgroup, drop to the Spec's user,
@@ -749,15 +762,26 @@ class Launch:
                             bpf_flags=spec.seccomp.flags if self.bpf else 0,
                             **_cred_args(spec, caps, ambient))
 
+    def _wait_for_mounted_hooks(self, w_up: int) -> None:
+        """OCI create-time hooks: tell the runtime our mounts are made and wait for its Go
+        (it ran the hooks meanwhile; the Go carries the state startContainer hooks read)."""
+        send(w_up, MOUNTED)
+        go = recv(self._r_down)
+        if go is None or go.kind != GO:
+            os._exit(EXIT_RUNTIME)
+        self.hook_state = go.value
+
     def _wait_for_start(self, w_up: int) -> None:
         """OCI create: tell the runtime we are ready, then block until `jailer start` opens
-        the exec fifo for reading (runc's protocol); a byte tells it we went on."""
+        the exec fifo for reading (runc's protocol); a byte tells it we went on. The write
+        end stays open (close-on-exec) up to the exec: `jailer start` waits for its EOF,
+        and a failure before the exec is written to it (see ``_report``)."""
         send(w_up, CREATED)
         fifo = os.open(f"/proc/self/fd/{self._fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.close(self._fifo_fd)
         self._fifo_fd = -1
         os.write(fifo, b"0")
-        os.close(fifo)
+        self._start_fd = fifo
 
     def _open_pty(self, mounter: Mounter | None, w_up: int) -> int:
         """Open a pty (inside the container's devpts when it has one); send the master up."""
@@ -837,9 +861,11 @@ def start_hook(hook, payload: bytes, mntns_of: int = 0) -> int:
             os.dup2(r, 0)
             if mntns_of:
                 fd = os.open(f"/proc/{mntns_of}/ns/mnt", os.O_RDONLY)
-                os.setns(fd, os.CLONE_NEWNS)
+                S.Syscalls().setns(fd, S.CLONE_NEWNS)  # (os.setns is Python 3.12's)
             os.execve(hook.path, hook.args or [hook.path],
                       dict(e.split("=", 1) for e in hook.env if "=" in e))
+        except OSError as e:  # the hook's failure (exit 127) says why
+            os.write(2, f"jailer: hook {hook.path}: {e.strerror or e}\n".encode())
         finally:
             os._exit(127)
     os.close(r)
@@ -890,8 +916,12 @@ def _resolve_exec(cmd: str, env: list[str]) -> str:
     return found or cmd  # execve reports ENOENT
 
 
-def _report(w_up: int, stage: str, exc: BaseException, exec_path: str = "") -> None:
-    """Send a failure to the runtime and exit; runs only in a child process."""
+def _report(w_up: int, stage: str, exc: BaseException, exec_path: str = "", *,
+            start_fd: int = -1) -> None:
+    """Send a failure to the runtime and exit; runs only in a child process. After
+    `jailer start` let pid 1 go on (``start_fd``: the exec fifo), the error goes to it as a
+    Python literal of ``to_dict()`` (`start` parses it with ast.literal_eval: a fifo others
+    may write to is no place for marshal)."""
     if isinstance(exc, OSError) and stage == "exec":  # 127 not found, 126 cannot execute
         exc.filename = exec_path
         err = JailerError.from_oserror(stage, exc, exit_code=EXIT_NOTFOUND
@@ -899,7 +929,10 @@ def _report(w_up: int, stage: str, exc: BaseException, exec_path: str = "") -> N
     else:  # the one boundary (a library error, an OSError); a bug names its type
         err = convert(exc, stage) or JailerError(f"{type(exc).__name__}: {exc}", stage=stage)
     try:
-        send(w_up, FAILED, err.to_dict())
+        if start_fd >= 0:
+            os.write(start_fd, repr(err.to_dict()).encode())
+        else:
+            send(w_up, FAILED, err.to_dict())
     except OSError:  # nobody listens any more (an OCI container after create): stderr
         os.write(2, f"jailer: {err}\n".encode())
     finally:

@@ -95,6 +95,7 @@ def create(cid: str, bundle: str, *, pid_file: str | None = None,
     bundle, spec, raw = _load_for_create(cid, bundle, console_socket, start_now)
     cdir = _claim_container_dir(cid)
     launch = None
+    st = {"pid": 0, "bundle": bundle, "annotations": spec.annotations}
     try:
         st = _record_creating(cid, cdir, bundle, spec, raw)
         launch = _new_launch(cid, cdir, spec, st)
@@ -105,6 +106,10 @@ def create(cid: str, bundle: str, *, pid_file: str | None = None,
             _write_pid_file(pid_file, pid)
     except BaseException:
         _undo_create(cdir, launch)
+        # runtime.md: a failed create (a create-time hook's failure too) goes on at the
+        # destroy step, and the poststop hooks follow it (as runc's destroy runs them)
+        run_hooks(spec.hooks.get("poststop", []), _hook_state(cid, st, "stopped"),
+                  "poststop", warn_only=True)
         raise
     return st
 
@@ -159,27 +164,33 @@ def _record_creating(cid: str, cdir: str, bundle: str, spec: Spec, raw: dict) ->
 
 
 def _new_launch(cid: str, cdir: str, spec: Spec, st: dict) -> Launch:
-    """The Launch of pid 1, held at the exec fifo; when its pid is known, the prestart,
-    createRuntime and createContainer hooks run (the last in the container's mount ns), and
-    the state the startContainer hooks will read is made."""
+    """The Launch of pid 1, held at the exec fifo. Once pid 1 has made its mounts (before
+    pivot_root, as runc) the prestart, createRuntime and createContainer hooks run in the
+    listed order, the last in the container's mount namespace; each gets the state
+    ('created') on stdin, the state that startContainer hooks will read too."""
     from jailer.engine.launcher import Launch, LaunchOptions
 
     def on_pid(pid: int) -> bytes | None:
         st["pid"] = pid
+        return _hook_state(cid, st, "created") if spec.hooks.get("startContainer") else None
+
+    def on_mounted(pid: int) -> bytes | None:
         payload = _hook_state(cid, st, "created")
-        running = _hook_state(cid, st, "running") if spec.hooks.get("startContainer") \
-            else None
         run_hooks(spec.hooks.get("prestart", []), payload, "prestart")
         run_hooks(spec.hooks.get("createRuntime", []), payload, "createRuntime")
         run_hooks(spec.hooks.get("createContainer", []), payload, "createContainer",
                   nsenter=pid)
-        return running
+        return payload if spec.hooks.get("startContainer") else None
+
+    create_hooks = any(spec.hooks.get(k) for k in ("prestart", "createRuntime",
+                                                   "createContainer"))
 
     cgroup_name, cgroup_root = (_cgroup_place(spec.cgroups_path) if spec.cgroups_path
                                 else (None, False))
     return Launch(spec, LaunchOptions(
         exec_fifo=os.path.join(cdir, "exec.fifo"),
         cgroup_parent=os.path.join(cdir, "cgroup.parent"), on_pid=on_pid,
+        on_mounted=on_mounted if create_hooks else None,
         record_owner=f"container:{cdir}", cgroup_name=cgroup_name, cgroup_root=cgroup_root))
 
 
@@ -330,6 +341,9 @@ def _remove_remains(cid: str) -> None:
 
 # ── start, kill, delete ───────────────────────────────────────────────────────────────────
 def start(cid: str) -> None:
+    """runc start: open the exec fifo (pid 1 goes on), wait until pid 1 has exec'd the
+    configured process (or report its failure: a startContainer hook's, the exec's), then
+    run the poststart hooks (runtime.md: after the process starts, before start returns)."""
     import select
 
     st = load(cid)
@@ -347,14 +361,65 @@ def start(cid: str) -> None:
                 data = os.read(fd, 1)
         if not data:
             raise fail("timed out waiting for the container to start")
+        os.unlink(fifo)
+        report = _wait_for_exec(fd, st)
     finally:
         os.close(fd)
-    os.unlink(fifo)
+    if report is not None:
+        raise report
     st = state.update(cdir, status="running")
     from jailer.core.spec import Hook
 
     hooks = [Hook(**h) for h in st.get("hooks", {}).get("poststart", [])]
     run_hooks(hooks, _hook_state(cid, st, "running"), "poststart", warn_only=True)
+
+
+def _wait_for_exec(fd: int, st: dict) -> JailerError | None:
+    """After pid 1 went on: None once it has exec'd (EOF on the fifo: its write end is
+    close-on-exec; or its /proc/PID/exe changed, should another writer hold the fifo), or
+    the error it wrote there before dying (a startContainer hook's, the exec's)."""
+    import select
+
+    pid, data = st["pid"], b""
+    try:
+        before = os.stat(f"/proc/{pid}/exe")
+        before = (before.st_dev, before.st_ino)
+    except OSError:
+        before = None
+    while len(data) < 65536:
+        if select.select([fd], [], [], 0.05)[0]:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            data += chunk
+            continue
+        if not proc.alive(pid, st.get("pid_start"), st.get("boot_id")):
+            break
+        try:
+            now = os.stat(f"/proc/{pid}/exe")
+        except OSError:
+            continue
+        if before is not None and (now.st_dev, now.st_ino) != before:
+            break
+    return _start_error(data) if data else None
+
+
+def _start_error(data: bytes) -> JailerError:
+    """The error pid 1 wrote to the exec fifo (a dict literal of JailerError.to_dict()); a
+    fifo others may write to: anything else is "unreadable", never evaluated."""
+    import ast
+
+    try:
+        d = ast.literal_eval(data.decode())
+        if not isinstance(d, dict) or not isinstance(d.get("message"), str):
+            raise ValueError
+        err = JailerError(d["message"], **{k: d[k] for k in (
+            "stage", "syscall", "path", "hint") if isinstance(d.get(k), str)},
+            errno=d["errno"] if isinstance(d.get("errno"), int) else 0)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        err = JailerError("the container process failed before exec (unreadable report)")
+    err.exit_code = 1
+    return err
 
 
 def delete(cid: str, force: bool = False) -> None:
@@ -388,9 +453,10 @@ def delete(cid: str, force: bool = False) -> None:
         # from the root (runc's place): only the leaf, the parents are the engine's;
         # nested below our own cgroup: the levels we made too, once empty
         cg.delete(parents=not st.get("cgroup_root"))
+    remove_tree(cdir)
+    # runtime.md: after the container is deleted, before delete returns
     hooks = [Hook(**h) for h in st.get("hooks", {}).get("poststop", [])]
     run_hooks(hooks, _hook_state(cid, st, "stopped"), "poststop", warn_only=True)
-    remove_tree(cdir)
 
 
 # ── exec ──────────────────────────────────────────────────────────────────────────────────
