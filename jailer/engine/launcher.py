@@ -551,7 +551,7 @@ class Launch:
                 flags |= _NS_FLAGS[name]
         self.sys.unshare(flags)
         for name, path in self.spec.ns_paths.items():  # an OCI config's "path"s
-            if name in ("user", "cgroup"):
+            if name == "user":  # (entered above)
                 continue
             self._stage = f"join {name} namespace {path}"
             nsfd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)

@@ -106,6 +106,10 @@ NS_MOUNT_KINDS = ("proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2")
 # OCI namespace type -> the Spec's name for it
 NAMESPACES = {"pid": "pid", "network": "net", "mount": "mount", "ipc": "ipc", "uts": "uts",
               "cgroup": "cgroup", "user": "user"}
+# OCI namespace type -> its CLONE_NEW* flag, what the NS_GET_NSTYPE ioctl answers
+NS_TYPES = {"pid": 0x20000000, "network": 0x40000000, "mount": 0x00020000, "ipc": 0x08000000,
+            "uts": 0x04000000, "cgroup": 0x02000000, "user": 0x10000000, "time": 0x00000080}
+NS_GET_NSTYPE = 0xB703  # linux/nsfs.h: _IO(0xb7, 0x3)
 HOOK_PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
                "poststop")
 CAP_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
@@ -437,6 +441,34 @@ def _namespaces(spec: Spec, linux: dict) -> None:
                             "namespace (add {\"type\": \"user\"})")
     if linux.get("timeOffsets"):
         raise _fail("linux.timeOffsets", "needs a time namespace, which is not supported")
+
+
+def check_ns_paths(cfg: dict) -> None:
+    """Each ``linux.namespaces[].path`` of a (converted, so well-formed) config names an
+    existing namespace of the declared type: checked before anything starts (setns would
+    refuse a wrong type only once the start is under way). The launcher's setns names the
+    type again, so a path replaced in between cannot slip through either."""
+    import fcntl
+
+    linux = cfg.get("linux") or {}
+    for i, ns in enumerate(linux.get("namespaces") or ()):
+        path, kind = ns.get("path"), ns.get("type")
+        if not path:
+            continue
+        where = f"linux.namespaces[{i}].path"
+        try:  # (O_NONBLOCK: a FIFO there cannot hang us)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+        except OSError as e:
+            raise _fail(where, f"{path}: {e.strerror}") from None
+        try:
+            got = fcntl.ioctl(fd, NS_GET_NSTYPE)
+        except OSError:
+            raise _fail(where, f"{path} is not a namespace") from None
+        finally:
+            os.close(fd)
+        if got != NS_TYPES[kind]:
+            name = next((k for k, v in NS_TYPES.items() if v == got), "another")
+            raise _fail(where, f"{path} is a namespace of type {name}, not {kind}")
 
 
 def _mappings(linux: dict, key: str) -> list[tuple[int, int, int]]:

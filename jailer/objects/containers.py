@@ -118,7 +118,7 @@ def _load_for_create(cid: str, bundle: str, console_socket: str | None,
                      start_now: bool) -> tuple[str, Spec, dict]:
     """Check the id and the bundle (runc's wording); (bundle's absolute path, its Spec with
     the default HOME, its raw config)."""
-    from jailer.frontends.ociconfig import load_bundle
+    from jailer.frontends.ociconfig import check_ns_paths, load_bundle
 
     _check_id(cid)
     bundle = os.path.abspath(bundle)
@@ -129,6 +129,7 @@ def _load_for_create(cid: str, bundle: str, console_socket: str | None,
     if os.path.exists(jaildef.definition_path(cid)) if jaildef.NAME_RE.match(cid) else False:
         raise fail("container with given ID already exists")
     spec, raw = load_bundle(bundle, cid, warn=warn)
+    check_ns_paths(raw)
     _default_home(spec)
     if spec.tty and not console_socket and not start_now:
         raise fail("cannot allocate tty if runc will detach without setting console socket")
