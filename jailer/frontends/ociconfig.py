@@ -430,10 +430,14 @@ def _namespaces(spec: Spec, linux: dict) -> None:
     spec.uid_mappings = _mappings(linux, "uidMappings")
     spec.gid_mappings = _mappings(linux, "gidMappings")
     if spec.userns:
-        for key in ("uidMappings", "gidMappings"):
-            if not linux.get(key):
+        for key, maps in (("uidMappings", spec.uid_mappings),
+                          ("gidMappings", spec.gid_mappings)):
+            if not maps:
                 raise _fail(f"linux.{key}", "is missing: a new user namespace needs id "
                             "mappings")
+            if not any(c == 0 for c, _h, _n in maps):
+                raise _fail(f"linux.{key}", "does not map container id 0: the runtime sets "
+                            "the container up as its root (runc requires it too)")
     elif "user" not in spec.ns_paths:
         for key in ("uidMappings", "gidMappings"):
             if linux.get(key):
@@ -508,7 +512,8 @@ def _process(spec: Spec, cfg: dict, available: frozenset[str] | None,
     if None in spec.groups:
         raise _type_error(f"process.user.additionalGids[{spec.groups.index(None)}]",
                           "an integer", None)
-    spec.umask = _int(user.get("umask"), "process.user.umask", 0, 0o777)
+    umask = _int(user.get("umask"), "process.user.umask", 0, 0o777)
+    spec.umask = 0o022 if umask is None else umask  # runc's default, not the engine's umask
     spec.tty = bool(_bool(proc.get("terminal"), "process.terminal"))
     size = _obj(proc.get("consoleSize"), "process.consoleSize")
     if size is not None:

@@ -157,11 +157,20 @@ def _record_creating(cid: str, cdir: str, bundle: str, spec: Spec, raw: dict) ->
           "created": _now_iso(), "owner": "", "monitor": process_owner(),
           "boot_id": proc.boot_id(), "ociVersion": raw.get("ociVersion", OCI_VERSION)}
     state.write(cdir, st)
-    os.mkfifo(os.path.join(cdir, "exec.fifo"), 0o622)
+    fifo = os.path.join(cdir, "exec.fifo")
+    os.mkfifo(fifo, 0o622)
+    os.chmod(fifo, 0o622)  # (not the umask's 0600: the container's root may be another uid)
+    if spec.userns:  # pid 1 opens it as the container's root: its owner (as runc)
+        os.chown(fifo, _host_id(spec.uid_mappings), _host_id(spec.gid_mappings))
     with open("/proc/self/cgroup") as src:
         with open(os.path.join(cdir, "cgroup.parent"), "w") as f:
             f.write(src.read())
     return st
+
+
+def _host_id(maps: list[tuple[int, int, int]]) -> int:
+    """The host id that container id 0 maps to (the config's mappings cover 0)."""
+    return next(host for ctr, host, _n in maps if ctr == 0)
 
 
 def _new_launch(cid: str, cdir: str, spec: Spec, st: dict) -> Launch:
@@ -483,7 +492,7 @@ def _apply_process(spec, obj: dict) -> None:
     user = obj.get("user") or {}
     spec.uid, spec.gid = int(user.get("uid", 0)), int(user.get("gid", 0))
     spec.groups = [int(g) for g in user.get("additionalGids") or []]
-    spec.umask = user.get("umask")
+    spec.umask = user.get("umask", 0o022)  # (runc's default, as at create)
     spec.tty = bool(obj.get("terminal"))
     spec.no_new_privs = bool(obj.get("noNewPrivileges"))
     if "capabilities" in obj:
