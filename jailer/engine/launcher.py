@@ -47,11 +47,12 @@ if TYPE_CHECKING:
     from jailer.engine.mounts import Facts, Mounter
 
 _NS_FLAGS = {"mount": S.CLONE_NEWNS, "pid": S.CLONE_NEWPID, "uts": S.CLONE_NEWUTS,
-             "ipc": S.CLONE_NEWIPC, "net": S.CLONE_NEWNET, "cgroup": S.CLONE_NEWCGROUP}
+             "ipc": S.CLONE_NEWIPC, "net": S.CLONE_NEWNET, "cgroup": S.CLONE_NEWCGROUP,
+             "time": S.CLONE_NEWTIME}
 # /proc/PID/ns/ names and their clone flags, user first (setns enters it first anyway)
 _NS_FILES = (("user", S.CLONE_NEWUSER), ("mnt", S.CLONE_NEWNS), ("pid", S.CLONE_NEWPID),
              ("uts", S.CLONE_NEWUTS), ("ipc", S.CLONE_NEWIPC), ("net", S.CLONE_NEWNET),
-             ("cgroup", S.CLONE_NEWCGROUP))
+             ("cgroup", S.CLONE_NEWCGROUP), ("time", S.CLONE_NEWTIME))
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                      signal.SIGUSR1, signal.SIGUSR2)
 TIOCSCTTY = 0x540E
@@ -550,6 +551,11 @@ class Launch:
             if name != "cgroup":  # unshared last, once in the container's cgroup
                 flags |= _NS_FLAGS[name]
         self.sys.unshare(flags)
+        if self.spec.time_offsets:  # before the first process (pid 1, forked next) enters it
+            self._stage = "time namespace offsets"
+            with open("/proc/self/timens_offsets", "w") as f:
+                f.write("".join(f"{clock} {secs} {nanos}\n" for clock, (secs, nanos)
+                                in self.spec.time_offsets.items()))
         for name, path in self.spec.ns_paths.items():  # an OCI config's "path"s
             if name == "user":  # (entered above)
                 continue
@@ -736,6 +742,8 @@ class Launch:
             if spec.hooks.get("startContainer"):
                 stage = "startContainer hooks"
                 _run_hooks_here(spec.hooks["startContainer"], self.hook_state or b"{}")
+            stage = "process attributes"
+            self._process_attributes()
             stage = "exec"
             if spec.init:
                 path, argv = init, ["/dev/init", "--", *spec.args]
@@ -749,6 +757,17 @@ class Launch:
         except BaseException as e:  # noqa: BLE001
             _report(w_up, stage, e, spec.args[0] if stage == "exec" else "",
                     start_fd=self._start_fd)
+
+    def _process_attributes(self) -> None:
+        """pid 1's personality, scheduling and I/O priority (an OCI config's), set before the
+        exec and so before the seccomp filter."""
+        spec = self.spec
+        if spec.personality is not None:
+            self.sys.personality(spec.personality)
+        if spec.scheduler is not None:
+            self.sys.sched_setattr(*spec.scheduler)
+        if spec.io_priority is not None:
+            self.sys.ioprio_set(spec.io_priority)
 
     def _final_exec(self, path: str, argv: list[str], *, cgroupns: bool) -> None:
         """The last step, in C (jl_final_exec): join the cgroup, drop to the Spec's user,

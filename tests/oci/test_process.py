@@ -105,3 +105,42 @@ def test_config_edited_after_create_changes_nothing(oci, bundle):
     wait_for(lambda: json.loads(oci("state", "e1", check=True).stdout)["status"] ==
              "stopped", what="stopped")
     oci("delete", "e1", check=True)
+
+
+def test_time_namespace_with_offsets(oci, bundle):
+    """linux.timeOffsets: written before the first process enters the new time namespace;
+    a process exec'd into the container joins it too."""
+    cfg = json.loads((bundle / "config.json").read_text())
+    set_config(bundle, linux__namespaces=cfg["linux"]["namespaces"] + [{"type": "time"}],
+               linux__timeOffsets={"boottime": {"secs": 86400000},
+                                   "monotonic": {"secs": -5, "nanosecs": 7}})
+    oci("run", "--detach", "--bundle", str(bundle), "t1", check=True)
+    pid = json.loads(oci("state", "t1", check=True).stdout)["pid"]
+    assert os.readlink(f"/proc/{pid}/ns/time") != os.readlink("/proc/self/ns/time")
+    r = oci("exec", "t1", "sh", "-c", "cat /proc/self/timens_offsets; cat /proc/uptime",
+            check=True)
+    lines = r.stdout.splitlines()
+    assert [line.split() for line in lines[:2]] == [["monotonic", "-5", "7"],
+                                                   ["boottime", "86400000", "0"]]
+    assert float(lines[2].split()[0]) > 86400000
+
+
+def test_personality_scheduler_and_io_priority(oci, bundle):
+    """Set in the container's first process before exec: personality LINUX32, a SCHED_BATCH
+    policy with its nice value, a best-effort I/O priority (the host's view of it)."""
+    import subprocess
+
+    set_config(bundle, linux__personality={"domain": "LINUX32"},
+               process__scheduler={"policy": "SCHED_BATCH", "nice": 5},
+               process__ioPriority={"class": "IOPRIO_CLASS_BE", "priority": 3},
+               process__args=["sleep", "30"])
+    oci("run", "--detach", "--bundle", str(bundle), "s1", check=True)
+    pid = json.loads(oci("state", "s1", check=True).stdout)["pid"]
+    with open(f"/proc/{pid}/personality") as f:
+        assert f.read().strip() == "00000008"
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    assert (fields[16], fields[38]) == ("5", "3")  # nice, policy (SCHED_BATCH)
+    ionice = subprocess.run(["ionice", "-p", str(pid)], capture_output=True, text=True)
+    if ionice.returncode == 0:  # (util-linux)
+        assert ionice.stdout.strip() == "best-effort: prio 3"
