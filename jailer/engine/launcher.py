@@ -896,14 +896,31 @@ def start_hook(hook, payload: bytes, mntns_of: int = 0) -> int:
     return pid
 
 
+def wait_hook(pid: int, timeout: int | None) -> int | None:
+    """Wait for a hook's process: its wait status, or None once its ``timeout`` (seconds)
+    ran out and it was killed. (``time`` is a built-in module: usable after pivot_root.)"""
+    import time
+
+    deadline = time.monotonic() + timeout if timeout else 0.0
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG if deadline else 0)
+        if done:
+            return status
+        if time.monotonic() >= deadline:
+            _kill(pid)
+            _reap(pid)
+            return None
+        time.sleep(0.005)
+
+
 def _run_hooks_here(hooks: list, payload: bytes) -> None:
     """OCI startContainer hooks, run by pid 1 inside the container before exec (paths are
-    the container's); any failure stops the start."""
+    the container's); any failure (a timeout too) stops the start."""
     for hook in hooks:
-        _, status = os.waitpid(start_hook(hook, payload), 0)
-        if status:
-            raise JailerError(f"startContainer hook {hook.path} exited with "
-                              f"{exit_code(status)}", stage="hooks")
+        status = wait_hook(start_hook(hook, payload), hook.timeout)
+        if status is None or status:
+            why = "timed out" if status is None else f"exited with {exit_code(status)}"
+            raise JailerError(f"startContainer hook {hook.path} {why}", stage="hooks")
 
 
 def _cred_args(spec: Spec, caps: int | None, ambient: int) -> dict:

@@ -56,28 +56,16 @@ def run_hooks(hooks: list, payload: bytes, phase: str, *, warn_only: bool = Fals
               nsenter: int = 0) -> None:
     """Run one phase's hooks in order, the state JSON on stdin; ``nsenter``: a pid whose
     mount namespace the hook runs in (createContainer)."""
-    import select
-    import signal
-
-    from jailer.engine.launcher import start_hook
+    from jailer.engine.launcher import start_hook, wait_hook
 
     for hook in hooks:
-        pid = start_hook(hook, payload, nsenter)
-        pidfd = os.pidfd_open(pid)
-        try:
-            done = select.select([pidfd], [], [], hook.timeout)[0] if hook.timeout else [1]
-            if not done:
-                proc.kill(pid, signal.SIGKILL)
-            _, status = os.waitpid(pid, 0)
-        finally:
-            os.close(pidfd)
-        if not done or status != 0:
-            why = "timed out" if not done else f"exited with {os.waitstatus_to_exitcode(status)}"
+        status = wait_hook(start_hook(hook, payload, nsenter), hook.timeout)
+        if status is None or status != 0:
+            why = ("timed out" if status is None
+                   else f"exited with {os.waitstatus_to_exitcode(status)}")
             msg = f"{phase} hook {hook.path} {why}"
-            if warn_only:
-                import sys
-
-                sys.stderr.write(f"jailer: warning: {msg}\n")
+            if warn_only:  # (to the engine's --log when it gave one, as runc)
+                warn(msg)
                 continue
             raise fail(f"error running {phase} hook: {msg}")
 

@@ -26,6 +26,7 @@ def state(oci, cid: str) -> dict:
     return json.loads(oci("state", cid, check=True).stdout)
 
 
+@pytest.mark.vm
 def test_poststart_sees_the_started_process(oci, bundle, tmp_path):
     """poststart: after the configured process has started (it is exec'd, not the runtime's
     code any more: here a slow startContainer hook runs before the exec), before `start`
@@ -76,6 +77,7 @@ def test_create_time_hooks_in_order_after_the_mounts(oci, bundle, tmp_path):
     assert st["id"] == "c1" and st["pid"] == state(oci, "c1")["pid"]
 
 
+@pytest.mark.vm
 def test_failing_start_container_hook_fails_start(oci, bundle, tmp_path):
     """startContainer failing: `start` reports it (non-zero, the hook named), the process
     never runs, the container is stopped; delete then runs poststop."""
@@ -92,6 +94,22 @@ def test_failing_start_container_hook_fails_start(oci, bundle, tmp_path):
     assert not (bundle / "rootfs" / "ran").exists()
     oci("delete", "c1", check=True)
     assert out.read_text() == "called\n"
+
+
+def test_hook_timeouts_hold_in_every_phase(oci, bundle):
+    """A hook past its timeout is killed and counts as failed: startContainer's (run by pid 1
+    inside) fails start; poststop's only warns."""
+    import time
+
+    slow = {"path": "/bin/sleep", "args": ["sleep", "20"], "timeout": 1}
+    set_config(bundle, hooks={"startContainer": [slow], "poststop": [slow]})
+    oci("create", "--bundle", str(bundle), "c1", check=True)
+    t0 = time.monotonic()
+    r = oci("start", "c1")
+    assert r.returncode != 0 and "startContainer hook /bin/sleep timed out" in r.stderr
+    r = oci("delete", "c1")
+    assert r.returncode == 0 and "poststop hook /bin/sleep timed out" in r.stderr
+    assert time.monotonic() - t0 < 10
 
 
 def test_exec_failure_after_start_is_reported_by_start(oci, bundle):

@@ -15,7 +15,8 @@ from tests.oci.conftest import set_config
 pytestmark = pytest.mark.root
 
 REPORT = ("id; umask; grep -E '^(Cap|Groups|NoNewPrivs)' /proc/self/status; "
-          "echo nofile $(ulimit -Sn) $(ulimit -Hn); cat /proc/self/oom_score_adj")
+          "echo nofile $(ulimit -Sn) $(ulimit -Hn); cat /proc/self/oom_score_adj; "
+          "echo sysctl $(cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax)")
 CAPS = {"bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
         "effective": ["CAP_KILL"], "permitted": ["CAP_KILL", "CAP_CHOWN"],
         "inheritable": ["CAP_NET_BIND_SERVICE", "CAP_CHOWN"],
@@ -49,7 +50,8 @@ def test_process_fields_as_configured(oci, bundle):
                process__rlimits=[{"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200}],
                process__oomScoreAdj=500, process__capabilities=CAPS,
                process__noNewPrivileges=False, process__apparmorProfile="jailer-test",
-               process__selinuxLabel="system_u:system_r:container_t:s0")
+               process__selinuxLabel="system_u:system_r:container_t:s0",
+               linux__sysctl={"net.ipv4.ip_forward": "1", "kernel.shmmax": "123456789"})
     out = run(oci, bundle, "p1")
     got = report(out)
     assert out.startswith("uid=0(root) gid=0(root) groups=5(tty),6\n"), out
@@ -60,10 +62,12 @@ def test_process_fields_as_configured(oci, bundle):
     assert (got["CapBnd"], got["CapPrm"], got["CapInh"], got["CapAmb"]) == (
         "0000000000000421", "0000000000000421", "0000000000000401", "0000000000000001")
     assert got["NoNewPrivs"] == "0" and got["nofile"] == "100 200" and "500" in got
+    assert got["sysctl"] == "1 123456789"
     set_config(bundle, process__user={"uid": 1000, "gid": 1000})
     assert "0022" in report(run(oci, bundle, "p2", umask=0o077))
 
 
+@pytest.mark.vm
 def test_user_namespace_with_several_ranges(oci, bundle):
     """Mappings of several ranges, the process a non-root uid of the second; started by
     create + start (pid 1 reaches the exec fifo as the container's root)."""
@@ -107,6 +111,7 @@ def test_config_edited_after_create_changes_nothing(oci, bundle):
     oci("delete", "e1", check=True)
 
 
+@pytest.mark.vm
 def test_time_namespace_with_offsets(oci, bundle):
     """linux.timeOffsets: written before the first process enters the new time namespace;
     a process exec'd into the container joins it too."""
