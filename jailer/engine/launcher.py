@@ -736,6 +736,8 @@ class Launch:
                 os.chdir("/")
             stage = "workdir"
             _enter_session(spec, slave)
+            stage = "exec"
+            path, argv = self._command(init)
             if self._fifo_fd >= 0:
                 stage = "wait for start"
                 self._wait_for_start(w_up)
@@ -745,10 +747,6 @@ class Launch:
             stage = "process attributes"
             self._process_attributes()
             stage = "exec"
-            if spec.init:
-                path, argv = init, ["/dev/init", "--", *spec.args]
-            else:
-                path, argv = _resolve_exec(spec.args[0], spec.env), spec.args
             try:  # from here on C only: see jl_final_exec
                 self._final_exec(path, argv, cgroupns="cgroup" in spec.namespaces)
             except OSError as e:
@@ -757,6 +755,20 @@ class Launch:
         except BaseException as e:  # noqa: BLE001
             _report(w_up, stage, e, spec.args[0] if stage == "exec" else "",
                     start_fd=self._start_fd)
+
+    def _command(self, init: str | int) -> tuple[str | int, list[str]]:
+        """(path, argv) of the workload's exec. An OCI container's command is checked now,
+        before `start` releases it, as runc looks it up: `create` reports a missing or
+        non-executable command (engines map those errors to exit codes 127 and 126)."""
+        spec = self.spec
+        if spec.init:
+            return init, ["/dev/init", "--", *spec.args]
+        path = _resolve_exec(spec.args[0], spec.env)
+        if self._fifo_fd >= 0:
+            mode = os.stat(path).st_mode  # (not found: 127)
+            if mode & 0o170000 != 0o100000 or not mode & 0o111:
+                raise PermissionError(13, os.strerror(13))
+        return path, spec.args
 
     def _process_attributes(self) -> None:
         """pid 1's personality, scheduling and I/O priority (an OCI config's), set before the

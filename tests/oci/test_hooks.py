@@ -112,12 +112,16 @@ def test_hook_timeouts_hold_in_every_phase(oci, bundle):
     assert time.monotonic() - t0 < 10
 
 
-def test_exec_failure_after_start_is_reported_by_start(oci, bundle):
-    """A failure between `start` and the exec is `start`'s error, not silence."""
-    set_config(bundle, process__args=["/no/such/program"])
-    oci("create", "--bundle", str(bundle), "c1", check=True)
-    r = oci("start", "c1")
-    assert r.returncode != 0 and "/no/such/program" in r.stderr
+@pytest.mark.parametrize("command, why", [("/no/such/program", "No such file or directory"),
+                                          ("/etc/passwd", "Permission denied")])
+def test_missing_or_non_executable_command_fails_create(oci, bundle, command, why):
+    """As runc looks the command up before it waits for start: `create` fails with one line
+    (engines map it to 127 or 126), nothing is left."""
+    set_config(bundle, process__args=[command])
+    r = oci("create", "--bundle", str(bundle), "c1")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode != 0 and len(lines) == 1 and f"{command}: {why}" in lines[0], r.stderr
+    assert oci("state", "c1").returncode == 1
 
 
 @pytest.mark.parametrize("phase", ["prestart", "createRuntime", "createContainer"])
