@@ -117,6 +117,10 @@ class Spec(_Plain):
         # {"bounding"|"effective"|"permitted"|"inheritable"|"ambient": frozenset of names}
         "cap_sets",
         "hooks", "rootfs_propagation", "console_size", "annotations", "cgroups_path",
+        # set in pid 1 before exec (None: left alone): {"monotonic"|"boottime": (secs,
+        # nanosecs)} of a new time namespace, personality(2)'s persona, the ioprio_set(2)
+        # value, sched_setattr(2)'s (policy, flags, nice, priority, runtime, deadline, period)
+        "time_offsets", "personality", "io_priority", "scheduler",
     )
     _defaults = {
         "args": ["/bin/sh"], "level": "container", "env": [], "cwd": "/", "uid": 0, "gid": 0,

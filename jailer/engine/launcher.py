@@ -39,7 +39,7 @@ from jailer.core.errors import (
     log_line,
 )
 from jailer.core.spec import Spec
-from jailer.engine.protocol import CREATED, FAILED, GO, PID, PTY, recv, send
+from jailer.engine.protocol import CREATED, FAILED, GO, MOUNTED, PID, PTY, recv, send
 from jailer.kernel import proc
 from jailer.kernel import syscalls as S
 from jailer.policy import caps as C
@@ -49,11 +49,12 @@ if TYPE_CHECKING:
     from jailer.engine.mounts import Facts, Mounter
 
 _NS_FLAGS = {"mount": S.CLONE_NEWNS, "pid": S.CLONE_NEWPID, "uts": S.CLONE_NEWUTS,
-             "ipc": S.CLONE_NEWIPC, "net": S.CLONE_NEWNET, "cgroup": S.CLONE_NEWCGROUP}
+             "ipc": S.CLONE_NEWIPC, "net": S.CLONE_NEWNET, "cgroup": S.CLONE_NEWCGROUP,
+             "time": S.CLONE_NEWTIME}
 # /proc/PID/ns/ names and their clone flags, user first (setns enters it first anyway)
 _NS_FILES = (("user", S.CLONE_NEWUSER), ("mnt", S.CLONE_NEWNS), ("pid", S.CLONE_NEWPID),
              ("uts", S.CLONE_NEWUTS), ("ipc", S.CLONE_NEWIPC), ("net", S.CLONE_NEWNET),
-             ("cgroup", S.CLONE_NEWCGROUP))
+             ("cgroup", S.CLONE_NEWCGROUP), ("time", S.CLONE_NEWTIME))
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                      signal.SIGUSR1, signal.SIGUSR2)
 # the catchable signals whose default action ends a process, but for the faults a process
@@ -99,7 +100,9 @@ class LaunchOptions:
     uid/gid range and persistent upper-layer directory (default: a range from the pool and a
     throw-away layer). ``on_pid(pid)`` runs once pid 1 exists, before it goes on (network
     set-up, OCI hooks); what it returns (bytes or None) is the state pid 1's OCI
-    startContainer hooks read. ``cgroup_parent``: a file in /proc/self/cgroup's format naming
+    startContainer hooks read. ``on_mounted(pid)`` (OCI create-time hooks) runs once pid 1
+    has made its mounts, right before pivot_root; what it returns replaces ``on_pid``'s.
+    ``cgroup_parent``: a file in /proc/self/cgroup's format naming
     the parent cgroups (a delegated jail's). ``cgroup_name``: the container's cgroup (default
     jailer-<id>), from the hierarchies' root if ``cgroup_root`` (OCI). ``exec_fifo`` (OCI
     create): pid 1 stops right before exec until `start` opens this fifo; the container then
@@ -109,7 +112,7 @@ class LaunchOptions:
     caller owns the stdio it gives, as conmon does).
     """
 
-    __slots__ = ("stdio", "data_dir", "base", "gid_base", "layer_dir", "on_pid",
+    __slots__ = ("stdio", "data_dir", "base", "gid_base", "layer_dir", "on_pid", "on_mounted",
                  "cgroup_parent", "cgroup_name", "cgroup_root", "exec_fifo", "record_owner",
                  "subreaper", "relay_stdio")
 
@@ -118,8 +121,9 @@ class LaunchOptions:
                  cgroup_parent: str | None = None, cgroup_name: str | None = None,
                  cgroup_root: bool = False, exec_fifo: str | None = None,
                  record_owner: str | None = None, subreaper: bool = True,
-                 relay_stdio: bool = True) -> None:
+                 relay_stdio: bool = True, on_mounted=None) -> None:
         self.stdio, self.data_dir, self.on_pid = stdio, data_dir, on_pid
+        self.on_mounted = on_mounted
         self.base, self.gid_base, self.layer_dir = base, gid_base, layer_dir
         self.cgroup_parent, self.cgroup_name, self.cgroup_root = (cgroup_parent, cgroup_name,
                                                                   cgroup_root)
@@ -150,6 +154,7 @@ class Launch:
         self.subgid = opts.gid_base or opts.base
         self.cgroup_parent = opts.cgroup_parent or "/proc/self/cgroup"
         self._fifo_fd = -1
+        self._r_down = -1  # pid 1: the down pipe (a second Go after on_mounted)
         self.hook_state: bytes | None = None  # what on_pid returned, for pid 1's hooks
         self.root = spec.rootfs
         self.host_plan = spec.host_plan  # rootless: binds from pinned sources
@@ -441,6 +446,9 @@ class Launch:
 
                 _, fds, _, _ = socket.recv_fds(self._sock, 16, 1)
                 self._master = fds[0]
+            elif msg.kind == MOUNTED:
+                self.hook_state = self.opts.on_mounted(self._pid)
+                send(w_down, GO, self.hook_state)
             elif msg.kind == CREATED:
                 return  # OCI create: pid 1 waits on the exec fifo
 
@@ -550,8 +558,13 @@ class Launch:
             if name != "cgroup":  # unshared last, once in the container's cgroup
                 flags |= _NS_FLAGS[name]
         self.sys.unshare(flags)
+        if self.spec.time_offsets:  # before the first process (pid 1, forked next) enters it
+            self._stage = "time namespace offsets"
+            with open("/proc/self/timens_offsets", "w") as f:
+                f.write("".join(f"{clock} {secs} {nanos}\n" for clock, (secs, nanos)
+                                in self.spec.time_offsets.items()))
         for name, path in self.spec.ns_paths.items():  # an OCI config's "path"s
-            if name in ("user", "cgroup"):
+            if name == "user":  # (entered above)
                 continue
             self._stage = f"join {name} namespace {path}"
             nsfd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -568,6 +581,7 @@ class Launch:
             if go is None or go.kind != GO:
                 os._exit(EXIT_RUNTIME)
             self.hook_state = go.value
+            self._r_down = r_down
             if not self.opts.exec_fifo:  # an OCI container outlives `jailer create`
                 self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
             else:  # `kill` of a created container ends it (see _end_on_signals)
@@ -718,6 +732,9 @@ class Launch:
                 if "net" in spec.namespaces and spec.loopback:
                     stage = "network"
                     self.sys.loopback_up()
+                if self.opts.on_mounted is not None:
+                    stage = "create hooks"
+                    self._wait_for_mounted_hooks(w_up)
             if root is not None:
                 stage = "terminal"
                 slave = self._open_pty(m, w_up) if spec.tty else -1
@@ -740,6 +757,8 @@ class Launch:
             if spec.hooks.get("startContainer"):
                 stage = "startContainer hooks"
                 _run_hooks_here(spec.hooks["startContainer"], self.hook_state or b"{}")
+            stage = "process attributes"
+            self._process_attributes()
             stage = "exec"
             try:  # from here on C only: see jl_final_exec
                 self._final_exec(path, argv, cgroupns="cgroup" in spec.namespaces)
@@ -748,6 +767,17 @@ class Launch:
                 raise OSError(e.errno, e.strerror) from None
         except BaseException as e:  # noqa: BLE001
             _report(w_up, stage, e, spec.args[0] if stage == "exec" else "", started)
+
+    def _process_attributes(self) -> None:
+        """pid 1's personality, scheduling and I/O priority (an OCI config's), set before the
+        exec and so before the seccomp filter."""
+        spec = self.spec
+        if spec.personality is not None:
+            self.sys.personality(spec.personality)
+        if spec.scheduler is not None:
+            self.sys.sched_setattr(*spec.scheduler)
+        if spec.io_priority is not None:
+            self.sys.ioprio_set(spec.io_priority)
 
     def _final_exec(self, path: str, argv: list[str], *, cgroupns: bool) -> None:
         """The last step, in C (jl_final_exec): join the cgroup, drop to the Spec's user,
@@ -760,6 +790,15 @@ class Launch:
                             cgroupns=cgroupns, bpf=self.bpf or b"",
                             bpf_flags=spec.seccomp.flags if self.bpf else 0,
                             **_cred_args(spec, caps, ambient))
+
+    def _wait_for_mounted_hooks(self, w_up: int) -> None:
+        """OCI create-time hooks: tell the runtime our mounts are made and wait for its Go
+        (it ran the hooks meanwhile; the Go carries the state startContainer hooks read)."""
+        send(w_up, MOUNTED)
+        go = recv(self._r_down)
+        if go is None or go.kind != GO:
+            os._exit(EXIT_RUNTIME)
+        self.hook_state = go.value
 
     def _wait_for_start(self, w_up: int) -> int:
         """OCI create: tell the runtime we are ready, then block until `jailer start` opens
@@ -852,9 +891,11 @@ def start_hook(hook, payload: bytes, mntns_of: int = 0) -> int:
             os.dup2(r, 0)
             if mntns_of:
                 fd = os.open(f"/proc/{mntns_of}/ns/mnt", os.O_RDONLY)
-                os.setns(fd, os.CLONE_NEWNS)
+                S.Syscalls().setns(fd, S.CLONE_NEWNS)  # (os.setns is Python 3.12's)
             os.execve(hook.path, hook.args or [hook.path],
                       dict(e.split("=", 1) for e in hook.env if "=" in e))
+        except OSError as e:  # the hook's failure (exit 127) says why
+            os.write(2, f"jailer: hook {hook.path}: {e.strerror or e}\n".encode())
         finally:
             os._exit(127)
     os.close(r)
@@ -866,14 +907,31 @@ def start_hook(hook, payload: bytes, mntns_of: int = 0) -> int:
     return pid
 
 
+def wait_hook(pid: int, timeout: int | None) -> int | None:
+    """Wait for a hook's process: its wait status, or None once its ``timeout`` (seconds)
+    ran out and it was killed. (``time`` is a built-in module: usable after pivot_root.)"""
+    import time
+
+    deadline = time.monotonic() + timeout if timeout else 0.0
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG if deadline else 0)
+        if done:
+            return status
+        if time.monotonic() >= deadline:
+            _kill(pid)
+            _reap(pid)
+            return None
+        time.sleep(0.005)
+
+
 def _run_hooks_here(hooks: list, payload: bytes) -> None:
     """OCI startContainer hooks, run by pid 1 inside the container before exec (paths are
-    the container's); any failure stops the start."""
+    the container's); any failure (a timeout too) stops the start."""
     for hook in hooks:
-        _, status = os.waitpid(start_hook(hook, payload), 0)
-        if status:
-            raise JailerError(f"startContainer hook {hook.path} exited with "
-                              f"{exit_code(status)}", stage="hooks")
+        status = wait_hook(start_hook(hook, payload), hook.timeout)
+        if status is None or status:
+            why = "timed out" if status is None else f"exited with {exit_code(status)}"
+            raise JailerError(f"startContainer hook {hook.path} {why}", stage="hooks")
 
 
 def _cred_args(spec: Spec, caps: int | None, ambient: int) -> dict:

@@ -23,10 +23,14 @@ A start, step by step (``jailer.engine.launcher``):
    startContainer hooks read, or None.
 4. pid 1 waits for ``Go`` (anything else, or EOF: it exits), does the mounts inside its
    namespaces, the hostname and loopback. With a terminal it opens a pty, sends ``Pty``
-   up and the master over the *pty* socket; the runtime receives the fd.
+   up and the master over the *pty* socket; the runtime receives the fd. OCI create with
+   create-time hooks: before pivot_root pid 1 sends ``Mounted`` up and waits for a second
+   ``Go``; the runtime runs the prestart, createRuntime and createContainer hooks meanwhile.
 5. OCI create only: pid 1 sends ``Created`` up; the runtime returns (`jailer create` is
    done). pid 1 opens the exec fifo for writing, which blocks until `jailer start` opens it
-   for reading; it writes one byte and goes on.
+   for reading; it writes one byte and goes on, holding the fifo open (close-on-exec) to
+   the exec: `jailer start` waits for its EOF, or reads the error of a failure before it
+   (``to_dict()`` as one JSON object), which pid 1 also appends to the engine's --log file.
 6. pid 1 execs the workload: the *up* pipe reaches EOF, and the runtime supervises.
 
 Any failure in the setup child or in pid 1 sends ``Failed`` up (its value: the
@@ -58,10 +62,11 @@ class Message(tuple):
 PID = "Pid"          # the host pid of the container's pid 1 (setup child, or pid 1 -> runtime)
 GO = "Go"            # pid 1 may go on (runtime -> pid 1): the state startContainer hooks read
 PTY = "Pty"          # pid 1 opened a terminal; its master follows on the pty socket (no value)
+MOUNTED = "Mounted"  # OCI create-time hooks: pid 1 made its mounts, waits for Go (no value)
 CREATED = "Created"  # OCI create: pid 1 is set up and waits on the exec fifo (no value)
 FAILED = "Failed"    # a start failed: JailerError.to_dict(); the sender exits
 STARTED = "Started"  # a named jail's detached runtime started it: the jail's state
-KINDS = frozenset({PID, GO, PTY, CREATED, FAILED, STARTED})
+KINDS = frozenset({PID, GO, PTY, MOUNTED, CREATED, FAILED, STARTED})
 
 
 def send(fd: int, kind: str, value: object = None) -> None:

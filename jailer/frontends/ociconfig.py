@@ -28,10 +28,19 @@ Accepted and deliberately not acted on:
   blockIO leafWeight/weightDevice and network (classID/priorities).
 * ``linux.resources`` hugepageLimits, rdma and unified, ``linux.intelRdt``,
   ``linux.netDevices``, idmapped mounts (a mount's uidMappings/gidMappings, the idmap
-  option), recursive mount attributes (rro, rnosuid, ...) and a time namespace are refused:
-  they ask for something jailer cannot do, and features() does not claim them.
+  option) and recursive mount attributes (rro, rnosuid, ...) are refused: they ask for
+  something jailer cannot do, and features() does not claim them.
 * Other runtime-spec fields jailer does not act on are ignored like unknown keys:
-  process.scheduler, ioPriority, execCPUAffinity, linux.memoryPolicy, personality LINUX.
+  process.execCPUAffinity, linux.memoryPolicy, linux.seccomp.listenerPath.
+
+Set in the container's first process right before its exec (so before the seccomp filter):
+``linux.personality`` (LINUX, LINUX32; the spec defines no flags), ``process.scheduler``
+(sched_setattr(2): every policy and flag the spec names; the kernel judges the combination,
+as with runc) and ``process.ioPriority``. A ``time`` namespace gets ``linux.timeOffsets``
+written before its first process enters it (offsets need a new one, not one joined by
+path). A namespace joined by ``path`` must exist and be of its declared type
+(``check_ns_paths``, before anything starts). A new user namespace's mappings must map
+container id 0 (as runc). Without ``process.user.umask`` the umask is runc's 0022.
 """
 
 from __future__ import annotations
@@ -104,7 +113,21 @@ NS_MOUNT_KINDS = ("proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2")
 
 # OCI namespace type -> the Spec's name for it
 NAMESPACES = {"pid": "pid", "network": "net", "mount": "mount", "ipc": "ipc", "uts": "uts",
-              "cgroup": "cgroup", "user": "user"}
+              "cgroup": "cgroup", "user": "user", "time": "time"}
+TIME_CLOCKS = ("monotonic", "boottime")  # linux.timeOffsets' keys, as timens_offsets names them
+PERSONALITIES = {"LINUX": 0x0000, "LINUX32": 0x0008}  # linux/personality.h
+# process.scheduler (linux/sched.h): policies and flags as sched_setattr(2) takes them
+SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
+                  "SCHED_ISO": 4, "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
+SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02,
+               "SCHED_FLAG_DL_OVERRUN": 0x04, "SCHED_FLAG_KEEP_POLICY": 0x08,
+               "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+               "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+# OCI namespace type -> its CLONE_NEW* flag, what the NS_GET_NSTYPE ioctl answers
+NS_TYPES = {"pid": 0x20000000, "network": 0x40000000, "mount": 0x00020000, "ipc": 0x08000000,
+            "uts": 0x04000000, "cgroup": 0x02000000, "user": 0x10000000, "time": 0x00000080}
+NS_GET_NSTYPE = 0xB703  # linux/nsfs.h: _IO(0xb7, 0x3)
 HOOK_PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
                "poststop")
 CAP_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
@@ -365,14 +388,23 @@ def to_spec(cfg: dict, bundle: str, container_id: str, *,
     if _obj(linux.get("netDevices"), "linux.netDevices"):
         raise _fail("linux.netDevices", "is not supported (moving host network devices "
                     "into the container)")
-    personality = _obj(linux.get("personality"), "linux.personality") or {}
-    domain = _str(personality.get("domain"), "linux.personality.domain")
-    if domain not in (None, "LINUX"):
-        raise _fail("linux.personality.domain", f"{domain!r} is not supported (only LINUX)")
+    spec.personality = _personality(linux)
     spec.hooks = _hooks(cfg)
     spec.annotations = _strmap(cfg.get("annotations"), "annotations")
     spec.host_plan, spec.ns_plan = oci_plans(spec)
     return spec
+
+
+def _personality(linux: dict) -> int | None:
+    """``linux.personality`` -> personality(2)'s persona (the spec defines no flags yet)."""
+    personality = _obj(linux.get("personality"), "linux.personality")
+    if personality is None:
+        return None
+    persona = _choice(personality, "domain", "linux.personality", PERSONALITIES)
+    if _strs(personality.get("flags"), "linux.personality.flags"):
+        raise _fail("linux.personality.flags", "are not supported (the runtime-spec "
+                    "defines none)")
+    return persona
 
 
 def _root(spec: Spec, cfg: dict, bundle: str) -> None:
@@ -398,8 +430,6 @@ def _namespaces(spec: Spec, linux: dict) -> None:
         kind = _str(ns.get("type"), f"{where}.type")
         if not kind:
             raise _fail(f"{where}.type", "is missing")
-        if kind == "time":
-            raise _fail(f"{where}.type", "'time': time namespace not supported")
         if kind not in NAMESPACES:
             raise _fail(f"{where}.type", f"{kind!r} is not a namespace type (use "
                         f"{', '.join(NAMESPACES)})")
@@ -421,17 +451,71 @@ def _namespaces(spec: Spec, linux: dict) -> None:
     spec.uid_mappings = _mappings(linux, "uidMappings")
     spec.gid_mappings = _mappings(linux, "gidMappings")
     if spec.userns:
-        for key in ("uidMappings", "gidMappings"):
-            if not linux.get(key):
+        for key, maps in (("uidMappings", spec.uid_mappings),
+                          ("gidMappings", spec.gid_mappings)):
+            if not maps:
                 raise _fail(f"linux.{key}", "is missing: a new user namespace needs id "
                             "mappings")
+            if not any(c == 0 for c, _h, _n in maps):
+                raise _fail(f"linux.{key}", "does not map container id 0: the runtime sets "
+                            "the container up as its root (runc requires it too)")
     elif "user" not in spec.ns_paths:
         for key in ("uidMappings", "gidMappings"):
             if linux.get(key):
                 raise _fail(f"linux.{key}", "given but linux.namespaces has no user "
                             "namespace (add {\"type\": \"user\"})")
-    if linux.get("timeOffsets"):
-        raise _fail("linux.timeOffsets", "needs a time namespace, which is not supported")
+    spec.time_offsets = _time_offsets(linux, "time" in spec.namespaces,
+                                      "time" in spec.ns_paths)
+
+
+def _time_offsets(linux: dict, new: bool, joined: bool) -> dict[str, tuple[int, int]] | None:
+    """``linux.timeOffsets`` -> {clock: (secs, nanosecs)}: only for a new time namespace
+    (the offsets are written before its first process enters it)."""
+    offsets = _obj(linux.get("timeOffsets"), "linux.timeOffsets")
+    if not offsets:
+        return None
+    if not new:
+        raise _fail("linux.timeOffsets", "needs a new time namespace (add {\"type\": "
+                    "\"time\"} without a path to linux.namespaces)" if not joined else
+                    "cannot change the offsets of a time namespace joined by path")
+    out = {}
+    for clock, value in offsets.items():
+        where = f"linux.timeOffsets.{clock}"
+        if clock not in TIME_CLOCKS:
+            raise _fail(where, f"is not a clock of a time namespace (use {', '.join(TIME_CLOCKS)})")
+        value = _obj(value, where) or {}
+        secs = _int(value.get("secs"), f"{where}.secs", I64_MIN, I64_MAX) or 0
+        nanos = _int(value.get("nanosecs"), f"{where}.nanosecs", 0, 999999999) or 0
+        out[clock] = (secs, nanos)
+    return out
+
+
+def check_ns_paths(cfg: dict) -> None:
+    """Each ``linux.namespaces[].path`` of a (converted, so well-formed) config names an
+    existing namespace of the declared type: checked before anything starts (setns would
+    refuse a wrong type only once the start is under way). The launcher's setns names the
+    type again, so a path replaced in between cannot slip through either."""
+    import fcntl
+
+    linux = cfg.get("linux") or {}
+    for i, ns in enumerate(linux.get("namespaces") or ()):
+        path, kind = ns.get("path"), ns.get("type")
+        if not path:
+            continue
+        where = f"linux.namespaces[{i}].path"
+        try:  # (O_NONBLOCK: a FIFO there cannot hang us)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+        except OSError as e:
+            raise _fail(where, f"{path}: {e.strerror}") from None
+        try:
+            got = fcntl.ioctl(fd, NS_GET_NSTYPE)
+        except OSError:
+            raise _fail(where, f"{path} is not a namespace") from None
+        finally:
+            os.close(fd)
+        if got != NS_TYPES[kind]:
+            name = next((k for k, v in NS_TYPES.items() if v == got), "another")
+            raise _fail(where, f"{path} is a namespace of type {name}, not {kind}")
 
 
 def _mappings(linux: dict, key: str) -> list[tuple[int, int, int]]:
@@ -471,7 +555,8 @@ def _process(spec: Spec, cfg: dict, available: frozenset[str] | None,
     if None in spec.groups:
         raise _type_error(f"process.user.additionalGids[{spec.groups.index(None)}]",
                           "an integer", None)
-    spec.umask = _int(user.get("umask"), "process.user.umask", 0, 0o777)
+    umask = _int(user.get("umask"), "process.user.umask", 0, 0o777)
+    spec.umask = 0o022 if umask is None else umask  # runc's default, not the engine's umask
     spec.tty = bool(_bool(proc.get("terminal"), "process.terminal"))
     size = _obj(proc.get("consoleSize"), "process.consoleSize")
     if size is not None:
@@ -484,6 +569,46 @@ def _process(spec: Spec, cfg: dict, available: frozenset[str] | None,
     _str(proc.get("selinuxLabel"), "process.selinuxLabel")
     spec.rlimits = _rlimits(proc)
     _capabilities(spec, proc, available, warn)
+    spec.scheduler = _scheduler(_obj(proc.get("scheduler"), "process.scheduler"))
+    spec.io_priority = _io_priority(_obj(proc.get("ioPriority"), "process.ioPriority"))
+
+
+def _scheduler(sched: dict | None) -> tuple[int, ...] | None:
+    """``process.scheduler`` -> sched_setattr(2)'s (policy, flags, nice, priority, runtime,
+    deadline, period); the kernel judges the combination (as runc leaves it to)."""
+    if sched is None:
+        return None
+    f = "process.scheduler"
+    policy = _choice(sched, "policy", f, SCHED_POLICIES)
+    flags = 0
+    for i, name in enumerate(_strs(sched.get("flags"), f"{f}.flags") or ()):
+        if name not in SCHED_FLAGS:
+            raise _fail(f"{f}.flags[{i}]", f"{name!r} is not one of {', '.join(SCHED_FLAGS)}")
+        flags |= SCHED_FLAGS[name]
+    nice = _int(sched.get("nice"), f"{f}.nice", -20, 19) or 0
+    priority = _int(sched.get("priority"), f"{f}.priority", 0, 99) or 0
+    times = [_int(sched.get(k), f"{f}.{k}", 0, U64) or 0
+             for k in ("runtime", "deadline", "period")]
+    return (policy, flags, nice, priority, *times)
+
+
+def _io_priority(prio: dict | None) -> int | None:
+    """``process.ioPriority`` -> the ioprio_set(2) value (class << 13 | level)."""
+    if prio is None:
+        return None
+    kind = _choice(prio, "class", "process.ioPriority", IOPRIO_CLASSES)
+    level = _int(prio.get("priority"), "process.ioPriority.priority", 0, 7) or 0
+    return kind << 13 | level
+
+
+def _choice(obj: dict, key: str, where: str, table: dict[str, int]) -> int:
+    """The value ``table`` gives the required name at ``obj[key]`` (at ``where``)."""
+    name = _str(obj.get(key), f"{where}.{key}")
+    if not name:
+        raise _fail(f"{where}.{key}", "is missing")
+    if name not in table:
+        raise _fail(f"{where}.{key}", f"{name!r} is not one of {', '.join(table)}")
+    return table[name]
 
 
 def _rlimits(proc: dict) -> list[Rlimit]:

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <linux/capability.h>
@@ -195,4 +196,22 @@ int jl_setfsid(int uid, int gid) {
     setfsgid((gid_t)gid);
     setfsuid((uid_t)uid);
     return 0;
+}
+/* OCI linux.personality, process.ioPriority, process.scheduler: set in pid 1 before exec. */
+int jl_personality(unsigned long persona) {
+    return personality(persona) < 0 ? -1 : 0;
+}
+int jl_ioprio_set(int which, int who, int ioprio) {
+    return (int)syscall(SYS_ioprio_set, which, who, ioprio);
+}
+struct jl_sched_attr {  /* linux/sched/types.h, SCHED_ATTR_SIZE_VER0 */
+    uint32_t size, sched_policy; uint64_t sched_flags; int32_t sched_nice;
+    uint32_t sched_priority; uint64_t sched_runtime, sched_deadline, sched_period;
+};
+int jl_sched_setattr(unsigned int policy, unsigned long long flags, int nice,
+                     unsigned int priority, unsigned long long runtime,
+                     unsigned long long deadline, unsigned long long period) {
+    struct jl_sched_attr a = { sizeof a, policy, flags, nice, priority, runtime, deadline,
+                               period };
+    return (int)syscall(SYS_sched_setattr, 0, &a, 0);
 }

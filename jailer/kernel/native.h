@@ -23,6 +23,11 @@ int jl_loopback_up(void);
 int jl_setgroups0(void);
 int jl_setfsid(int uid, int gid);
 long long jl_fstype(int fd);
+int jl_personality(unsigned long persona);
+int jl_ioprio_set(int which, int who, int ioprio);
+int jl_sched_setattr(unsigned int policy, unsigned long long flags, int nice,
+                     unsigned int priority, unsigned long long runtime,
+                     unsigned long long deadline, unsigned long long period);
 
 /* The arguments of jl_final_exec. */
 struct jl_final {

@@ -17,6 +17,7 @@ CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
+CLONE_NEWTIME = 0x00000080
 
 # mount flags (linux/mount.h)
 MS_RDONLY = 0x1
@@ -179,6 +180,20 @@ class Syscalls:
         """Set the filesystem uid/gid: new files get these owners; capabilities stay."""
         self._lib.jl_setfsid(uid, gid)
 
+    def personality(self, persona: int) -> None:
+        self._check(self._lib.jl_personality(persona), "personality", persona)
+
+    def ioprio_set(self, ioprio: int) -> None:
+        """This process's I/O priority (IOPRIO_WHO_PROCESS, itself)."""
+        self._check(self._lib.jl_ioprio_set(1, 0, ioprio), "ioprio_set", 1, 0, ioprio)
+
+    def sched_setattr(self, policy: int, flags: int, nice: int, priority: int, runtime: int,
+                      deadline: int, period: int) -> None:
+        """This process's scheduling policy and its parameters (sched_setattr(2))."""
+        self._check(self._lib.jl_sched_setattr(policy, flags, nice, priority, runtime,
+                                               deadline, period),
+                    "sched_setattr", policy, flags, nice, priority, runtime, deadline, period)
+
     def final_exec(self, path: str | int, argv: list[str], envp: list[str], *,
                    cgroup_fds: list[int] = (), cgroupns: bool = False,
                    caps: int | None = None, inheritable: int = 0, ambient: int = 0,
@@ -289,6 +304,15 @@ class FakeSyscalls:
 
     def setfsid(self, uid, gid):
         self._rec("setfsid", uid, gid)
+
+    def personality(self, persona):
+        self._rec("personality", persona)
+
+    def ioprio_set(self, ioprio):
+        self._rec("ioprio_set", ioprio)
+
+    def sched_setattr(self, *args):
+        self._rec("sched_setattr", *args)
 
     def final_exec(self, path, argv, envp, **kw):
         self._rec("final_exec", path, argv, envp, kw)

@@ -56,25 +56,15 @@ def run_hooks(hooks: list, payload: bytes, phase: str, *, warn_only: bool = Fals
               nsenter: int = 0) -> None:
     """Run one phase's hooks in order, the state JSON on stdin; ``nsenter``: a pid whose
     mount namespace the hook runs in (createContainer)."""
-    import select
-    import signal
-
-    from jailer.engine.launcher import start_hook
+    from jailer.engine.launcher import start_hook, wait_hook
 
     for hook in hooks:
-        pid = start_hook(hook, payload, nsenter)
-        pidfd = os.pidfd_open(pid)
-        try:
-            done = select.select([pidfd], [], [], hook.timeout)[0] if hook.timeout else [1]
-            if not done:
-                proc.kill(pid, signal.SIGKILL)
-            _, status = os.waitpid(pid, 0)
-        finally:
-            os.close(pidfd)
-        if not done or status != 0:
-            why = "timed out" if not done else f"exited with {os.waitstatus_to_exitcode(status)}"
+        status = wait_hook(start_hook(hook, payload, nsenter), hook.timeout)
+        if status is None or status != 0:
+            why = ("timed out" if status is None
+                   else f"exited with {os.waitstatus_to_exitcode(status)}")
             msg = f"{phase} hook {hook.path} {why}"
-            if warn_only:
+            if warn_only:  # (to the engine's --log when it gave one, as runc)
                 warn(msg)
                 continue
             raise fail(f"error running {phase} hook: {msg}")
@@ -93,6 +83,7 @@ def create(cid: str, bundle: str, *, pid_file: str | None = None,
     bundle, spec, raw = _load_for_create(cid, bundle, console_socket, start_now)
     cdir = _claim_container_dir(cid)
     launch = None
+    st = {"pid": 0, "bundle": bundle, "annotations": spec.annotations}
     try:
         st = _record_creating(cid, cdir, bundle, spec, raw)
         launch = _new_launch(cid, cdir, spec, st)
@@ -103,6 +94,10 @@ def create(cid: str, bundle: str, *, pid_file: str | None = None,
             _write_pid_file(pid_file, pid)
     except BaseException:
         _undo_create(cdir, launch)
+        # runtime.md: a failed create (a create-time hook's failure too) goes on at the
+        # destroy step, and the poststop hooks follow it (as runc's destroy runs them)
+        run_hooks(spec.hooks.get("poststop", []), _hook_state(cid, st, "stopped"),
+                  "poststop", warn_only=True)
         raise
     return st
 
@@ -111,7 +106,7 @@ def _load_for_create(cid: str, bundle: str, console_socket: str | None,
                      start_now: bool) -> tuple[str, Spec, dict]:
     """Check the id and the bundle (runc's wording); (bundle's absolute path, its Spec with
     the default HOME, its raw config)."""
-    from jailer.frontends.ociconfig import load_bundle
+    from jailer.frontends.ociconfig import check_ns_paths, load_bundle
 
     _check_id(cid)
     bundle = os.path.abspath(bundle)
@@ -122,6 +117,7 @@ def _load_for_create(cid: str, bundle: str, console_socket: str | None,
     if os.path.exists(jaildef.definition_path(cid)) if jaildef.NAME_RE.match(cid) else False:
         raise fail("container with given ID already exists")
     spec, raw = load_bundle(bundle, cid, warn=warn)
+    check_ns_paths(raw)
     _default_home(spec)
     if spec.tty and not console_socket and not start_now:
         raise fail("cannot allocate tty if runc will detach without setting console socket")
@@ -151,35 +147,50 @@ def _record_creating(cid: str, cdir: str, bundle: str, spec: Spec, raw: dict) ->
           "created": _now_iso(), "owner": "", "monitor": process_owner(),
           "boot_id": proc.boot_id(), "ociVersion": raw.get("ociVersion", OCI_VERSION)}
     state.write(cdir, st)
-    os.mkfifo(os.path.join(cdir, "exec.fifo"), 0o622)
+    fifo = os.path.join(cdir, "exec.fifo")
+    os.mkfifo(fifo, 0o622)
+    os.chmod(fifo, 0o622)  # (not the umask's 0600: the container's root may be another uid)
+    if spec.userns:  # pid 1 opens it as the container's root: its owner (as runc)
+        os.chown(fifo, _host_id(spec.uid_mappings), _host_id(spec.gid_mappings))
     with open("/proc/self/cgroup") as src:
         with open(os.path.join(cdir, "cgroup.parent"), "w") as f:
             f.write(src.read())
     return st
 
 
+def _host_id(maps: list[tuple[int, int, int]]) -> int:
+    """The host id that container id 0 maps to (the config's mappings cover 0)."""
+    return next(host for ctr, host, _n in maps if ctr == 0)
+
+
 def _new_launch(cid: str, cdir: str, spec: Spec, st: dict) -> Launch:
-    """The Launch of pid 1, held at the exec fifo; when its pid is known, the prestart,
-    createRuntime and createContainer hooks run (the last in the container's mount ns), and
-    the state the startContainer hooks will read is made."""
+    """The Launch of pid 1, held at the exec fifo. Once pid 1 has made its mounts (before
+    pivot_root, as runc) the prestart, createRuntime and createContainer hooks run in the
+    listed order, the last in the container's mount namespace; each gets the state
+    ('created') on stdin, the state that startContainer hooks will read too."""
     from jailer.engine.launcher import Launch, LaunchOptions
 
     def on_pid(pid: int) -> bytes | None:
         st["pid"] = pid
+        return _hook_state(cid, st, "created") if spec.hooks.get("startContainer") else None
+
+    def on_mounted(pid: int) -> bytes | None:
         payload = _hook_state(cid, st, "created")
-        running = _hook_state(cid, st, "running") if spec.hooks.get("startContainer") \
-            else None
         run_hooks(spec.hooks.get("prestart", []), payload, "prestart")
         run_hooks(spec.hooks.get("createRuntime", []), payload, "createRuntime")
         run_hooks(spec.hooks.get("createContainer", []), payload, "createContainer",
                   nsenter=pid)
-        return running
+        return payload if spec.hooks.get("startContainer") else None
+
+    create_hooks = any(spec.hooks.get(k) for k in ("prestart", "createRuntime",
+                                                   "createContainer"))
 
     cgroup_name, cgroup_root = (_cgroup_place(spec.cgroups_path) if spec.cgroups_path
                                 else (None, False))
     return Launch(spec, LaunchOptions(
         exec_fifo=os.path.join(cdir, "exec.fifo"),
         cgroup_parent=os.path.join(cdir, "cgroup.parent"), on_pid=on_pid,
+        on_mounted=on_mounted if create_hooks else None,
         record_owner=f"container:{cdir}", cgroup_name=cgroup_name, cgroup_root=cgroup_root))
 
 
@@ -331,10 +342,10 @@ def start(cid: str) -> None:
     try:
         _let_go(fd, st)
         os.unlink(fifo)
-        st = state.update(cdir, status="running")
         _wait_for_exec(fd)
     finally:
         os.close(fd)
+    st = state.update(cdir, status="running")
     from jailer.core.spec import Hook
 
     hooks = [Hook(**h) for h in st.get("hooks", {}).get("poststart", [])]
@@ -411,9 +422,10 @@ def delete(cid: str, force: bool = False) -> None:
         # from the root (runc's place): only the leaf, the parents are the engine's;
         # nested below our own cgroup: the levels we made too, once empty
         cg.delete(parents=not st.get("cgroup_root"))
+    remove_tree(cdir)
+    # runtime.md: after the container is deleted, before delete returns
     hooks = [Hook(**h) for h in st.get("hooks", {}).get("poststop", [])]
     run_hooks(hooks, _hook_state(cid, st, "stopped"), "poststop", warn_only=True)
-    remove_tree(cdir)
 
 
 # ── exec ──────────────────────────────────────────────────────────────────────────────────
@@ -439,7 +451,7 @@ def _apply_process(spec, obj: dict) -> None:
     user = obj.get("user") or {}
     spec.uid, spec.gid = int(user.get("uid", 0)), int(user.get("gid", 0))
     spec.groups = [int(g) for g in user.get("additionalGids") or []]
-    spec.umask = user.get("umask")
+    spec.umask = user.get("umask", 0o022)  # (runc's default, as at create)
     spec.tty = bool(obj.get("terminal"))
     spec.no_new_privs = bool(obj.get("noNewPrivileges"))
     if "capabilities" in obj:

@@ -37,7 +37,7 @@ def test_runc_spec_output_converts(tmp_path):
     assert spec.args == ["sh"] and spec.cwd == "/" and spec.tty is True
     assert spec.env == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                         "TERM=xterm"]  # as given: no defaults added
-    assert (spec.uid, spec.gid, spec.groups, spec.umask) == (0, 0, [], None)
+    assert (spec.uid, spec.gid, spec.groups, spec.umask) == (0, 0, [], 0o022)  # runc default
     assert spec.no_new_privs is True and spec.oom_score_adj is None
     assert spec.rlimits == [Rlimit(name="nofile", soft=1024, hard=1024)]
     three = frozenset({"AUDIT_WRITE", "KILL", "NET_BIND_SERVICE"})

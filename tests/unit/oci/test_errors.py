@@ -39,6 +39,13 @@ def _set(path: str, value):
     return apply
 
 
+def _both(*changes):
+    def apply(cfg: dict) -> None:
+        for change in changes:
+            change(cfg)
+    return apply
+
+
 def _add(path: str, item):
     def apply(cfg: dict) -> None:
         node = cfg
@@ -143,8 +150,8 @@ CASES = [
      ["linux.namespaces[5].type", "'pid' is listed twice"]),
     ("ns duplicated by path", _add("linux.namespaces", {"type": "uts", "path": "/p"}),
      ["linux.namespaces[5].type", "listed twice"]),
-    ("ns time", _add("linux.namespaces", {"type": "time"}),
-     ["linux.namespaces[5].type", "time namespace not supported"]),
+    ("ns bad type", _add("linux.namespaces", {"type": "clock"}),
+     ["linux.namespaces[5].type", "'clock' is not a namespace type"]),
     ("ns relative path", _set("linux.namespaces.0", {"type": "pid", "path": "proc/1/ns"}),
      ["linux.namespaces[0].path must be an absolute path"]),
     ("no mount ns", _set("linux.namespaces", [{"type": "pid"}, {"type": "uts"}]),
@@ -213,8 +220,26 @@ CASES = [
      ["config.json: linux.seccomp.syscalls[0].action: missing"]),
     ("seccomp type", _set("linux.seccomp", []), ["linux.seccomp must be an object"]),
     ("intelRdt", _set("linux.intelRdt", {"closID": "x"}), ["linux.intelRdt", "not supported"]),
-    ("personality", _set("linux.personality", {"domain": "LINUX32"}),
-     ["linux.personality.domain", "'LINUX32' is not supported"]),
+    ("personality", _set("linux.personality", {"domain": "LINUX64"}),
+     ["linux.personality.domain", "'LINUX64' is not one of LINUX, LINUX32"]),
+    ("personality flags", _set("linux.personality", {"domain": "LINUX", "flags": ["x"]}),
+     ["linux.personality.flags are not supported"]),
+    ("time offsets joined", _both(_add("linux.namespaces", {"type": "time", "path": "/t"}),
+                                  _set("linux.timeOffsets", {"boottime": {"secs": 1}})),
+     ["linux.timeOffsets cannot change the offsets of a time namespace joined by path"]),
+    ("time offsets clock", _both(_add("linux.namespaces", {"type": "time"}),
+                                 _set("linux.timeOffsets", {"realtime": {"secs": 1}})),
+     ["linux.timeOffsets.realtime is not a clock of a time namespace"]),
+    ("scheduler policy", _set("process.scheduler", {"policy": "SCHED_FAST"}),
+     ["process.scheduler.policy", "'SCHED_FAST' is not one of SCHED_OTHER"]),
+    ("scheduler nice", _set("process.scheduler", {"policy": "SCHED_OTHER", "nice": 20}),
+     ["process.scheduler.nice must be an integer from -20 to 19, got 20"]),
+    ("scheduler flag", _set("process.scheduler", {"policy": "SCHED_RR", "flags": ["X"]}),
+     ["process.scheduler.flags[0]", "'X' is not one of"]),
+    ("ioprio class", _set("process.ioPriority", {"class": "IOPRIO_CLASS_NONE"}),
+     ["process.ioPriority.class", "'IOPRIO_CLASS_NONE' is not one of"]),
+    ("ioprio level", _set("process.ioPriority", {"class": "IOPRIO_CLASS_BE", "priority": 8}),
+     ["process.ioPriority.priority must be an integer from 0 to 7, got 8"]),
     ("hooks type", _set("hooks", []), ["hooks must be an object, got an array"]),
     ("hook relative", _set("hooks", {"prestart": [{"path": "bin/x"}]}),
      ["hooks.prestart[0].path must be an absolute path"]),
