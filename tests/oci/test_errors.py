@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import JAILER
 from tests.integration.jails.conftest import wait_for
-from tests.oci.conftest import set_config
+from tests.oci.conftest import run_jailer, set_config
 
 pytestmark = pytest.mark.root
 
@@ -180,3 +180,48 @@ def test_each_failure_before_create_returns_is_in_the_log_and_its_status(
     assert len(errors) == 1 and words in errors[0], (errors, r.stderr)
     assert r.stderr == f"jailer: {errors[0]}\n"  # the same one line on stderr
     assert os.listdir(oci_root) == []  # and nothing left (the leak check sees the rest)
+
+
+def _open_as_nobody(path: str) -> int:
+    """errno of opening ``path`` for writing (O_NONBLOCK) as uid/gid 65534; 0 if it opened."""
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.setgroups([])
+            os.setresgid(65534, 65534, 65534)
+            os.setresuid(65534, 65534, 65534)
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError as e:
+            code = e.errno
+        os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def test_no_other_user_can_forge_the_answer_of_start(bundle):
+    # the exec fifo is writable by all (pid 1 opens it as the container's root): what is
+    # written there is `start`'s verdict, so only root may reach it
+    import errno
+    import shutil
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="jailer-fifo-")
+    os.chmod(root, 0o711)
+    try:
+        def oci(*args: str, check: bool = False) -> subprocess.CompletedProcess:
+            return run_jailer(["--root", root, *args], check=check)
+
+        oci("create", "--bundle", str(bundle), "c9", check=True)
+        cdir = os.path.join(root, "c9")
+        fifo = os.path.join(cdir, "exec.fifo")
+        assert os.stat(fifo).st_mode & 0o777 == 0o622
+        assert _open_as_nobody(fifo) == errno.EACCES
+        os.chmod(cdir, 0o711)  # control: with the directory open, the fifo is reachable
+        assert _open_as_nobody(fifo) == errno.ENXIO  # (opens once `start` reads)
+        os.chmod(cdir, 0o700)
+        oci("start", "c9", check=True)
+        assert json.loads(oci("state", "c9", check=True).stdout)["status"] == "running"
+        oci("delete", "--force", "c9", check=True)
+    finally:
+        run_jailer(["--root", root, "delete", "--force", "c9"])
+        shutil.rmtree(root)
