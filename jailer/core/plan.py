@@ -123,10 +123,12 @@ class FsMount(Record):
 class Bind(Record):
     """Bind host path ``src`` on ``dst``. ``create``: "dir" or "file" to make if missing,
     "existing" if it must exist, None for what ``src`` is. ``attrs``: MOUNT_ATTR_* to set;
-    None for nosuid and nodev."""
+    None for nosuid and nodev; ``clear``: MOUNT_ATTR_* to clear (MOUNT_ATTR__ATIME when
+    ``attrs`` names an atime mode, as mount_setattr(2) wants). Both reach the whole tree."""
 
-    __slots__ = ("src", "dst", "readonly", "create", "recursive", "attrs")
-    _defaults = {"readonly": False, "create": None, "recursive": True, "attrs": None}
+    __slots__ = ("src", "dst", "readonly", "create", "recursive", "attrs", "clear")
+    _defaults = {"readonly": False, "create": None, "recursive": True, "attrs": None,
+                 "clear": 0}
 
 
 class DeviceNode(Record):
@@ -146,6 +148,15 @@ class Symlink(Record):
 
 class MakeDir(Record):
     """A directory (and any missing parent), owned by the container's root."""
+
+    __slots__ = ("path",)
+
+
+class MountPoint(Record):
+    """The real directory ``path`` for a mount made later (inside the container's
+    namespaces), made now while the root may still be written: created if missing (with its
+    parents, owned by the container's root), refused if a symlink or a non-directory is on
+    the way."""
 
     __slots__ = ("path",)
 

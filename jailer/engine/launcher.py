@@ -496,11 +496,13 @@ class Launch:
         return userns_fd
 
     def _host_mounts(self, userns_fd: int) -> None:
-        """A private mount namespace with the host plan done in it; the root becomes the
-        working directory."""
+        """A mount namespace of our own with the host plan done in it; the root becomes the
+        working directory. Its mounts are slaves (as runc's, bubblewrap's): nothing done here
+        reaches the host, while a mount made on the host later under a bind's source still
+        reaches the container (a bind with "rslave" or "rshared" asks for that)."""
         self._stage = "mount namespace"
         self.sys.unshare(S.CLONE_NEWNS)
-        self.sys.mount(None, "/", None, S.MS_REC | S.MS_PRIVATE)
+        self.sys.mount(None, "/", None, S.MS_REC | S.MS_SLAVE)
         self._stage = "mounts"
         if self.rootless:
             self._rootless_root()
@@ -716,6 +718,9 @@ class Launch:
                 self.sys.pivot_root(".", ".")
                 self.sys.umount2(".", S.MNT_DETACH)
                 os.chdir("/")
+                if spec.rootfs_propagation:  # pivot_root refuses a shared root: set it now
+                    stage = "rootfs propagation"
+                    self.sys.mount(None, "/", None, spec.rootfs_propagation)
             stage = "workdir"
             _enter_session(spec, slave)
             if self._fifo_fd >= 0:

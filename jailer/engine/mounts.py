@@ -293,7 +293,7 @@ class Mounter:
             if attrs is None:
                 attrs = S.MOUNT_ATTR_NOSUID | S.MOUNT_ATTR_NODEV
             self._attach(op.src, to_fd=fd, readonly=op.readonly, recursive=op.recursive,
-                         attrs=attrs)
+                         attrs=attrs, clear=op.clear)
         finally:
             os.close(fd)
 
@@ -338,6 +338,9 @@ class Mounter:
 
     def make_dir(self, op: P.MakeDir) -> None:
         os.close(self.resolve(op.path, "dir"))
+
+    def mount_point(self, op: P.MountPoint) -> None:
+        os.close(self._ordinary_dir(op.path)[0])
 
     def propagation(self, op: P.Propagation) -> None:
         fd, target = self.target(op.dst)
@@ -437,7 +440,8 @@ OPERATIONS = {
     P.BindRoot: Mounter.bind_root, P.PackedImage: Mounter.packed_image,
     P.Overlay: Mounter.overlay, P.FsMount: Mounter.fs_mount, P.Bind: Mounter.bind,
     P.DeviceNode: Mounter.device_node, P.Symlink: Mounter.symlink,
-    P.MakeDir: Mounter.make_dir, P.Propagation: Mounter.propagation,
+    P.MakeDir: Mounter.make_dir, P.MountPoint: Mounter.mount_point,
+    P.Propagation: Mounter.propagation,
     P.ReadOnly: Mounter.read_only, P.ReadOnlyMount: Mounter.read_only_mount,
     P.Mask: Mounter.mask, P.Sysctl: Mounter.sysctl,
 }

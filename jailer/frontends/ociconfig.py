@@ -26,10 +26,14 @@ Accepted and deliberately not acted on:
   throttles the workload at that size; cgroups.Limits has no memory.low, so it is ignored
   with a warning. So are swappiness, kernel, kernelTCP, disableOOMKiller, cpu realtime*/idle,
   blockIO leafWeight/weightDevice and network (classID/priorities).
+* Recursive mount attributes (rro, rnosuid, rnoatime, ...) count as their plain word (a
+  bind's attributes reach its whole tree anyway; a new filesystem has no submounts); the
+  negative ones (rrw, rsuid, ratime, ...) also clear the attribute on every submount a bind
+  brings. Atime words give a bind one atime mode (strictatime over noatime over relatime).
 * ``linux.resources`` hugepageLimits, rdma and unified, ``linux.intelRdt``,
   ``linux.netDevices``, idmapped mounts (a mount's uidMappings/gidMappings, the idmap
-  option), recursive mount attributes (rro, rnosuid, ...) and a time namespace are refused:
-  they ask for something jailer cannot do, and features() does not claim them.
+  option), ``remount`` and a time namespace are refused: they ask for something jailer
+  cannot do, and features() does not claim them.
 * Other runtime-spec fields jailer does not act on are ignored like unknown keys:
   process.scheduler, ioPriority, execCPUAffinity, linux.memoryPolicy, personality LINUX.
 """
@@ -89,13 +93,15 @@ PROPAGATION_WORDS = {
     "unbindable": MS_UNBINDABLE, "runbindable": MS_UNBINDABLE | MS_REC,
 }
 OTHER_WORDS = ("ro", "rw", "bind", "rbind", "defaults")
+# recursive mount attributes (mount_setattr with AT_RECURSIVE): "r" + a flag word or ro/rw.
+# A bind's attributes always reach its whole tree, so "rro" is "ro" there; the negative
+# ones ("rrw", "rsuid", ...) also clear the attribute on every submount the bind brings.
+RECURSIVE_WORDS = tuple("r" + w for w in (*FLAG_WORDS, "ro", "rw") if w not in (
+    "sync", "async", "dirsync", "mand", "nomand", "lazytime", "nolazytime", "iversion",
+    "noiversion", "silent", "loud"))
 # words runc knows that need something jailer does not do: refused, so that a caller reading
-# features() (docker asks before using "rro") never gets a weaker mount than it asked for
+# features() never gets a weaker mount than it asked for
 REFUSED_WORDS = {
-    **{w: "recursive mount attributes (mount_setattr) are not supported" for w in (
-        "rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec", "rnoatime",
-        "ratime", "rnodiratime", "rdiratime", "rrelatime", "rnorelatime", "rstrictatime",
-        "rnostrictatime", "rnosymfollow", "rsymfollow")},
     "idmap": "idmapped mounts are not supported", "ridmap": "idmapped mounts are not supported",
     "remount": "remount is not supported in a mount list",
 }
@@ -556,22 +562,29 @@ def _capabilities(spec: Spec, proc: dict, available: frozenset[str] | None,
 
 # ── mounts and devices ───────────────────────────────────────────────────────────────────────
 def parse_mount_options(words: list[str], field: str = "options"
-                        ) -> tuple[bool, int, int, str | None, str, list[str]]:
-    """Mount option words -> (readonly, flags, propagation, bind, data, dropped).
+                        ) -> tuple[bool, int, int, str | None, str, list[str], int]:
+    """Mount option words -> (readonly, flags, propagation, bind, data, dropped, clear).
 
     ``bind`` is None, "bind" or "rbind"; ``data`` is the filesystem's data string (the words
-    that are not flags, joined with ","); ``dropped`` the words ignored with a warning."""
-    readonly, flags, propagation, bind = False, 0, 0, None
+    that are not flags, joined with ","); ``dropped`` the words ignored with a warning;
+    ``clear`` the MS_* flags a negative recursive word ("rrw", "rsuid", ...) clears on a
+    bind's whole tree. A recursive word also counts as its plain word."""
+    readonly, flags, propagation, bind, clear = False, 0, 0, None, 0
     data: list[str] = []
     dropped: list[str] = []
     for i, word in enumerate(words):
-        if word in FLAG_WORDS:
-            sets, flag = FLAG_WORDS[word]
+        plain = word[1:] if word in RECURSIVE_WORDS else word
+        if plain in FLAG_WORDS:
+            sets, flag = FLAG_WORDS[plain]
             flags = flags | flag if sets else flags & ~flag
+            if plain != word:
+                clear = clear & ~flag if sets else clear | flag
         elif word in PROPAGATION_WORDS:
             propagation = PROPAGATION_WORDS[word]
-        elif word in ("ro", "rw"):
-            readonly = word == "ro"
+        elif plain in ("ro", "rw"):
+            readonly = plain == "ro"
+            if plain != word:
+                clear = clear | MS_RDONLY if plain == "rw" else clear & ~MS_RDONLY
         elif word in ("bind", "rbind"):
             bind = word
         elif word == "defaults":
@@ -582,7 +595,7 @@ def parse_mount_options(words: list[str], field: str = "options"
             dropped.append(word)
         elif word:
             data.append(word)
-    return readonly, flags, propagation, bind, ",".join(data), dropped
+    return readonly, flags, propagation, bind, ",".join(data), dropped, clear
 
 
 def _mounts(spec: Spec, cfg: dict, bundle: str, warn: Callable[[str], None]) -> None:
@@ -604,7 +617,7 @@ def _mounts(spec: Spec, cfg: dict, bundle: str, warn: Callable[[str], None]) -> 
                 raise _fail(f"{where}.{key}", "asks for an idmapped mount, which is not "
                             "supported (features: mountExtensions.idmap disabled)")
         words = _strs(m.get("options"), f"{where}.options") or []
-        readonly, flags, prop, bind, data, dropped = parse_mount_options(
+        readonly, flags, prop, bind, data, dropped, clear = parse_mount_options(
             words, f"{where}.options")
         if dropped:
             warn(f"{CONFIG}: {where} ({dst}): option(s) {', '.join(dropped)} not supported, "
@@ -617,7 +630,7 @@ def _mounts(spec: Spec, cfg: dict, bundle: str, warn: Callable[[str], None]) -> 
                 flags |= MS_NODEV
             spec.mounts.append(Mount(kind="bind", src=src, dst=dst, readonly=readonly,
                                      options=data, flags=flags, propagation=prop,
-                                     recursive=bind == "rbind"))
+                                     recursive=bind == "rbind", clear=clear))
             continue
         if not kind:
             raise _fail(f"{where}.type", "is missing (and the options say no bind)")
@@ -632,7 +645,7 @@ def _bind_nodev(words: list[str], src: str) -> bool:
     not give the container that device (the device cgroup stands behind this too)."""
     from jailer.kernel.fsutil import is_device
 
-    said = [w for w in words if w in ("dev", "nodev")]
+    said = [w.removeprefix("r") for w in words if w in ("dev", "nodev", "rdev", "rnodev")]
     return not (said and said[-1] == "dev") and not is_device(src)
 
 
@@ -960,7 +973,7 @@ def features() -> dict:
     """What ``jailer features`` prints (runtime-spec features.md); only what to_spec maps."""
     from jailer.policy import caps, seccomp
 
-    words = sorted({*FLAG_WORDS, *PROPAGATION_WORDS, *OTHER_WORDS})
+    words = sorted({*FLAG_WORDS, *PROPAGATION_WORDS, *OTHER_WORDS, *RECURSIVE_WORDS})
     libseccomp = ""
     try:
         libseccomp = seccomp.libseccomp_id().split()[0]
