@@ -124,11 +124,13 @@ class Bind(Record):
     """Bind host path ``src`` on ``dst``. ``create``: "dir" or "file" to make if missing,
     "existing" if it must exist, None for what ``src`` is. ``attrs``: MOUNT_ATTR_* to set;
     None for nosuid and nodev; ``clear``: MOUNT_ATTR_* to clear (MOUNT_ATTR__ATIME when
-    ``attrs`` names an atime mode, as mount_setattr(2) wants). Both reach the whole tree."""
+    ``attrs`` names an atime mode, as mount_setattr(2) wants). Both reach the whole tree.
+    ``idmap``: (uid mappings, gid mappings, recursive) of an idmapped bind (no mappings: the
+    container's user namespace), or None."""
 
-    __slots__ = ("src", "dst", "readonly", "create", "recursive", "attrs", "clear")
+    __slots__ = ("src", "dst", "readonly", "create", "recursive", "attrs", "clear", "idmap")
     _defaults = {"readonly": False, "create": None, "recursive": True, "attrs": None,
-                 "clear": 0}
+                 "clear": 0, "idmap": None}
 
 
 class DeviceNode(Record):

@@ -640,14 +640,11 @@ class Launch:
                 from jailer.engine.subids import newidmap
 
                 newidmap(helper, self.base, self.subgid, RANGE)
-            else:
-                maps = {"uid": self.spec.uid_mappings or [(0, self.base, RANGE)],
-                        "gid": self.spec.gid_mappings or self.spec.uid_mappings
-                        or [(0, self.base, RANGE)]}
-                for kind in ("uid", "gid"):
-                    with open(f"/proc/{helper}/{kind}_map", "w") as f:
-                        f.write("".join(f"{c} {h} {n}\n" for c, h, n in maps[kind]))
-            return os.open(f"/proc/{helper}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+                return os.open(f"/proc/{helper}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+            from jailer.engine.mounts import write_id_maps  # loaded by prepare()
+
+            uids = self.spec.uid_mappings or [(0, self.base, RANGE)]
+            return write_id_maps(helper, uids, self.spec.gid_mappings or uids)
         finally:
             os.close(ready_r)
             os.close(hold_w)

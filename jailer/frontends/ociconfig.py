@@ -30,9 +30,11 @@ Accepted and deliberately not acted on:
   bind's attributes reach its whole tree anyway; a new filesystem has no submounts); the
   negative ones (rrw, rsuid, ratime, ...) also clear the attribute on every submount a bind
   brings. Atime words give a bind one atime mode (strictatime over noatime over relatime).
+* Idmapped binds: a mount's uidMappings/gidMappings (both, as runc), or the options
+  "idmap" (the top mount) / "ridmap" (every mount of the bind's tree), which without
+  mappings take the container's user namespace's.
 * ``linux.resources`` hugepageLimits, rdma and unified, ``linux.intelRdt``,
-  ``linux.netDevices``, idmapped mounts (a mount's uidMappings/gidMappings, the idmap
-  option), ``remount`` and a time namespace are refused: they ask for something jailer
+  ``linux.netDevices``, ``remount`` and a time namespace are refused: they ask for something jailer
   cannot do, and features() does not claim them.
 * Other runtime-spec fields jailer does not act on are ignored like unknown keys:
   process.scheduler, ioPriority, execCPUAffinity, linux.memoryPolicy, personality LINUX.
@@ -101,10 +103,9 @@ RECURSIVE_WORDS = tuple("r" + w for w in (*FLAG_WORDS, "ro", "rw") if w not in (
     "noiversion", "silent", "loud"))
 # words runc knows that need something jailer does not do: refused, so that a caller reading
 # features() never gets a weaker mount than it asked for
-REFUSED_WORDS = {
-    "idmap": "idmapped mounts are not supported", "ridmap": "idmapped mounts are not supported",
-    "remount": "remount is not supported in a mount list",
-}
+REFUSED_WORDS = {"remount": "remount is not supported in a mount list"}
+# an idmapped bind: "idmap" maps the bind's top mount, "ridmap" every mount of its tree
+IDMAP_WORDS = ("idmap", "ridmap")
 # runtime extensions (runc/crun) that only copy content: dropped with a warning
 DROPPED_WORDS = ("tmpcopyup", "copy-symlink")
 NS_MOUNT_KINDS = ("proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2")
@@ -445,9 +446,9 @@ def _namespaces(spec: Spec, linux: dict) -> None:
         raise _fail("linux.timeOffsets", "needs a time namespace, which is not supported")
 
 
-def _mappings(linux: dict, key: str) -> list[tuple[int, int, int]]:
+def _mappings(obj: dict, key: str, base: str = "linux") -> list[tuple[int, int, int]]:
     out = []
-    for where, m in _objs(linux.get(key), f"linux.{key}"):
+    for where, m in _objs(obj.get(key), f"{base}.{key}"):
         ctr, host, size = _required_ints(m, where, {"containerID": (0, U32),
                                                     "hostID": (0, U32), "size": (1, U32)})
         out.append((ctr, host, size))
@@ -589,6 +590,8 @@ def parse_mount_options(words: list[str], field: str = "options"
             bind = word
         elif word == "defaults":
             pass
+        elif word in IDMAP_WORDS:
+            pass  # (read by _mount_idmap)
         elif word in REFUSED_WORDS:
             raise _fail(f"{field}[{i}]", f"{word!r}: {REFUSED_WORDS[word]}")
         elif word in DROPPED_WORDS:
@@ -612,16 +615,13 @@ def _mounts(spec: Spec, cfg: dict, bundle: str, warn: Callable[[str], None]) -> 
             dst = dst[1:]
         kind = _str(m.get("type"), f"{where}.type") or ""
         src = _str(m.get("source"), f"{where}.source") or ""
-        for key in ("uidMappings", "gidMappings"):
-            if _arr(m.get(key), f"{where}.{key}", " of objects"):
-                raise _fail(f"{where}.{key}", "asks for an idmapped mount, which is not "
-                            "supported (features: mountExtensions.idmap disabled)")
         words = _strs(m.get("options"), f"{where}.options") or []
         readonly, flags, prop, bind, data, dropped, clear = parse_mount_options(
             words, f"{where}.options")
         if dropped:
             warn(f"{CONFIG}: {where} ({dst}): option(s) {', '.join(dropped)} not supported, "
                  "ignored")
+        idmap = _mount_idmap(spec, m, where, words, bool(bind) or kind == "bind")
         if bind or kind == "bind":
             if not src:
                 raise _fail(f"{where}.source", "is missing (a bind mount needs one)")
@@ -630,13 +630,34 @@ def _mounts(spec: Spec, cfg: dict, bundle: str, warn: Callable[[str], None]) -> 
                 flags |= MS_NODEV
             spec.mounts.append(Mount(kind="bind", src=src, dst=dst, readonly=readonly,
                                      options=data, flags=flags, propagation=prop,
-                                     recursive=bind == "rbind", clear=clear))
+                                     recursive=bind == "rbind", clear=clear, idmap=idmap))
             continue
         if not kind:
             raise _fail(f"{where}.type", "is missing (and the options say no bind)")
         mount = Mount(kind=kind, src=src or kind, dst=dst, readonly=readonly, options=data,
                       flags=flags, propagation=prop, recursive=False)
         (spec.ns_mounts if kind in NS_MOUNT_KINDS else spec.mounts).append(mount)
+
+
+def _mount_idmap(spec: Spec, m: dict, where: str, words: list[str],
+                 is_bind: bool) -> tuple | None:
+    """A mount's idmapping: (uid mappings, gid mappings, recursive), mappings empty for the
+    container's own user namespace; None for none. Only a bind takes one; uidMappings and
+    gidMappings go together (as runc); "idmap" without them needs the container's user
+    namespace."""
+    uids, gids = (_mappings(m, key, where) for key in ("uidMappings", "gidMappings"))
+    said = [w for w in words if w in IDMAP_WORDS]
+    if not (uids or gids or said):
+        return None
+    if not is_bind:
+        raise _fail(where, "asks for an idmapped mount, which only a bind mount can be")
+    if bool(uids) != bool(gids):
+        raise _fail(f"{where}.{'gidMappings' if uids else 'uidMappings'}",
+                    "is missing (an idmapped mount needs both uidMappings and gidMappings)")
+    if not uids and not (spec.userns or "user" in spec.ns_paths):
+        raise _fail(f"{where}.options", f"{said[-1]!r} without uidMappings/gidMappings "
+                    "needs a user namespace (its mappings are the mount's)")
+    return tuple(uids), tuple(gids), bool(said) and said[-1] == "ridmap"
 
 
 def _bind_nodev(words: list[str], src: str) -> bool:
@@ -973,7 +994,8 @@ def features() -> dict:
     """What ``jailer features`` prints (runtime-spec features.md); only what to_spec maps."""
     from jailer.policy import caps, seccomp
 
-    words = sorted({*FLAG_WORDS, *PROPAGATION_WORDS, *OTHER_WORDS, *RECURSIVE_WORDS})
+    words = sorted({*FLAG_WORDS, *PROPAGATION_WORDS, *OTHER_WORDS, *RECURSIVE_WORDS,
+                    *IDMAP_WORDS})
     libseccomp = ""
     try:
         libseccomp = seccomp.libseccomp_id().split()[0]
@@ -1003,7 +1025,7 @@ def features() -> dict:
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": True}},
         },
         "annotations": annotations,
     }

@@ -152,7 +152,8 @@ def oci_plans(spec: Spec) -> tuple[list, list]:
     for m in spec.mounts:
         if m.kind == "bind":
             attrs, clear = bind_attrs(m.flags, m.clear)
-            host.append(Bind(m.src, m.dst, m.readonly, None, m.recursive, attrs, clear))
+            host.append(Bind(m.src, m.dst, m.readonly, None, m.recursive, attrs, clear,
+                             m.idmap))
         else:
             host.append(FsMount(m.src or m.kind, m.dst, m.kind,
                                 m.flags | (S.MS_RDONLY if m.readonly else 0), m.options or None,

@@ -222,9 +222,46 @@ def test_recursive_attributes_reach_submounts(oci, bundle, tmp_path, host_mounts
     assert "ro" not in mounts["/plain/sub"]["options"]
 
 
-def test_features_list_the_recursive_attributes(oci):
-    words = set(json.loads(oci("features", check=True).stdout)["mountOptions"])
+def test_features_list_the_recursive_attributes_and_idmap(oci):
+    feats = json.loads(oci("features", check=True).stdout)
+    assert feats["linux"]["mountExtensions"] == {"idmap": {"enabled": True}}
+    words = set(feats["mountOptions"])
     assert {"rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec",
             "rnoatime", "ratime", "rrelatime", "rstrictatime", "rnodiratime",
             "rnosymfollow"} <= words
-    assert not {"idmap", "ridmap"} & words
+    assert {"idmap", "ridmap"} <= words
+
+
+# ── idmapped mounts ───────────────────────────────────────────────────────────────────────
+def test_idmapped_binds(oci, bundle, tmp_path, host_mounts):
+    """A bind's uidMappings/gidMappings map its files' owners (Kubernetes' hostUsers: false
+    needs this): "idmap" (the default) maps the top mount, "ridmap" every mount of the tree."""
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "f").write_text("x")
+    host_mounts("-t", "tmpfs", "tmpfs", str(tree / "sub"))
+    (tree / "sub" / "g").write_text("y")
+    maps = [{"containerID": 0, "hostID": 1234, "size": 1}]
+    cfg = json.loads((bundle / "config.json").read_text())
+    for dst, opts in (("/top", ["rbind"]), ("/tree", ["rbind", "ridmap"])):
+        cfg["mounts"].append({"destination": dst, "type": "bind", "source": str(tree),
+                              "options": opts, "uidMappings": maps, "gidMappings": maps})
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    out = run_in(oci, bundle, "stat -c '%n %u %g' /top/f /top/sub/g /tree/f /tree/sub/g")
+    assert out.split("\n")[:4] == ["/top/f 1234 1234", "/top/sub/g 0 0",
+                                   "/tree/f 1234 1234", "/tree/sub/g 1234 1234"]
+
+
+def test_idmapped_bind_the_filesystem_refuses(oci, bundle):
+    """A filesystem without idmapped mounts (procfs): one clear line, nothing left."""
+    maps = [{"containerID": 0, "hostID": 1234, "size": 1}]
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["mounts"].append({"destination": "/hostproc", "type": "bind", "source": "/proc",
+                          "options": ["rbind"], "uidMappings": maps, "gidMappings": maps})
+    cfg["process"]["args"] = ["true"]
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    r = oci("run", "--bundle", str(bundle), "i2")
+    assert r.returncode != 0
+    assert "idmapped bind of /proc on /hostproc" in r.stderr and "takes no idmapping" \
+        in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

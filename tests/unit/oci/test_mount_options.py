@@ -102,7 +102,7 @@ def test_dropped_words(word):
     assert (data, dropped) == ("mode=755", [word])
 
 
-@pytest.mark.parametrize("word", ["idmap", "ridmap", "remount"])
+@pytest.mark.parametrize("word", ["remount"])
 def test_refused_words(word):
     with pytest.raises(oc.ConfigError, match=rf"^config.json: mounts\[2\].options\[1\] "
                                              rf"'{word}': .* not supported"):
@@ -112,7 +112,7 @@ def test_refused_words(word):
 def test_every_supported_word_is_in_features():
     words = set(oc.features()["mountOptions"])
     assert words == {*oc.FLAG_WORDS, *oc.PROPAGATION_WORDS, *oc.OTHER_WORDS,
-                     *oc.RECURSIVE_WORDS}
+                     *oc.RECURSIVE_WORDS, *oc.IDMAP_WORDS}
     assert not words & set(oc.REFUSED_WORDS) and not words & set(oc.DROPPED_WORDS)
 
 
@@ -178,6 +178,25 @@ def test_mount_kind_and_side(tmp_path, mount, kind, recursive, side):
     got = getattr(spec, side)
     assert len(got) == 1 and len(spec.mounts) + len(spec.ns_mounts) == 1
     assert (got[0].kind, got[0].recursive, got[0].dst) == (kind, recursive, "/m")
+
+
+@pytest.mark.parametrize("extra,want", [
+    ({"options": ["rbind", "ridmap"]}, ((), (), True)),
+    ({"options": ["bind", "idmap"]}, ((), (), False)),
+    ({"options": ["rbind"], "uidMappings": [{"containerID": 0, "hostID": 7, "size": 2}],
+      "gidMappings": [{"containerID": 1, "hostID": 8, "size": 3}]},
+     (((0, 7, 2),), ((1, 8, 3),), False)),
+])
+def test_idmapped_bind(tmp_path, extra, want):
+    """A bind's own mappings, or "idmap"/"ridmap" with the container's user namespace."""
+    cfg = runc_spec()
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    cfg["linux"]["uidMappings"] = cfg["linux"]["gidMappings"] = [
+        {"containerID": 0, "hostID": 100000, "size": 65536}]
+    cfg["mounts"] = [{"destination": "/m", "source": "/srv", "type": "bind", **extra}]
+    spec = oc.to_spec(cfg, make_bundle(tmp_path, cfg), "c1", available=ALL_CAPS)
+    assert spec.mounts[0].idmap == want
+    assert spec.host_plan[1].idmap == want
 
 
 def test_source_defaults_to_the_type(tmp_path):
