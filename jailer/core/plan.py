@@ -1,7 +1,7 @@
 """The mount plan: named records, one per set-up operation, in the order they are done.
 
 A front end (``jailer.frontends.plans``) lists what the container's filesystem holds as two
-plans on the ``Spec``: ``host_plan``, done by the runtime as host root in a private mount
+plans on the ``Spec``: ``host_plan``, done by the runtime as host root in a mount
 namespace before it enters the container's user namespace (mounts made there are locked
 from the container's point of view), and ``ns_plan``, done by the container's pid 1 inside its
 namespaces before pivot_root. The engine replays both the same way whoever built them

@@ -6,7 +6,7 @@ Processes (jail and container levels; the messages are ``jailer.engine.protocol`
     ─────────────────────────────          ───────────────────────           ─────
     prepare(): uid range, layers, cgroup
     spawn(): fork ──────────────────────►  make the user namespace (helper)
-                                           private mount ns, spec.host_plan
+                                           own mount ns (rslave), host_plan
                                            setns(user ns), unshare the rest
                                            fork ─────────────────────────►  (waits for Go)
     ◄── Pid ────────────────────────────── exit
@@ -456,7 +456,7 @@ class Launch:
 
     def _child(self, w_up: int, r_down: int) -> None:
         """The setup child (host root): the user namespace, the host-side mounts in a
-        private mount namespace, the other namespaces, then pid 1. At the chroot level it
+        mount namespace of its own, the other namespaces, then pid 1. At the chroot level it
         is pid 1 itself."""
         self._stage = "start"
         try:

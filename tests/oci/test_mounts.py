@@ -121,6 +121,23 @@ def test_rootfs_propagation(oci, bundle):
             assert "shared:" not in shown and "unbindable" not in shown, (prop, shown)
 
 
+def test_root_on_a_shared_mount_point(oci, bundle, tmp_path, host_mounts):
+    """containerd's layout: the root is a mount point of its own (the overlay at
+    bundle/rootfs) on a shared host. The container's root is a slave of it (master:N, as
+    under runc), and pivot_root still works, also with rootfsPropagation rshared."""
+    saved = tmp_path / "saved"
+    shutil.move(bundle / "rootfs", saved)
+    (bundle / "rootfs").mkdir()
+    host_mounts("-t", "tmpfs", "tmpfs", str(bundle / "rootfs"))
+    host_mounts("--make-shared", str(bundle / "rootfs"))
+    subprocess.run(["cp", "-a", f"{saved}/.", str(bundle / "rootfs")], check=True)
+    root = mountinfo(run_in(oci, bundle, "cat /proc/self/mountinfo", "s1"))["/"]
+    assert any(f.startswith("master:") for f in root["optional"]), root
+    set_config(bundle, linux__rootfsPropagation="rshared")
+    root = mountinfo(run_in(oci, bundle, "cat /proc/self/mountinfo", "s2"))["/"]
+    assert any(f.startswith("shared:") for f in root["optional"]), root
+
+
 @pytest.mark.parametrize("prop", ["rslave", "rshared", "slave"])
 def test_bind_receives_host_mounts_made_after_start(oci, bundle, tmp_path, host_mounts,
                                                     prop):
