@@ -63,6 +63,7 @@ def host_mounts():
 
 
 # ── the root: mount points first, read-only last ────────────────────────────────────────────
+@pytest.mark.vm
 @pytest.mark.parametrize("readonly", [True, False], ids=["ro-root", "rw-root"])
 def test_image_without_mount_points(oci, bundle, readonly):
     """containerd's pod sandbox: root.readonly and a pause image with no /proc, /sys, /dev:
