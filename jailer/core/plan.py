@@ -1,7 +1,7 @@
 """The mount plan: named records, one per set-up operation, in the order they are done.
 
 A front end (``jailer.frontends.plans``) lists what the container's filesystem holds as two
-plans on the ``Spec``: ``host_plan``, done by the runtime as host root in a private mount
+plans on the ``Spec``: ``host_plan``, done by the runtime as host root in a mount
 namespace before it enters the container's user namespace (mounts made there are locked
 from the container's point of view), and ``ns_plan``, done by the container's pid 1 inside its
 namespaces before pivot_root. The engine replays both the same way whoever built them
@@ -123,10 +123,14 @@ class FsMount(Record):
 class Bind(Record):
     """Bind host path ``src`` on ``dst``. ``create``: "dir" or "file" to make if missing,
     "existing" if it must exist, None for what ``src`` is. ``attrs``: MOUNT_ATTR_* to set;
-    None for nosuid and nodev."""
+    None for nosuid and nodev; ``clear``: MOUNT_ATTR_* to clear (MOUNT_ATTR__ATIME when
+    ``attrs`` names an atime mode, as mount_setattr(2) wants). Both reach the whole tree.
+    ``idmap``: (uid mappings, gid mappings, recursive) of an idmapped bind (no mappings: the
+    container's user namespace), or None."""
 
-    __slots__ = ("src", "dst", "readonly", "create", "recursive", "attrs")
-    _defaults = {"readonly": False, "create": None, "recursive": True, "attrs": None}
+    __slots__ = ("src", "dst", "readonly", "create", "recursive", "attrs", "clear", "idmap")
+    _defaults = {"readonly": False, "create": None, "recursive": True, "attrs": None,
+                 "clear": 0, "idmap": None}
 
 
 class DeviceNode(Record):
@@ -146,6 +150,15 @@ class Symlink(Record):
 
 class MakeDir(Record):
     """A directory (and any missing parent), owned by the container's root."""
+
+    __slots__ = ("path",)
+
+
+class MountPoint(Record):
+    """The real directory ``path`` for a mount made later (inside the container's
+    namespaces), made now while the root may still be written: created if missing (with its
+    parents, owned by the container's root), refused if a symlink or a non-directory is on
+    the way."""
 
     __slots__ = ("path",)
 

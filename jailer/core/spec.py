@@ -55,13 +55,15 @@ class Mount(_Plain):
     extra MS_* flags (nosuid, nodev, noexec, ...); ``propagation`` is an MS_* propagation
     flag for the mount point (MS_PRIVATE, MS_SLAVE, MS_SHARED, MS_UNBINDABLE, optionally
     with MS_REC) or 0; ``recursive`` binds submounts too (rbind); ``readonly`` applies to
-    the mount only.
+    the mount only; ``clear``: MS_* flags (MS_RDONLY for "rw") that a bind clears on its
+    whole tree (OCI's "rrw", "rsuid", ...); ``idmap``: an idmapped bind, (uid mappings, gid
+    mappings, recursive) with (container, host, size) triples, none for the container's own.
     """
 
     __slots__ = ("kind", "src", "dst", "readonly", "options", "flags", "propagation",
-                 "recursive")
+                 "recursive", "clear", "idmap")
     _defaults = {"kind": "bind", "readonly": False, "options": "", "flags": 0,
-                 "propagation": 0, "recursive": True}
+                 "propagation": 0, "recursive": True, "clear": 0, "idmap": None}
 
 
 class Device(_Plain):

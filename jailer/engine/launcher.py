@@ -6,7 +6,7 @@ Processes (jail and container levels; the messages are ``jailer.engine.protocol`
     ─────────────────────────────          ───────────────────────           ─────
     prepare(): uid range, layers, cgroup
     spawn(): fork ──────────────────────►  make the user namespace (helper)
-                                           private mount ns, spec.host_plan
+                                           own mount ns (rslave), host_plan
                                            setns(user ns), unshare the rest
                                            fork ─────────────────────────►  (waits for Go)
     ◄── Pid ────────────────────────────── exit
@@ -472,7 +472,7 @@ class Launch:
 
     def _child(self, w_up: int, r_down: int) -> None:
         """The setup child (host root): the user namespace, the host-side mounts in a
-        private mount namespace, the other namespaces, then pid 1. At the chroot level it
+        mount namespace of its own, the other namespaces, then pid 1. At the chroot level it
         is pid 1 itself."""
         self._stage = "start"
         try:
@@ -512,11 +512,13 @@ class Launch:
         return userns_fd
 
     def _host_mounts(self, userns_fd: int) -> None:
-        """A private mount namespace with the host plan done in it; the root becomes the
-        working directory."""
+        """A mount namespace of our own with the host plan done in it; the root becomes the
+        working directory. Its mounts are slaves (as runc's, bubblewrap's): nothing done here
+        reaches the host, while a mount made on the host later under a bind's source still
+        reaches the container (a bind with "rslave" or "rshared" asks for that)."""
         self._stage = "mount namespace"
         self.sys.unshare(S.CLONE_NEWNS)
-        self.sys.mount(None, "/", None, S.MS_REC | S.MS_PRIVATE)
+        self.sys.mount(None, "/", None, S.MS_REC | S.MS_SLAVE)
         self._stage = "mounts"
         if self.rootless:
             self._rootless_root()
@@ -662,14 +664,11 @@ class Launch:
                 from jailer.engine.subids import newidmap
 
                 newidmap(helper, self.base, self.subgid, RANGE)
-            else:
-                maps = {"uid": self.spec.uid_mappings or [(0, self.base, RANGE)],
-                        "gid": self.spec.gid_mappings or self.spec.uid_mappings
-                        or [(0, self.base, RANGE)]}
-                for kind in ("uid", "gid"):
-                    with open(f"/proc/{helper}/{kind}_map", "w") as f:
-                        f.write("".join(f"{c} {h} {n}\n" for c, h, n in maps[kind]))
-            return os.open(f"/proc/{helper}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+                return os.open(f"/proc/{helper}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+            from jailer.engine.mounts import write_id_maps  # loaded by prepare()
+
+            uids = self.spec.uid_mappings or [(0, self.base, RANGE)]
+            return write_id_maps(helper, uids, self.spec.gid_mappings or uids)
         finally:
             os.close(ready_r)
             os.close(hold_w)
@@ -744,6 +743,9 @@ class Launch:
                 self.sys.pivot_root(".", ".")
                 self.sys.umount2(".", S.MNT_DETACH)
                 os.chdir("/")
+                if spec.rootfs_propagation:  # pivot_root refuses a shared root: set it now
+                    stage = "rootfs propagation"
+                    self.sys.mount(None, "/", None, spec.rootfs_propagation)
             stage = "workdir"
             _enter_session(spec, slave)
             stage = "exec"

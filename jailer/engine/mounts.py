@@ -234,9 +234,12 @@ class Mounter:
 
     def _attach(self, src: str, to_path: str = "", to_fd: int = S.AT_FDCWD,
                 readonly: bool = False, idmap: bool = False, recursive: bool = True,
-                attrs: int = 0, clear: int = 0) -> None:
+                attrs: int = 0, clear: int = 0, mapped: tuple[int, bool] | None = None
+                ) -> None:
         """Bind of ``src`` (recursive unless told) with its attributes (MOUNT_ATTR_*) set,
-        and ``clear`` cleared, before it becomes visible."""
+        and ``clear`` cleared, before it becomes visible; ``idmap``: mapped by the
+        container's user namespace; ``mapped``: (user namespace fd, its whole tree?) that
+        maps it instead."""
         fd = self.sys.open_tree(src, S.OPEN_TREE_CLONE | S.OPEN_TREE_CLOEXEC
                                 | (S.AT_RECURSIVE if recursive else 0))
         try:
@@ -246,6 +249,9 @@ class Mounter:
             if attrs or clear:
                 self.sys.mount_setattr(fd, attrs, clear,
                                        userns_fd=self.userns_fd if idmap else -1)
+            if mapped is not None:
+                self.sys.mount_setattr(fd, S.MOUNT_ATTR_IDMAP, userns_fd=mapped[0],
+                                       recursive=mapped[1])
             self.sys.move_mount(fd, to_path, to_dfd=to_fd)
         finally:
             os.close(fd)
@@ -294,14 +300,37 @@ class Mounter:
         nodev when it names none: whether a source may stay a device is the front end's
         call, made when it built the plan)."""
         fd = self.resolve(op.dst, None if op.create == "existing" else op.create)
+        mapped = None
         try:
             attrs = op.attrs
             if attrs is None:
                 attrs = S.MOUNT_ATTR_NOSUID | S.MOUNT_ATTR_NODEV
-            self._attach(op.src, to_fd=fd, readonly=op.readonly, recursive=op.recursive,
-                         attrs=attrs)
+            if op.idmap is not None:
+                mapped = (self._idmap_userns(op), op.idmap[2])
+            try:
+                self._attach(op.src, to_fd=fd, readonly=op.readonly, recursive=op.recursive,
+                             attrs=attrs, clear=op.clear, mapped=mapped)
+            except OSError as e:
+                if mapped is None or e.errno not in (22, 95):  # EINVAL, EOPNOTSUPP
+                    raise
+                raise JailerError(f"idmapped bind of {op.src} on {op.dst}: {e.strerror} (the "
+                                  "filesystem, or a mount in the tree, takes no idmapping)",
+                                  stage="mount", path=op.dst, errno=e.errno) from None
         finally:
             os.close(fd)
+            if mapped is not None and mapped[0] != self.userns_fd:
+                os.close(mapped[0])
+
+    def _idmap_userns(self, op: P.Bind) -> int:
+        """The user namespace whose mappings an idmapped bind takes: one made for its own
+        mappings, or the container's."""
+        uids, gids, _recursive = op.idmap
+        if uids:
+            return mapped_userns(self.sys, uids, gids)
+        if self.userns_fd < 0:
+            raise JailerError(f"idmapped bind on {op.dst}: no mappings and no user namespace",
+                              stage="mount", path=op.dst)
+        return self.userns_fd
 
     def device_node(self, op: P.DeviceNode) -> None:
         """A device node, unless the plan put something there (a bind) already."""
@@ -344,6 +373,9 @@ class Mounter:
 
     def make_dir(self, op: P.MakeDir) -> None:
         os.close(self.resolve(op.path, "dir"))
+
+    def mount_point(self, op: P.MountPoint) -> None:
+        os.close(self._ordinary_dir(op.path)[0])
 
     def propagation(self, op: P.Propagation) -> None:
         fd, target = self.target(op.dst)
@@ -432,6 +464,42 @@ class Mounter:
                               path=rel)
 
 
+def mapped_userns(sys_: S.Syscalls, uids: tuple, gids: tuple) -> int:
+    """An fd of a new user namespace with these (inside, outside, size) mappings, made by a
+    short-lived child (a user namespace lives on through the fd)."""
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    hold_r, hold_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(ready_r)
+            os.close(hold_w)
+            sys_.unshare(S.CLONE_NEWUSER)
+            os.write(ready_w, b"1")
+            os.read(hold_r, 1)
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.close(hold_r)
+    try:
+        if os.read(ready_r, 1) != b"1":
+            raise OSError(1, "unshare(CLONE_NEWUSER) failed in the helper")
+        return write_id_maps(pid, uids, gids)
+    finally:
+        os.close(ready_r)
+        os.close(hold_w)
+        os.waitpid(pid, 0)
+
+
+def write_id_maps(pid: int, uids, gids) -> int:
+    """Write the (inside, outside, size) mappings of process ``pid``'s new user namespace
+    (as its parent, host root); return an fd of that namespace."""
+    for kind, maps in (("uid", uids), ("gid", gids)):
+        with open(f"/proc/{pid}/{kind}_map", "w") as f:
+            f.write("".join(f"{c} {h} {n}\n" for c, h, n in maps))
+    return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+
+
 def _symlink_refused(what: str, rel: str, e: OSError) -> Exception:
     if e.errno in (40, 20):  # ELOOP, ENOTDIR
         return JailerError(f"{what} {rel}: a symlink on the way in the root; refused",
@@ -443,7 +511,8 @@ OPERATIONS = {
     P.BindRoot: Mounter.bind_root, P.PackedImage: Mounter.packed_image,
     P.Overlay: Mounter.overlay, P.FsMount: Mounter.fs_mount, P.Bind: Mounter.bind,
     P.DeviceNode: Mounter.device_node, P.Symlink: Mounter.symlink,
-    P.MakeDir: Mounter.make_dir, P.Propagation: Mounter.propagation,
+    P.MakeDir: Mounter.make_dir, P.MountPoint: Mounter.mount_point,
+    P.Propagation: Mounter.propagation,
     P.ReadOnly: Mounter.read_only, P.ReadOnlyMount: Mounter.read_only_mount,
     P.Mask: Mounter.mask, P.Sysctl: Mounter.sysctl,
 }

@@ -26,10 +26,16 @@ Accepted and deliberately not acted on:
   throttles the workload at that size; cgroups.Limits has no memory.low, so it is ignored
   with a warning. So are swappiness, kernel, kernelTCP, disableOOMKiller, cpu realtime*/idle,
   blockIO leafWeight/weightDevice and network (classID/priorities).
+* Recursive mount attributes (rro, rnosuid, rnoatime, ...) count as their plain word (a
+  bind's attributes reach its whole tree anyway; a new filesystem has no submounts); the
+  negative ones (rrw, rsuid, ratime, ...) also clear the attribute on every submount a bind
+  brings. Atime words give a bind one atime mode (strictatime over noatime over relatime).
+* Idmapped binds: a mount's uidMappings/gidMappings (both, as runc), or the options
+  "idmap" (the top mount) / "ridmap" (every mount of the bind's tree), which without
+  mappings take the container's user namespace's.
 * ``linux.resources`` hugepageLimits, rdma and unified, ``linux.intelRdt``,
-  ``linux.netDevices``, idmapped mounts (a mount's uidMappings/gidMappings, the idmap
-  option) and recursive mount attributes (rro, rnosuid, ...) are refused: they ask for
-  something jailer cannot do, and features() does not claim them.
+  ``linux.netDevices`` and ``remount`` are refused: they ask for something jailer cannot
+  do, and features() does not claim them.
 * Other runtime-spec fields jailer does not act on are ignored like unknown keys:
   process.execCPUAffinity, linux.memoryPolicy, linux.seccomp.listenerPath.
 
@@ -97,16 +103,17 @@ PROPAGATION_WORDS = {
     "unbindable": MS_UNBINDABLE, "runbindable": MS_UNBINDABLE | MS_REC,
 }
 OTHER_WORDS = ("ro", "rw", "bind", "rbind", "defaults")
+# recursive mount attributes (mount_setattr with AT_RECURSIVE): "r" + a flag word or ro/rw.
+# A bind's attributes always reach its whole tree, so "rro" is "ro" there; the negative
+# ones ("rrw", "rsuid", ...) also clear the attribute on every submount the bind brings.
+RECURSIVE_WORDS = tuple("r" + w for w in (*FLAG_WORDS, "ro", "rw") if w not in (
+    "sync", "async", "dirsync", "mand", "nomand", "lazytime", "nolazytime", "iversion",
+    "noiversion", "silent", "loud"))
 # words runc knows that need something jailer does not do: refused, so that a caller reading
-# features() (docker asks before using "rro") never gets a weaker mount than it asked for
-REFUSED_WORDS = {
-    **{w: "recursive mount attributes (mount_setattr) are not supported" for w in (
-        "rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec", "rnoatime",
-        "ratime", "rnodiratime", "rdiratime", "rrelatime", "rnorelatime", "rstrictatime",
-        "rnostrictatime", "rnosymfollow", "rsymfollow")},
-    "idmap": "idmapped mounts are not supported", "ridmap": "idmapped mounts are not supported",
-    "remount": "remount is not supported in a mount list",
-}
+# features() never gets a weaker mount than it asked for
+REFUSED_WORDS = {"remount": "remount is not supported in a mount list"}
+# an idmapped bind: "idmap" maps the bind's top mount, "ridmap" every mount of its tree
+IDMAP_WORDS = ("idmap", "ridmap")
 # runtime extensions (runc/crun) that only copy content: dropped with a warning
 DROPPED_WORDS = ("tmpcopyup", "copy-symlink")
 NS_MOUNT_KINDS = ("proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2")
@@ -518,9 +525,9 @@ def check_ns_paths(cfg: dict) -> None:
             raise _fail(where, f"{path} is a namespace of type {name}, not {kind}")
 
 
-def _mappings(linux: dict, key: str) -> list[tuple[int, int, int]]:
+def _mappings(obj: dict, key: str, base: str = "linux") -> list[tuple[int, int, int]]:
     out = []
-    for where, m in _objs(linux.get(key), f"linux.{key}"):
+    for where, m in _objs(obj.get(key), f"{base}.{key}"):
         ctr, host, size = _required_ints(m, where, {"containerID": (0, U32),
                                                     "hostID": (0, U32), "size": (1, U32)})
         out.append((ctr, host, size))
@@ -676,33 +683,42 @@ def _capabilities(spec: Spec, proc: dict, available: frozenset[str] | None,
 
 # ── mounts and devices ───────────────────────────────────────────────────────────────────────
 def parse_mount_options(words: list[str], field: str = "options"
-                        ) -> tuple[bool, int, int, str | None, str, list[str]]:
-    """Mount option words -> (readonly, flags, propagation, bind, data, dropped).
+                        ) -> tuple[bool, int, int, str | None, str, list[str], int]:
+    """Mount option words -> (readonly, flags, propagation, bind, data, dropped, clear).
 
     ``bind`` is None, "bind" or "rbind"; ``data`` is the filesystem's data string (the words
-    that are not flags, joined with ","); ``dropped`` the words ignored with a warning."""
-    readonly, flags, propagation, bind = False, 0, 0, None
+    that are not flags, joined with ","); ``dropped`` the words ignored with a warning;
+    ``clear`` the MS_* flags a negative recursive word ("rrw", "rsuid", ...) clears on a
+    bind's whole tree. A recursive word also counts as its plain word."""
+    readonly, flags, propagation, bind, clear = False, 0, 0, None, 0
     data: list[str] = []
     dropped: list[str] = []
     for i, word in enumerate(words):
-        if word in FLAG_WORDS:
-            sets, flag = FLAG_WORDS[word]
+        plain = word[1:] if word in RECURSIVE_WORDS else word
+        if plain in FLAG_WORDS:
+            sets, flag = FLAG_WORDS[plain]
             flags = flags | flag if sets else flags & ~flag
+            if plain != word:
+                clear = clear & ~flag if sets else clear | flag
         elif word in PROPAGATION_WORDS:
             propagation = PROPAGATION_WORDS[word]
-        elif word in ("ro", "rw"):
-            readonly = word == "ro"
+        elif plain in ("ro", "rw"):
+            readonly = plain == "ro"
+            if plain != word:
+                clear = clear | MS_RDONLY if plain == "rw" else clear & ~MS_RDONLY
         elif word in ("bind", "rbind"):
             bind = word
         elif word == "defaults":
             pass
+        elif word in IDMAP_WORDS:
+            pass  # (read by _mount_idmap)
         elif word in REFUSED_WORDS:
             raise _fail(f"{field}[{i}]", f"{word!r}: {REFUSED_WORDS[word]}")
         elif word in DROPPED_WORDS:
             dropped.append(word)
         elif word:
             data.append(word)
-    return readonly, flags, propagation, bind, ",".join(data), dropped
+    return readonly, flags, propagation, bind, ",".join(data), dropped, clear
 
 
 def _mounts(spec: Spec, cfg: dict, bundle: str, warn: Callable[[str], None]) -> None:
@@ -719,16 +735,13 @@ def _mounts(spec: Spec, cfg: dict, bundle: str, warn: Callable[[str], None]) -> 
             dst = dst[1:]
         kind = _str(m.get("type"), f"{where}.type") or ""
         src = _str(m.get("source"), f"{where}.source") or ""
-        for key in ("uidMappings", "gidMappings"):
-            if _arr(m.get(key), f"{where}.{key}", " of objects"):
-                raise _fail(f"{where}.{key}", "asks for an idmapped mount, which is not "
-                            "supported (features: mountExtensions.idmap disabled)")
         words = _strs(m.get("options"), f"{where}.options") or []
-        readonly, flags, prop, bind, data, dropped = parse_mount_options(
+        readonly, flags, prop, bind, data, dropped, clear = parse_mount_options(
             words, f"{where}.options")
         if dropped:
             warn(f"{CONFIG}: {where} ({dst}): option(s) {', '.join(dropped)} not supported, "
                  "ignored")
+        idmap = _mount_idmap(spec, m, where, words, bool(bind) or kind == "bind")
         if bind or kind == "bind":
             if not src:
                 raise _fail(f"{where}.source", "is missing (a bind mount needs one)")
@@ -737,7 +750,7 @@ def _mounts(spec: Spec, cfg: dict, bundle: str, warn: Callable[[str], None]) -> 
                 flags |= MS_NODEV
             spec.mounts.append(Mount(kind="bind", src=src, dst=dst, readonly=readonly,
                                      options=data, flags=flags, propagation=prop,
-                                     recursive=bind == "rbind"))
+                                     recursive=bind == "rbind", clear=clear, idmap=idmap))
             continue
         if not kind:
             raise _fail(f"{where}.type", "is missing (and the options say no bind)")
@@ -746,13 +759,34 @@ def _mounts(spec: Spec, cfg: dict, bundle: str, warn: Callable[[str], None]) -> 
         (spec.ns_mounts if kind in NS_MOUNT_KINDS else spec.mounts).append(mount)
 
 
+def _mount_idmap(spec: Spec, m: dict, where: str, words: list[str],
+                 is_bind: bool) -> tuple | None:
+    """A mount's idmapping: (uid mappings, gid mappings, recursive), mappings empty for the
+    container's own user namespace; None for none. Only a bind takes one; uidMappings and
+    gidMappings go together (as runc); "idmap" without them needs the container's user
+    namespace."""
+    uids, gids = (_mappings(m, key, where) for key in ("uidMappings", "gidMappings"))
+    said = [w for w in words if w in IDMAP_WORDS]
+    if not (uids or gids or said):
+        return None
+    if not is_bind:
+        raise _fail(where, "asks for an idmapped mount, which only a bind mount can be")
+    if bool(uids) != bool(gids):
+        raise _fail(f"{where}.{'gidMappings' if uids else 'uidMappings'}",
+                    "is missing (an idmapped mount needs both uidMappings and gidMappings)")
+    if not uids and not (spec.userns or "user" in spec.ns_paths):
+        raise _fail(f"{where}.options", f"{said[-1]!r} without uidMappings/gidMappings "
+                    "needs a user namespace (its mappings are the mount's)")
+    return tuple(uids), tuple(gids), bool(said) and said[-1] == "ridmap"
+
+
 def _bind_nodev(words: list[str], src: str) -> bool:
     """A bind is nodev unless its options say "dev" (the last of dev/nodev wins) or its
     source is a device node itself: a block or character node in a bound directory must
     not give the container that device (the device cgroup stands behind this too)."""
     from jailer.kernel.fsutil import is_device
 
-    said = [w for w in words if w in ("dev", "nodev")]
+    said = [w.removeprefix("r") for w in words if w in ("dev", "nodev", "rdev", "rnodev")]
     return not (said and said[-1] == "dev") and not is_device(src)
 
 
@@ -1080,7 +1114,8 @@ def features() -> dict:
     """What ``jailer features`` prints (runtime-spec features.md); only what to_spec maps."""
     from jailer.policy import caps, seccomp
 
-    words = sorted({*FLAG_WORDS, *PROPAGATION_WORDS, *OTHER_WORDS})
+    words = sorted({*FLAG_WORDS, *PROPAGATION_WORDS, *OTHER_WORDS, *RECURSIVE_WORDS,
+                    *IDMAP_WORDS})
     libseccomp = ""
     try:
         libseccomp = seccomp.libseccomp_id().split()[0]
@@ -1110,7 +1145,7 @@ def features() -> dict:
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": True}},
         },
         "annotations": annotations,
     }

@@ -19,6 +19,7 @@ from jailer.core.plan import (
     InitBinary,
     MakeDir,
     Mask,
+    MountPoint,
     Propagation,
     ReadOnly,
     Root,
@@ -55,12 +56,15 @@ JAIL_KERNEL_FS = (
     FsMount("mqueue", "/dev/mqueue", "mqueue", NODEV_NOSUID_NOEXEC),
 )
 
-# MS_* flags that a bind takes as mount attributes (the new mount API's names)
-BIND_ATTRS = ((S.MS_NOSUID, S.MOUNT_ATTR_NOSUID), (S.MS_NODEV, S.MOUNT_ATTR_NODEV),
-              (S.MS_NOEXEC, S.MOUNT_ATTR_NOEXEC), (S.MS_NOATIME, S.MOUNT_ATTR_NOATIME),
-              (S.MS_STRICTATIME, S.MOUNT_ATTR_STRICTATIME),
+# MS_* flags that a bind takes as mount attributes (the new mount API's names); the atime
+# mode is one value of MOUNT_ATTR__ATIME, chosen as mount(2) does (strictatime wins)
+BIND_ATTRS = ((S.MS_RDONLY, S.MOUNT_ATTR_RDONLY), (S.MS_NOSUID, S.MOUNT_ATTR_NOSUID),
+              (S.MS_NODEV, S.MOUNT_ATTR_NODEV), (S.MS_NOEXEC, S.MOUNT_ATTR_NOEXEC),
               (S.MS_NODIRATIME, S.MOUNT_ATTR_NODIRATIME),
               (S.MS_NOSYMFOLLOW, S.MOUNT_ATTR_NOSYMFOLLOW))
+ATIME_MODES = ((S.MS_STRICTATIME, S.MOUNT_ATTR_STRICTATIME),
+               (S.MS_NOATIME, S.MOUNT_ATTR_NOATIME), (S.MS_RELATIME, S.MOUNT_ATTR_RELATIME))
+ATIME_FLAGS = S.MS_STRICTATIME | S.MS_NOATIME | S.MS_RELATIME
 
 
 def dev_links() -> list[tuple[str, str]]:
@@ -113,19 +117,43 @@ def jail_plans(spec: Spec) -> tuple[list, list]:
     return host, ns
 
 
+def bind_attrs(flags: int, clear: int) -> tuple[int, int]:
+    """MS_* ``flags`` to set and ``clear`` -> mount_setattr's (attr_set, attr_clr)."""
+    attrs = attr_clr = 0
+    for flag, attr in BIND_ATTRS:
+        if flags & flag:
+            attrs |= attr
+        if clear & flag:
+            attr_clr |= attr
+    if (flags | clear) & ATIME_FLAGS:  # an atime word: set one mode, clear the others
+        attrs |= next((a for f, a in ATIME_MODES if flags & f), S.MOUNT_ATTR_RELATIME)
+        attr_clr |= S.MOUNT_ATTR__ATIME
+    return attrs, attr_clr
+
+
+def mount_points(mounts: list) -> list:
+    """The mount points of ``mounts`` (mounted inside the container's namespaces, in order)
+    that the root must hold: those not inside a kernel filesystem mounted before them."""
+    points: list = []
+    for i, m in enumerate(mounts):
+        if not any(m.dst.startswith(e.dst.rstrip("/") + "/") for e in mounts[:i]):
+            points.append(MountPoint(m.dst))
+    return points
+
+
 def oci_plans(spec: Spec) -> tuple[list, list]:
     """(host plan, namespace plan) of an OCI config's Spec: its mounts that need no namespace
-    in order, the default and the config's devices, the root's propagation and mode; then
-    the mounts that need the container's namespaces (proc, sysfs, devpts, mqueue, cgroup),
-    sysctl, the masked and the read-only paths."""
+    in order, the default and the config's devices, the mount points of the others, the
+    root's mode last; then the mounts that need the container's namespaces (proc, sysfs,
+    devpts, mqueue, cgroup), sysctl, the masked and the read-only paths. The root's
+    propagation is set after pivot_root (``Spec.rootfs_propagation``): pivot_root refuses a
+    shared root."""
     host: list = [Root()]
     for m in spec.mounts:
         if m.kind == "bind":
-            attrs = 0
-            for flag, attr in BIND_ATTRS:
-                if m.flags & flag:
-                    attrs |= attr
-            host.append(Bind(m.src, m.dst, m.readonly, None, m.recursive, attrs))
+            attrs, clear = bind_attrs(m.flags, m.clear)
+            host.append(Bind(m.src, m.dst, m.readonly, None, m.recursive, attrs, clear,
+                             m.idmap))
         else:
             host.append(FsMount(m.src or m.kind, m.dst, m.kind,
                                 m.flags | (S.MS_RDONLY if m.readonly else 0), m.options or None,
@@ -133,8 +161,7 @@ def oci_plans(spec: Spec) -> tuple[list, list]:
         if m.propagation:
             host.append(Propagation(m.dst, m.propagation))
     host += dev_nodes(spec.devices)
-    if spec.rootfs_propagation:
-        host.append(Propagation("/", spec.rootfs_propagation))
+    host += mount_points(spec.ns_mounts)
     if spec.readonly:
         host.append(ReadOnly("/"))
     ns: list = []

@@ -83,6 +83,24 @@ def test_an_oci_spec_plans_the_configs_mounts_then_devices(tmp_path):
     assert s.ns_plan[len(ns)] == P.Mask(s.masked_paths[0])
 
 
+@pytest.mark.parametrize("readonly", [True, False])
+def test_an_oci_spec_makes_every_mount_point_before_the_root_goes_read_only(tmp_path,
+                                                                           readonly):
+    """The namespace side's mount points are made on the host side (not those inside a
+    kernel filesystem mounted before them), then the root goes read-only, last; the root's
+    propagation is pid 1's, after pivot_root, never a plan record on "/"."""
+    cfg = copy.deepcopy(RUNC_SPEC)
+    cfg["root"] = {"readonly": readonly}
+    cfg["linux"]["rootfsPropagation"] = "rshared"
+    s = oci(tmp_path, cfg)
+    points = [op.path for op in s.host_plan if isinstance(op, P.MountPoint)]
+    assert points == ["/proc", "/dev/pts", "/dev/mqueue", "/sys"]
+    assert (s.host_plan[-1] == P.ReadOnly("/")) is readonly
+    assert not any(isinstance(op, P.Propagation) and op.dst == "/"
+                   for op in s.host_plan + s.ns_plan)
+    assert s.rootfs_propagation == S.MS_SHARED | S.MS_REC
+
+
 def test_the_engine_fills_in_root_init_cgroup_and_bind_kinds(tmp_path):
     src = tmp_path / "f"
     src.write_text("")

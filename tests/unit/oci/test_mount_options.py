@@ -16,6 +16,7 @@ from jailer.frontends.ociconfig import (
     MS_NOSUID,
     MS_NOSYMFOLLOW,
     MS_PRIVATE,
+    MS_RDONLY,
     MS_REC,
     MS_RELATIME,
     MS_SHARED,
@@ -24,6 +25,8 @@ from jailer.frontends.ociconfig import (
     MS_SYNCHRONOUS,
     MS_UNBINDABLE,
 )
+from jailer.frontends.plans import bind_attrs
+from jailer.kernel import syscalls as S
 
 from . import ALL_CAPS, make_bundle, runc_spec
 
@@ -88,19 +91,18 @@ TABLE = [
 
 @pytest.mark.parametrize("words,want", TABLE, ids=[",".join(w) or "none" for w, _ in TABLE])
 def test_option_words(words, want):
-    readonly, flags, prop, bind, data, dropped = oc.parse_mount_options(words)
+    readonly, flags, prop, bind, data, dropped, clear = oc.parse_mount_options(words)
     assert (readonly, flags, prop, bind, data) == want
-    assert dropped == []
+    assert dropped == [] and clear == 0
 
 
 @pytest.mark.parametrize("word", ["tmpcopyup", "copy-symlink"])
 def test_dropped_words(word):
-    *_, data, dropped = oc.parse_mount_options(["mode=755", word])
+    *_, data, dropped, _clear = oc.parse_mount_options(["mode=755", word])
     assert (data, dropped) == ("mode=755", [word])
 
 
-@pytest.mark.parametrize("word", ["rro", "rrw", "rnosuid", "rnoexec", "rnodev", "ratime",
-                                  "idmap", "ridmap", "remount"])
+@pytest.mark.parametrize("word", ["remount"])
 def test_refused_words(word):
     with pytest.raises(oc.ConfigError, match=rf"^config.json: mounts\[2\].options\[1\] "
                                              rf"'{word}': .* not supported"):
@@ -109,8 +111,47 @@ def test_refused_words(word):
 
 def test_every_supported_word_is_in_features():
     words = set(oc.features()["mountOptions"])
-    assert words == {*oc.FLAG_WORDS, *oc.PROPAGATION_WORDS, *oc.OTHER_WORDS}
+    assert words == {*oc.FLAG_WORDS, *oc.PROPAGATION_WORDS, *oc.OTHER_WORDS,
+                     *oc.RECURSIVE_WORDS, *oc.IDMAP_WORDS}
     assert not words & set(oc.REFUSED_WORDS) and not words & set(oc.DROPPED_WORDS)
+
+
+# recursive words: their plain word's flags, and a negative one clears on the whole tree
+RECURSIVE = [
+    (["rro"], (True, 0, 0)),
+    (["ro", "rrw"], (False, 0, MS_RDONLY)),
+    (["rrw", "rro"], (True, 0, 0)),
+    (["rnosuid", "rnodev", "rnoexec"], (False, MS_NOSUID | MS_NODEV | MS_NOEXEC, 0)),
+    (["nosuid", "rsuid"], (False, 0, MS_NOSUID)),
+    (["rsuid", "nosuid"], (False, MS_NOSUID, MS_NOSUID)),
+    (["rsuid", "rnosuid"], (False, MS_NOSUID, 0)),
+    (["rnoatime"], (False, MS_NOATIME, 0)),
+    (["ratime"], (False, 0, MS_NOATIME)),
+    (["rstrictatime", "rnodiratime", "rnosymfollow"],
+     (False, MS_STRICTATIME | MS_NODIRATIME | MS_NOSYMFOLLOW, 0)),
+]
+
+
+@pytest.mark.parametrize("words,want", RECURSIVE, ids=[",".join(w) for w, _ in RECURSIVE])
+def test_recursive_words(words, want):
+    readonly, flags, _prop, _bind, data, dropped, clear = oc.parse_mount_options(words)
+    assert (readonly, flags, clear) == want and data == "" and dropped == []
+
+
+@pytest.mark.parametrize("flags,clear,want", [
+    (MS_NOSUID | MS_NOEXEC, 0, (S.MOUNT_ATTR_NOSUID | S.MOUNT_ATTR_NOEXEC, 0)),
+    (MS_NOATIME, 0, (S.MOUNT_ATTR_NOATIME, S.MOUNT_ATTR__ATIME)),
+    (MS_RELATIME, 0, (S.MOUNT_ATTR_RELATIME, S.MOUNT_ATTR__ATIME)),
+    (MS_NOATIME | MS_STRICTATIME, 0, (S.MOUNT_ATTR_STRICTATIME, S.MOUNT_ATTR__ATIME)),
+    (MS_NOATIME | MS_RELATIME, 0, (S.MOUNT_ATTR_NOATIME, S.MOUNT_ATTR__ATIME)),
+    (MS_NODIRATIME, MS_NOATIME, (S.MOUNT_ATTR_NODIRATIME | S.MOUNT_ATTR_RELATIME,
+                                 S.MOUNT_ATTR__ATIME)),
+    (0, MS_RDONLY | MS_NODEV, (0, S.MOUNT_ATTR_RDONLY | S.MOUNT_ATTR_NODEV)),
+])
+def test_bind_attributes(flags, clear, want):
+    """mount_setattr takes one atime mode, with MOUNT_ATTR__ATIME cleared (else EINVAL);
+    strictatime wins over noatime, noatime over relatime, as in mount(2)."""
+    assert bind_attrs(flags, clear) == want
 
 
 @pytest.mark.parametrize("mount,kind,recursive,side", [
@@ -137,6 +178,25 @@ def test_mount_kind_and_side(tmp_path, mount, kind, recursive, side):
     got = getattr(spec, side)
     assert len(got) == 1 and len(spec.mounts) + len(spec.ns_mounts) == 1
     assert (got[0].kind, got[0].recursive, got[0].dst) == (kind, recursive, "/m")
+
+
+@pytest.mark.parametrize("extra,want", [
+    ({"options": ["rbind", "ridmap"]}, ((), (), True)),
+    ({"options": ["bind", "idmap"]}, ((), (), False)),
+    ({"options": ["rbind"], "uidMappings": [{"containerID": 0, "hostID": 7, "size": 2}],
+      "gidMappings": [{"containerID": 1, "hostID": 8, "size": 3}]},
+     (((0, 7, 2),), ((1, 8, 3),), False)),
+])
+def test_idmapped_bind(tmp_path, extra, want):
+    """A bind's own mappings, or "idmap"/"ridmap" with the container's user namespace."""
+    cfg = runc_spec()
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    cfg["linux"]["uidMappings"] = cfg["linux"]["gidMappings"] = [
+        {"containerID": 0, "hostID": 100000, "size": 65536}]
+    cfg["mounts"] = [{"destination": "/m", "source": "/srv", "type": "bind", **extra}]
+    spec = oc.to_spec(cfg, make_bundle(tmp_path, cfg), "c1", available=ALL_CAPS)
+    assert spec.mounts[0].idmap == want
+    assert spec.host_plan[1].idmap == want
 
 
 def test_source_defaults_to_the_type(tmp_path):

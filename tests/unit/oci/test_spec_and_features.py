@@ -101,7 +101,7 @@ def test_features_is_json_with_the_schema_keys():
                                "systemdUser": False, "rdma": False}
     for off in ("apparmor", "selinux", "intelRdt"):
         assert linux[off] == {"enabled": False}
-    assert linux["mountExtensions"] == {"idmap": {"enabled": False}}
+    assert linux["mountExtensions"] == {"idmap": {"enabled": True}}
     assert all(isinstance(v, str) for v in feats["annotations"].values())
 
 
@@ -133,7 +133,7 @@ def test_features_claims_what_to_spec_accepts(tmp_path):
     cfg["hooks"] = {h: [{"path": "/bin/true"}] for h in feats["hooks"]}
     cfg["mounts"].append({"destination": "/m", "type": "tmpfs", "source": "tmpfs",
                           "options": [w for w in feats["mountOptions"]
-                                      if w not in ("bind", "rbind")]})
+                                      if w not in ("bind", "rbind", "idmap", "ridmap")]})
     cfg["ociVersion"] = feats["ociVersionMin"]
     spec = oc.to_spec(cfg, write_bundle(tmp_path, cfg), "f", available=frozenset(caps.CAPS))
     assert set(spec.hooks) == set(feats["hooks"])
