@@ -521,7 +521,7 @@ def runc_limits(limits: dict, *, resources: str | None = None, cpu_quota=None,
     if cpu_share is not None:
         if not str(cpu_share).isdigit():
             raise fail(f"update: --cpu-share {cpu_share!r}: not a number")
-        out.cpu_weight = 1 + ((int(cpu_share) - 2) * 9999) // 262142
+        out.cpu_shares = int(cpu_share)  # v1 writes them as given, v2 converts (as runc)
     if cpuset_mems:
         out.cpuset_mems = cpuset_mems
     return out
