@@ -190,15 +190,15 @@ class V2Cgroup(Cgroup):
     def _set_io(self, lim: Limits) -> None:
         p = self.path
         if lim.io_weight is not None or lim.io_weight_device:
-            f = next((f for f in ("io.weight", "io.bfq.weight") if os.path.exists(f"{p}/{f}")),
-                     None)
-            if f is None:
+            files = [f for f in ("io.weight", "io.bfq.weight") if os.path.exists(f"{p}/{f}")]
+            if not files:
                 raise CgroupError(f"cgroups: an io weight needs io.weight or io.bfq.weight in "
                                   f"{p}: use the BFQ scheduler or enable io.cost")
             if lim.io_weight is not None:
-                write(f"{p}/{f}", f"default {lim.io_weight}")
-            for dev, weight in (lim.io_weight_device or {}).items():
-                write(f"{p}/{f}", f"{dev} {weight}", "no such block device?")
+                write(f"{p}/{files[0]}", f"default {lim.io_weight}")
+            for dev, weight in (lim.io_weight_device or {}).items():  # BFQ's first, as runc
+                write(f"{p}/{files[-1]}", f"{dev} {weight}", "a per-device io weight needs the "
+                      "BFQ scheduler (io.bfq.weight) or io.cost enabled for that device")
         for dev, values in (lim.io_max or {}).items():
             spec = " ".join(f"{k}={_fmt(v)}" for k, v in values.items())
             write(f"{p}/io.max", f"{dev} {spec}",
