@@ -72,6 +72,11 @@ class V1Cgroup(Cgroup):
         if ctrl in self.paths:
             return self.paths[ctrl]
         top = f"{self.root}/{ctrl}"
+        if ctrl in (read_opt(f"{self.root}/unified/cgroup.controllers") or "").split():
+            raise CgroupError(f"cgroups: {purpose} needs the cgroup v1 '{ctrl}' controller, which "
+                              f"is not mounted at {top}: this hybrid host has it on the cgroup2 "
+                              f"mount {self.root}/unified, which (as runc) jailer does not use "
+                              "for limits; boot with cgroup v2 only or do without it")
         raise CgroupError(f"cgroups: {purpose} needs the cgroup v1 '{ctrl}' controller, which "
                           f"is not mounted at {top}: mount it (mkdir -p {top} && mount -t cgroup "
                           f"-o {ctrl} cgroup {top}) or do without it")
