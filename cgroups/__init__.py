@@ -11,6 +11,10 @@ target) and cgroup v1 (also the v1 controllers of a v1/v2 hybrid host). Independ
 Device control: ``Limits(devices=[*rules, *cgroups.DEFAULT_DEVICES])`` makes the cgroup deny
 every device except those the rules allow (v1: the devices controller; v2: an eBPF program).
 
+``Limits`` covers what cgroup v1 and v2 can express; ``Limits.unsupported(version)`` names
+the fields a backend cannot set (they raise CgroupError), ``unavailable()`` those this
+host's cgroups cannot (other version, controller not mounted, kernel file missing).
+
 Cgroups are created only below the cgroup the calling process is in (per hierarchy), unless a
 ``parent`` is given. Only the backend in use is imported.
 """
@@ -32,7 +36,7 @@ from .parse import (
 )
 
 __all__ = ["DEFAULT_DEVICES", "UNLIMITED", "Cgroup", "CgroupError", "DeviceRule", "Limits",
-           "Stats", "create", "detect", "parse_rule",
+           "Stats", "create", "detect", "parse_rule", "unavailable",
            "limits_from_options", "open_manager", "parse_cpus", "parse_cpuset", "parse_io_max",
            "parse_pids", "parse_size", "parse_weight"]
 
@@ -49,6 +53,43 @@ def detect(root: str = "/sys/fs/cgroup") -> str:
         return "hybrid" if os.path.exists(f"{root}/unified/cgroup.controllers") else "v1"
     raise CgroupError(f"cgroups: no cgroup filesystem at {root} (mount one: mount -t cgroup2 "
                       f"cgroup2 {root})")
+
+
+def unavailable(root: str = "/sys/fs/cgroup") -> dict[str, str]:
+    """The Limits fields the cgroups mounted at ``root`` cannot set, each with the reason:
+    the fields of the other cgroup version, those of controllers that are not there, and
+    the knobs this kernel lacks (swap accounting, real-time groups, cpu.idle, BFQ weights),
+    probed in the hierarchies' root cgroups."""
+    from .base import NEEDS, V1_ONLY, V2_ONLY
+
+    version = detect(root)
+    if version == "v2":
+        out = dict(V1_ONLY)
+        have = set(open(f"{root}/cgroup.controllers").read().split())
+        for ctrl, fields in NEEDS:
+            for f in fields:
+                if ctrl not in have and f not in out:
+                    out[f] = f"the cgroup v2 '{ctrl}' controller is not available"
+        return out
+    out = dict(V2_ONLY)
+    for ctrl, fields in NEEDS:
+        top = f"{root}/{'blkio' if ctrl == 'io' else ctrl}"
+        for f in fields:
+            if not os.path.exists(f"{top}/cgroup.procs"):
+                out[f] = f"the cgroup v1 '{os.path.basename(top)}' controller is not mounted"
+    probes = (("memory_swap", "memory/memory.memsw.limit_in_bytes", "no swap accounting "
+               "(boot with swapaccount=1)"),
+              ("cpu_rt_runtime", "cpu/cpu.rt_runtime_us", "no CONFIG_RT_GROUP_SCHED"),
+              ("cpu_rt_period", "cpu/cpu.rt_period_us", "no CONFIG_RT_GROUP_SCHED"),
+              ("cpu_idle", "cpu/cpu.idle", "no cpu.idle (Linux 5.15+)"),
+              ("io_weight", "blkio/blkio.weight|blkio/blkio.bfq.weight", "no BFQ I/O scheduler"),
+              ("io_weight_device", "blkio/blkio.weight_device|blkio/blkio.bfq.weight_device",
+               "no BFQ I/O scheduler"),
+              ("io_leaf_weight", "blkio/blkio.leaf_weight", "no CFQ (gone since Linux 5.0)"))
+    for field, files, why in probes:
+        if field not in out and not any(os.path.exists(f"{root}/{f}") for f in files.split("|")):
+            out[field] = why
+    return out
 
 
 def open_manager(name: str, *, root: str = "/sys/fs/cgroup", version: str | None = None,

@@ -56,49 +56,118 @@ class Limits(_Record):
     ``update`` changes only what it names); ``UNLIMITED`` (-1) removes a limit.
 
     - ``memory_max``, ``memory_high``: bytes (``memory_high`` is v2 only)
+    - ``memory_low``: bytes of best-effort protection (v2 ``memory.low``; v1 has only the soft
+      limit ``memory.soft_limit_in_bytes``, which plays that part: OCI's memory.reservation)
     - ``memory_swap``: memory + swap in bytes, as docker's ``--memory-swap`` and OCI's
       ``memory.swap`` (v2 writes ``memory.swap.max`` = memory_swap - memory_max)
+    - ``memory_swappiness`` (0..100), ``memory_oom_kill_disable`` (bool): v1 only
     - ``cpu_quota``, ``cpu_period``: microseconds of CPU time per period (``--cpus 0.5`` is
       50000 per 100000)
     - ``cpu_weight``: 1..10000, default 100 (v1 uses ``cpu.shares`` = weight * 1024 / 100)
+    - ``cpu_shares``: 2..262144, v1's own unit, written unchanged on v1 (v2: converted to a
+      weight as runc does, unless ``cpu_weight`` is given too)
+    - ``cpu_idle``: 0 or 1 (``cpu.idle``, Linux 5.15+)
+    - ``cpu_rt_runtime``, ``cpu_rt_period``: microseconds of real-time CPU per period
+      (``cpu.rt_runtime_us``/``cpu.rt_period_us``: v1 with CONFIG_RT_GROUP_SCHED)
     - ``cpuset_cpus``, ``cpuset_mems``: lists such as ``"0-3,6"``
     - ``pids_max``: at least 1
     - ``io_weight``: 1..10000, default 100 (v1: blkio weight, clamped to 10..1000)
+    - ``io_weight_device``: ``{"MAJ:MIN": weight}``; ``io_leaf_weight``: v1 (CFQ) only
     - ``io_max``: ``{"MAJ:MIN": {"rbps"|"wbps"|"riops"|"wiops": int}}``
+    - ``net_classid`` (net_cls), ``net_priorities`` (``{"eth0": prio}``, net_prio): v1 only
+    - ``hugetlb``: ``{"2MB": bytes}`` per huge page size (as the kernel names the files)
+    - ``rdma``: ``{"mlx5_0": {"hca_handle": n, "hca_object": n}}``
+    - ``unified``: ``{"file.name": "value"}`` written as given (v2 only, as runc)
     - ``devices``: the device cgroup's rules, a list of ``cgroups.devices.DeviceRule`` read
       in order after an implicit deny-all (the last matching rule decides); set when the
       cgroup is created (v1: the ``devices`` controller, v2: an eBPF program), not by
       ``update``. None: no device control.
+
+    A field the backend in use cannot set raises CgroupError at ``create``/``update``;
+    ``unsupported(version)`` lists them beforehand, so a caller can warn and drop them.
     """
 
-    __slots__ = ("memory_max", "memory_high", "memory_swap", "cpu_quota", "cpu_period",
-                 "cpu_weight", "cpuset_cpus", "cpuset_mems", "pids_max", "io_weight", "io_max",
+    __slots__ = ("memory_max", "memory_high", "memory_low", "memory_swap", "memory_swappiness",
+                 "memory_oom_kill_disable", "cpu_quota", "cpu_period", "cpu_weight",
+                 "cpu_shares", "cpu_idle", "cpu_rt_runtime", "cpu_rt_period", "cpuset_cpus",
+                 "cpuset_mems", "pids_max", "io_weight", "io_weight_device", "io_leaf_weight",
+                 "io_max", "net_classid", "net_priorities", "hugetlb", "rdma", "unified",
                  "devices")
 
     memory_max: int | None
     memory_high: int | None
+    memory_low: int | None
     memory_swap: int | None
+    memory_swappiness: int | None
+    memory_oom_kill_disable: bool | None
     cpu_quota: int | None
     cpu_period: int | None
     cpu_weight: int | None
+    cpu_shares: int | None
+    cpu_idle: int | None
+    cpu_rt_runtime: int | None
+    cpu_rt_period: int | None
     cpuset_cpus: str | None
     cpuset_mems: str | None
     pids_max: int | None
     io_weight: int | None
+    io_weight_device: dict[str, int] | None
+    io_leaf_weight: int | None
     io_max: dict[str, dict[str, int]] | None
+    net_classid: int | None
+    net_priorities: dict[str, int] | None
+    hugetlb: dict[str, int] | None
+    rdma: dict[str, dict[str, int]] | None
+    unified: dict[str, str] | None
     devices: list | None
 
     def controllers(self) -> set[str]:
-        """The (v2 names of the) controllers these limits need (device rules need none on
-        v2; the v1 backend checks its ``devices`` hierarchy itself)."""
+        """The controllers these limits need, by their v2 names (``io``), plus ``net_cls`` and
+        ``net_prio`` (v1 only); device rules need none on v2 (the v1 backend checks its
+        ``devices`` hierarchy itself); a ``unified`` key needs the controller it names."""
         need = set()
-        for ctrl, fields in (("memory", ("memory_max", "memory_high", "memory_swap")),
-                             ("cpu", ("cpu_quota", "cpu_period", "cpu_weight")),
-                             ("cpuset", ("cpuset_cpus", "cpuset_mems")),
-                             ("pids", ("pids_max",)), ("io", ("io_weight", "io_max"))):
+        for ctrl, fields in NEEDS:
             if any(getattr(self, f) is not None for f in fields):
                 need.add(ctrl)
+        for key in self.unified or ():
+            ctrl = key.partition(".")[0]
+            if ctrl != "cgroup":
+                need.add(ctrl)
         return need
+
+    def unsupported(self, version: str) -> dict[str, str]:
+        """The fields set here that the ``version`` ("v1" or "v2") backend has no file for,
+        each with the reason: what ``create``/``update`` would refuse."""
+        table = {"v2": V1_ONLY, "v1": V2_ONLY}.get(version, {})
+        return {f: why for f, why in table.items() if getattr(self, f) is not None}
+
+
+NEEDS = (("memory", ("memory_max", "memory_high", "memory_low", "memory_swap",
+                      "memory_swappiness", "memory_oom_kill_disable")),
+          ("cpu", ("cpu_quota", "cpu_period", "cpu_weight", "cpu_shares", "cpu_idle",
+                   "cpu_rt_runtime", "cpu_rt_period")),
+          ("cpuset", ("cpuset_cpus", "cpuset_mems")), ("pids", ("pids_max",)),
+          ("io", ("io_weight", "io_weight_device", "io_leaf_weight", "io_max")),
+          ("net_cls", ("net_classid",)), ("net_prio", ("net_priorities",)),
+          ("hugetlb", ("hugetlb",)), ("rdma", ("rdma",)))
+"""Controller (v2 name; net_cls and net_prio are v1's) -> the Limits fields it sets."""
+
+V1_ONLY = {
+    "memory_swappiness": "cgroup v2 has no memory.swappiness",
+    "memory_oom_kill_disable": "cgroup v2 cannot disable the OOM killer",
+    "cpu_rt_runtime": "cgroup v2 has no real-time CPU bandwidth (cpu.rt_runtime_us)",
+    "cpu_rt_period": "cgroup v2 has no real-time CPU bandwidth (cpu.rt_period_us)",
+    "io_leaf_weight": "cgroup v2 has no leaf weight",
+    "net_classid": "cgroup v2 has no net_cls controller",
+    "net_priorities": "cgroup v2 has no net_prio controller",
+}
+"""Fields only the v1 backend sets, with the reason v2 cannot."""
+
+V2_ONLY = {
+    "memory_high": "a memory high limit needs cgroup v2 (v1 has no memory.high)",
+    "unified": "cgroup v2 unified resources cannot be set on cgroup v1",
+}
+"""Fields only the v2 backend sets, with the reason v1 cannot."""
 
 
 class Stats(_Record):
@@ -216,11 +285,25 @@ def write(path: str, value: str | int, hint: str = "") -> None:
         os.close(fd)
 
 
-def refuse_device_update(limits: Limits) -> None:
-    """Device rules are set once, when the cgroup is created (v2 attaches a program then)."""
+def check_update(limits: Limits, version: str = "") -> None:
+    """Device rules are set once, when the cgroup is created (v2 attaches a program then);
+    a field this backend has no file for is an error (``Limits.unsupported``)."""
+    for field, why in limits.unsupported(version).items():
+        raise CgroupError(f"cgroups: {field}: {why}")
     if limits.devices is not None:
         raise CgroupError("cgroups: device rules are set when the cgroup is created; they "
                           "cannot be changed on a live cgroup")
+
+
+def shares_to_weight(shares: int) -> int:
+    """A v1 cpu.shares value (2..262144) as a v2 cpu.weight (1..10000): runc's linear map."""
+    return 1 + ((max(2, min(shares, 262144)) - 2) * 9999) // 262142
+
+
+def rdma_line(dev: str, values: dict[str, int]) -> str:
+    """A line of rdma.max: ``mlx5_0 hca_handle=2 hca_object=2000`` (UNLIMITED as max)."""
+    items = " ".join(f"{k}={'max' if v == UNLIMITED else v}" for k, v in sorted(values.items()))
+    return f"{dev} {items}"
 
 
 def own_cgroup(proc_cgroup: str, controller: str) -> str:

@@ -13,18 +13,22 @@ from .base import (
     CgroupError,
     Limits,
     Stats,
+    check_update,
     int_opt,
     keyed,
     own_cgroup,
     poll_fd,
+    rdma_line,
     read,
     read_opt,
-    refuse_device_update,
     wait_until,
     write,
 )
 
-CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer", "devices")
+CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer", "devices",
+               "net_cls", "net_prio", "hugetlb", "rdma")
+_OPTIONAL = ("devices", "net_cls", "net_prio", "hugetlb", "rdma")
+"""Hierarchies a saved /proc/PID/cgroup copy may not name (written before they were used)."""
 _V1_NAME = {"io": "blkio"}
 _THROTTLE = {"rbps": "read_bps", "wbps": "write_bps", "riops": "read_iops", "wiops": "write_iops"}
 _HUGE = 1 << 62  # v1 reports "no memory limit" as a number near 2**63
@@ -51,7 +55,7 @@ class V1Cgroup(Cgroup):
             try:
                 own = (parent if parent is not None else own_cgroup(proc_cgroup, c)).strip("/")
             except CgroupError:
-                if c != "devices":  # a parent file written before devices were managed
+                if c not in _OPTIONAL:
                     raise
                 continue
             base_dir = os.path.join(top, own) if own else top
@@ -68,6 +72,11 @@ class V1Cgroup(Cgroup):
         if ctrl in self.paths:
             return self.paths[ctrl]
         top = f"{self.root}/{ctrl}"
+        if ctrl in (read_opt(f"{self.root}/unified/cgroup.controllers") or "").split():
+            raise CgroupError(f"cgroups: {purpose} needs the cgroup v1 '{ctrl}' controller, which "
+                              f"is not mounted at {top}: this hybrid host has it on the cgroup2 "
+                              f"mount {self.root}/unified, which (as runc) jailer does not use "
+                              "for limits; boot with cgroup v2 only or do without it")
         raise CgroupError(f"cgroups: {purpose} needs the cgroup v1 '{ctrl}' controller, which "
                           f"is not mounted at {top}: mount it (mkdir -p {top} && mount -t cgroup "
                           f"-o {ctrl} cgroup {top}) or do without it")
@@ -75,6 +84,7 @@ class V1Cgroup(Cgroup):
     # ── create ───────────────────────────────────────────────────────────────────────────
     def create(self, limits: Limits | None = None, *, exist_ok: bool = False) -> V1Cgroup:
         limits = limits or Limits()
+        check_update(limits.replace(devices=None), self.version)
         for c in sorted(limits.controllers()):
             self._dir(_V1_NAME.get(c, c), f"a {c} limit")
         if limits.devices is not None:
@@ -118,11 +128,20 @@ class V1Cgroup(Cgroup):
 
     # ── limits ───────────────────────────────────────────────────────────────────────────
     def update(self, limits: Limits) -> None:
-        refuse_device_update(limits)
-        lim = limits
-        if lim.memory_high is not None:
-            raise CgroupError("cgroups: a memory high limit needs cgroup v2 (v1 has no "
-                              "memory.high)")
+        check_update(limits, self.version)
+        self._set_memory(limits)
+        self._set_cpu(limits)
+        for field, f in (("cpuset_cpus", "cpuset.cpus"), ("cpuset_mems", "cpuset.mems")):
+            if getattr(limits, field) is not None:
+                d = self._dir("cpuset", "a cpuset")
+                write(f"{d}/{f}", getattr(limits, field), "no such CPU or memory node here?")
+        if limits.pids_max is not None:
+            d = self._dir("pids", "a pids limit")
+            write(f"{d}/pids.max", "max" if limits.pids_max == UNLIMITED else limits.pids_max)
+        self._set_blkio(limits)
+        self._set_other(limits)
+
+    def _set_memory(self, lim: Limits) -> None:
         pairs = []
         if lim.memory_max is not None:
             pairs.append(("memory.limit_in_bytes", lim.memory_max))
@@ -140,35 +159,102 @@ class V1Cgroup(Cgroup):
             except CgroupError:
                 for f, v in reversed(pairs):
                     write(f"{d}/{f}", v, "below current usage, or memory+swap below memory?")
-        if lim.cpu_period is not None or lim.cpu_quota is not None or lim.cpu_weight is not None:
-            d = self._dir("cpu", "a cpu limit")
-            if lim.cpu_period is not None:
-                write(f"{d}/cpu.cfs_period_us", lim.cpu_period)
-            if lim.cpu_quota is not None:
-                write(f"{d}/cpu.cfs_quota_us", lim.cpu_quota)
-            if lim.cpu_weight is not None:
-                write(f"{d}/cpu.shares", max(2, lim.cpu_weight * 1024 // 100))
-        for field, f in (("cpuset_cpus", "cpuset.cpus"), ("cpuset_mems", "cpuset.mems")):
-            if getattr(lim, field) is not None:
-                d = self._dir("cpuset", "a cpuset")
-                write(f"{d}/{f}", getattr(lim, field), "no such CPU or memory node here?")
-        if lim.pids_max is not None:
-            d = self._dir("pids", "a pids limit")
-            write(f"{d}/pids.max", "max" if lim.pids_max == UNLIMITED else lim.pids_max)
+        for field, f in (("memory_low", "memory.soft_limit_in_bytes"),
+                         ("memory_swappiness", "memory.swappiness"),
+                         ("memory_oom_kill_disable", "memory.oom_control")):
+            value = getattr(lim, field)
+            if value is not None:
+                d = self._dir("memory", f"a memory setting ({f})")
+                write(f"{d}/{f}", int(value))
+
+    def _set_cpu(self, lim: Limits) -> None:
+        if all(getattr(lim, f) is None for f in ("cpu_period", "cpu_quota", "cpu_weight",
+                                                  "cpu_shares", "cpu_idle", "cpu_rt_runtime",
+                                                  "cpu_rt_period")):
+            return
+        d = self._dir("cpu", "a cpu limit")
+        if lim.cpu_period is not None:
+            write(f"{d}/cpu.cfs_period_us", lim.cpu_period)
+        if lim.cpu_quota is not None:
+            write(f"{d}/cpu.cfs_quota_us", lim.cpu_quota)
+        shares = lim.cpu_shares
+        if shares is None and lim.cpu_weight is not None:
+            shares = max(2, lim.cpu_weight * 1024 // 100)
+        if shares is not None:
+            write(f"{d}/cpu.shares", shares)
+            got = int_opt(f"{d}/cpu.shares")
+            if got != shares:  # the kernel clamps silently: say so, as runc does
+                raise CgroupError(f"cgroups: cpu.shares {shares} is out of range: the kernel "
+                                  f"set {got} ({'maximum' if shares > (got or 0) else 'minimum'}"
+                                  f" allowed: {got})")
+        if lim.cpu_idle is not None:
+            write(f"{d}/cpu.idle", lim.cpu_idle, "cpu.idle needs Linux 5.15 or later")
+        self._set_rt(d, lim)
+
+    def _set_rt(self, d: str, lim: Limits) -> None:
+        """Real-time bandwidth: the period and runtime depend on each other (runtime <=
+        period, and the sum of the children's runtimes <= the parent's), so a period the
+        kernel refuses first is tried again after the runtime."""
+        hint = "needs CONFIG_RT_GROUP_SCHED and real-time budget in the parent cgroups"
+        retry = False
+        if lim.cpu_rt_period is not None:
+            try:
+                write(f"{d}/cpu.rt_period_us", lim.cpu_rt_period, hint)
+            except CgroupError as e:
+                if e.errno != 22 or lim.cpu_rt_runtime is None:
+                    raise
+                retry = True
+        if lim.cpu_rt_runtime is not None:
+            write(f"{d}/cpu.rt_runtime_us", lim.cpu_rt_runtime, hint)
+        if retry:
+            write(f"{d}/cpu.rt_period_us", lim.cpu_rt_period, hint)
+
+    def _set_blkio(self, lim: Limits) -> None:
         if lim.io_weight is not None:
             d = self._dir("blkio", "an io weight")
-            f = next((f for f in ("blkio.weight", "blkio.bfq.weight")
-                      if os.path.exists(f"{d}/{f}")), None)
-            if f is None:
-                raise CgroupError(f"cgroups: an io weight needs blkio.weight or "
-                                  f"blkio.bfq.weight in {d}: use the BFQ I/O scheduler")
+            f = self._weight_file(d, "weight")
             write(f"{d}/{f}", min(max(lim.io_weight, 10), 1000))  # v1 range: 10..1000
+        if lim.io_leaf_weight is not None:
+            d = self._dir("blkio", "an io leaf weight")
+            write(f"{d}/blkio.leaf_weight", lim.io_leaf_weight,
+                  "blkio.leaf_weight is CFQ's (removed in Linux 5.0)")
+        for dev, weight in (lim.io_weight_device or {}).items():
+            d = self._dir("blkio", "an io weight")
+            write(f"{d}/{self._weight_file(d, 'weight_device')}", f"{dev} {weight}")
         for dev, values in (lim.io_max or {}).items():
             d = self._dir("blkio", "an io limit")
             for key, v in values.items():
                 write(f"{d}/blkio.throttle.{_THROTTLE[key]}_device",
                       f"{dev} {0 if v == UNLIMITED else v}",
                       "io limits apply to whole disks, not partitions")
+
+    @staticmethod
+    def _weight_file(d: str, what: str) -> str:
+        f = next((f for f in (f"blkio.{what}", f"blkio.bfq.{what}")
+                  if os.path.exists(f"{d}/{f}")), None)
+        if f is None:
+            raise CgroupError(f"cgroups: an io weight needs blkio.{what} or blkio.bfq.{what} "
+                              f"in {d}: use the BFQ I/O scheduler")
+        return f
+
+    def _set_other(self, lim: Limits) -> None:
+        """net_cls, net_prio, hugetlb and rdma."""
+        if lim.net_classid is not None:
+            write(f"{self._dir('net_cls', 'a network class id')}/net_cls.classid",
+                  lim.net_classid)
+        for iface, prio in (lim.net_priorities or {}).items():
+            write(f"{self._dir('net_prio', 'network priorities')}/net_prio.ifpriomap",
+                  f"{iface} {prio}", "no such network interface?")
+        for size, limit in (lim.hugetlb or {}).items():
+            d = self._dir("hugetlb", "a huge page limit")
+            write(f"{d}/hugetlb.{size}.limit_in_bytes", -1 if limit == UNLIMITED else limit,
+                  f"no {size} huge pages on this system?")
+            if os.path.exists(f"{d}/hugetlb.{size}.rsvd.limit_in_bytes"):
+                write(f"{d}/hugetlb.{size}.rsvd.limit_in_bytes",
+                      -1 if limit == UNLIMITED else limit)
+        for dev, values in (lim.rdma or {}).items():
+            write(f"{self._dir('rdma', 'an rdma limit')}/rdma.max", rdma_line(dev, values),
+                  "no such RDMA device?")
 
     def limits(self) -> Limits:
         m, c, s, p, b = (self.paths.get(k, "/nonexistent")
@@ -182,6 +268,11 @@ class V1Cgroup(Cgroup):
                 io_max.setdefault(dev, {})[key] = int(value)
         return Limits(
             memory_max=_mem(int_opt(f"{m}/memory.limit_in_bytes")),
+            memory_low=_mem(int_opt(f"{m}/memory.soft_limit_in_bytes")),
+            memory_swappiness=int_opt(f"{m}/memory.swappiness"),
+            cpu_idle=int_opt(f"{c}/cpu.idle"),
+            cpu_rt_runtime=int_opt(f"{c}/cpu.rt_runtime_us"),
+            cpu_rt_period=int_opt(f"{c}/cpu.rt_period_us"),
             memory_swap=_mem(int_opt(f"{m}/memory.memsw.limit_in_bytes")),
             cpu_quota=int_opt(f"{c}/cpu.cfs_quota_us"),
             cpu_period=int_opt(f"{c}/cpu.cfs_period_us"),

@@ -13,19 +13,21 @@ from .base import (
     CgroupError,
     Limits,
     Stats,
+    check_update,
     fail,
     int_opt,
     keyed,
     own_cgroup,
     poll_fd,
+    rdma_line,
     read,
     read_opt,
-    refuse_device_update,
+    shares_to_weight,
     wait_until,
     write,
 )
 
-CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids")
+CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids", "hugetlb", "rdma")
 """Enabled for the new cgroup when available; only those the limits need are required."""
 
 _POLLPRI = 2  # select.POLLPRI: cgroupfs signals a changed events file with it
@@ -57,6 +59,7 @@ class V2Cgroup(Cgroup):
     # ── create ───────────────────────────────────────────────────────────────────────────
     def create(self, limits: Limits | None = None, *, exist_ok: bool = False) -> V2Cgroup:
         limits = limits or Limits()
+        check_update(limits.replace(devices=None), self.version)
         need = limits.controllers()
         made: list[str] = []
         try:
@@ -125,14 +128,36 @@ class V2Cgroup(Cgroup):
 
     # ── limits ───────────────────────────────────────────────────────────────────────────
     def update(self, limits: Limits) -> None:
-        refuse_device_update(limits)
+        check_update(limits, self.version)
         p = self.path
         lim = limits
+        self._set_memory(lim)
+        self._set_cpu(lim)
+        if lim.cpuset_cpus is not None:
+            write(f"{p}/cpuset.cpus", lim.cpuset_cpus, "no such CPU here?")
+        if lim.cpuset_mems is not None:
+            write(f"{p}/cpuset.mems", lim.cpuset_mems, "no such memory node here?")
+        if lim.pids_max is not None:
+            write(f"{p}/pids.max", _fmt(lim.pids_max))
+        self._set_io(lim)
+        for size, limit in (lim.hugetlb or {}).items():
+            write(f"{p}/hugetlb.{size}.max", _fmt(limit), f"no {size} huge pages here?")
+            if os.path.exists(f"{p}/hugetlb.{size}.rsvd.max"):
+                write(f"{p}/hugetlb.{size}.rsvd.max", _fmt(limit))
+        for dev, values in (lim.rdma or {}).items():
+            write(f"{p}/rdma.max", rdma_line(dev, values), "no such RDMA device?")
+        for key, value in (lim.unified or {}).items():
+            self._set_unified(key, value)
+
+    def _set_memory(self, lim: Limits) -> None:
+        p = self.path
         if lim.memory_max is not None:
             write(f"{p}/memory.max", _fmt(lim.memory_max),
                   "below current usage? the kernel could not reclaim enough")
         if lim.memory_high is not None:
             write(f"{p}/memory.high", _fmt(lim.memory_high))
+        if lim.memory_low is not None:
+            write(f"{p}/memory.low", _fmt(lim.memory_low))
         if lim.memory_swap is not None:
             if lim.memory_swap == UNLIMITED:
                 swap = UNLIMITED
@@ -144,6 +169,9 @@ class V2Cgroup(Cgroup):
                 swap = max(lim.memory_swap - mem, 0)
             write(f"{p}/memory.swap.max", _fmt(swap),
                   "swap limits need swap accounting (CONFIG_MEMCG_SWAP)")
+
+    def _set_cpu(self, lim: Limits) -> None:
+        p = self.path
         if lim.cpu_quota is not None or lim.cpu_period is not None:
             quota, period = read(f"{p}/cpu.max").split()  # keep the half not given
             if lim.cpu_quota is not None:
@@ -151,26 +179,42 @@ class V2Cgroup(Cgroup):
             if lim.cpu_period is not None:
                 period = str(lim.cpu_period)
             write(f"{p}/cpu.max", f"{quota} {period}")
-        if lim.cpu_weight is not None:
-            write(f"{p}/cpu.weight", lim.cpu_weight)
-        if lim.cpuset_cpus is not None:
-            write(f"{p}/cpuset.cpus", lim.cpuset_cpus, "no such CPU here?")
-        if lim.cpuset_mems is not None:
-            write(f"{p}/cpuset.mems", lim.cpuset_mems, "no such memory node here?")
-        if lim.pids_max is not None:
-            write(f"{p}/pids.max", _fmt(lim.pids_max))
-        if lim.io_weight is not None:
-            if os.path.exists(f"{p}/io.weight"):
-                write(f"{p}/io.weight", f"default {lim.io_weight}")
-            elif os.path.exists(f"{p}/io.bfq.weight"):
-                write(f"{p}/io.bfq.weight", f"default {lim.io_weight}")
-            else:
+        weight = lim.cpu_weight
+        if weight is None and lim.cpu_shares is not None:
+            weight = shares_to_weight(lim.cpu_shares)
+        if weight is not None:
+            write(f"{p}/cpu.weight", weight)
+        if lim.cpu_idle is not None:
+            write(f"{p}/cpu.idle", lim.cpu_idle, "cpu.idle needs Linux 5.15 or later")
+
+    def _set_io(self, lim: Limits) -> None:
+        p = self.path
+        if lim.io_weight is not None or lim.io_weight_device:
+            files = [f for f in ("io.weight", "io.bfq.weight") if os.path.exists(f"{p}/{f}")]
+            if not files:
                 raise CgroupError(f"cgroups: an io weight needs io.weight or io.bfq.weight in "
                                   f"{p}: use the BFQ scheduler or enable io.cost")
+            if lim.io_weight is not None:
+                write(f"{p}/{files[0]}", f"default {lim.io_weight}")
+            for dev, weight in (lim.io_weight_device or {}).items():  # BFQ's first, as runc
+                write(f"{p}/{files[-1]}", f"{dev} {weight}", "a per-device io weight needs the "
+                      "BFQ scheduler (io.bfq.weight) or io.cost enabled for that device")
         for dev, values in (lim.io_max or {}).items():
             spec = " ".join(f"{k}={_fmt(v)}" for k, v in values.items())
             write(f"{p}/io.max", f"{dev} {spec}",
                   "io limits apply to whole disks, not partitions")
+
+    def _set_unified(self, key: str, value: str) -> None:
+        """One ``unified`` entry: a file of this cgroup, written as given (runc's rules: a
+        plain file name of the form CONTROLLER.PARAMETER)."""
+        ctrl, dot, _ = key.partition(".")
+        if "/" in key or not dot or not ctrl or key.startswith("."):
+            raise CgroupError(f"cgroups: unified resource {key!r} must be a file name of the "
+                              "form CONTROLLER.PARAMETER (no slashes)")
+        if ctrl != "cgroup" and ctrl not in _tokens(read_opt(f"{self.path}/cgroup.controllers")):
+            raise CgroupError(f"cgroups: unified resource {key!r} cannot be set: the "
+                              f"{ctrl!r} controller is not available in {self.path}")
+        write(f"{self.path}/{key}", value, f"unified resource {key!r}: no such file here")
 
     def limits(self) -> Limits:
         p = self.path
@@ -188,6 +232,7 @@ class V2Cgroup(Cgroup):
             total = UNLIMITED if UNLIMITED in (mem, swap) else mem + swap
         return Limits(
             memory_max=mem, memory_high=int_opt(f"{p}/memory.high"), memory_swap=total,
+            memory_low=int_opt(f"{p}/memory.low"), cpu_idle=int_opt(f"{p}/cpu.idle"),
             cpu_quota=(UNLIMITED if cpu[0] == "max" else int(cpu[0])) if cpu else None,
             cpu_period=int(cpu[1]) if cpu else None, cpu_weight=int_opt(f"{p}/cpu.weight"),
             cpuset_cpus=read_opt(f"{p}/cpuset.cpus"), cpuset_mems=read_opt(f"{p}/cpuset.mems"),

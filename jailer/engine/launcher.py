@@ -286,7 +286,7 @@ class Launch:
             self.cgroup_fds = [os.open(p, os.O_WRONLY | os.O_CLOEXEC)
                                for p in self.cg.procs_paths]
         except (cgroups.CgroupError, OSError) as e:
-            raise JailerError(str(e), stage="cgroups",
+            raise JailerError(str(e).removeprefix("cgroups: "), stage="cgroups",
                               errno=getattr(e, "errno", 0) or 0) from None
 
     def _cgroup_name(self) -> str:

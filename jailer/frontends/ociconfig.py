@@ -15,17 +15,23 @@ nothing downstream reads the JSON. Conventions:
 * Things runc only warns about are warnings here too (one line on stderr by default, or
   given to the ``warn`` callback): a relative mount destination (taken relative to "/", as
   runtime-spec 1.1 says), capabilities this process does not have (dropped), and resource
-  settings jailer's cgroup library has no knob for.
-
-Accepted and deliberately not acted on:
-
-* ``process.apparmorProfile``, ``process.selinuxLabel``, ``linux.mountLabel``: no LSM support
-  (``features()`` says so); ignored without a warning, as runc on a host without the LSM.
-* ``linux.resources.memory.reservation`` is NOT mapped to ``memory_high``: a reservation is
-  a soft guarantee (v1 soft_limit_in_bytes, v2 memory.low in runc and crun) while memory.high
-  throttles the workload at that size; cgroups.Limits has no memory.low, so it is ignored
-  with a warning. So are swappiness, kernel, kernelTCP, disableOOMKiller, cpu realtime*/idle,
-  blockIO leafWeight/weightDevice and network (classID/priorities).
+  settings the host's cgroup version cannot express (below).
+* ``linux.cgroupsPath``: an absolute path is taken from each hierarchy's root exactly (as
+  runc and crun; engines read limits back there), a relative one below the runtime's own
+  cgroup; delete removes only the leaf of an absolute path (the parents are the engine's).
+* ``linux.resources``: every knob cgroup v1 or v2 can express reaches the container's
+  cgroup (cgroups.Limits): memory limit/swap/reservation (v1 soft_limit_in_bytes, v2
+  memory.low)/swappiness/disableOOMKiller, cpu shares (v1 as given, v2 runc's weight)/
+  quota/period/realtime*/idle/cpus/mems, pids, blockIO weight/leafWeight/weightDevice/
+  throttle*, network classID/priorities, hugepageLimits, rdma, unified. As runc, where the
+  host's cgroups cannot: on cgroup v2 the v1-only knobs (swappiness, disableOOMKiller,
+  realtime*, leafWeight, network) are ignored with a warning (runc ignores them silently);
+  on cgroup v1 ``unified`` is an error; a knob whose controller is not mounted (v1 net_cls,
+  net_prio, hugetlb, rdma) or whose file the kernel lacks (BFQ weights, CFQ leaf weights,
+  cpu.rt_* without CONFIG_RT_GROUP_SCHED) fails create or update with one line. memory.kernel,
+  memory.kernelTCP and a weightDevice's leafWeight are ignored with a warning (runc ignores
+  kernel memory too). ``features()`` lists this host's gaps under
+  linux.cgroup["org.jailer.unsupported"].
 * Recursive mount attributes (rro, rnosuid, rnoatime, ...) count as their plain word (a
   bind's attributes reach its whole tree anyway; a new filesystem has no submounts); the
   negative ones (rrw, rsuid, ratime, ...) also clear the attribute on every submount a bind
@@ -33,9 +39,13 @@ Accepted and deliberately not acted on:
 * Idmapped binds: a mount's uidMappings/gidMappings (both, as runc), or the options
   "idmap" (the top mount) / "ridmap" (every mount of the bind's tree), which without
   mappings take the container's user namespace's.
-* ``linux.resources`` hugepageLimits, rdma and unified, ``linux.intelRdt``,
-  ``linux.netDevices`` and ``remount`` are refused: they ask for something jailer cannot
-  do, and features() does not claim them.
+
+Accepted and deliberately not acted on:
+
+* ``process.apparmorProfile``, ``process.selinuxLabel``, ``linux.mountLabel``: no LSM support
+  (``features()`` says so); ignored without a warning, as runc on a host without the LSM.
+* ``linux.intelRdt``, ``linux.netDevices`` and ``remount`` are refused: they ask for
+  something jailer cannot do, and features() does not claim them.
 * Other runtime-spec fields jailer does not act on are ignored like unknown keys:
   process.execCPUAffinity, linux.memoryPolicy, linux.seccomp.listenerPath.
 
@@ -842,14 +852,17 @@ def device_rules(value: object, field: str) -> list | None:
     return rules
 
 
-def limits_from_resources(res: dict | None, *, warn: Callable[[str], None] | None = None):
-    """``linux.resources`` -> a cgroups.Limits (fields left None are not touched).
+def limits_from_resources(res: dict | None, *, warn: Callable[[str], None] | None = None,
+                          version: str | None = None):
+    """``linux.resources`` -> a cgroups.Limits (fields left None are not touched), fitted to
+    the host's cgroup ``version`` ("v1" or "v2"; probed by default).
 
     OCI's conventions: 0 means "not set" for limits, -1 "unlimited" (pids: <= 0 unlimited).
-    cpu.shares becomes a cgroup v2 weight with crun's formula; blockIO.weight (10..1000) is
-    passed through unchanged: exact on v1 (the Limits v1 backend writes it clamped to
-    10..1000), and on v2 the ratios between siblings, which is all a weight means, stay the
-    same (runc's affine conversion would not keep them)."""
+    cpu.shares is kept as v1 shares (written unchanged on v1, converted to a v2 weight as runc
+    does); blockIO.weight (10..1000) is passed through unchanged: exact on v1, and on v2 the
+    ratios between siblings, which is all a weight means, stay the same (runc's affine
+    conversion would not keep them). What the host's cgroup version cannot express is
+    handled as runc does: see the module docstring."""
     from cgroups import Limits
 
     warn = warn or errors.warn
@@ -858,19 +871,55 @@ def limits_from_resources(res: dict | None, *, warn: Callable[[str], None] | Non
         return lim
     base = "linux.resources"
 
-    def ignored(field: str, value: object) -> None:
+    def ignored(field: str, value: object, why: str = "is not supported") -> None:
         if value not in (None, 0, False, [], {}):
-            warn(f"{CONFIG}: {field} is not supported, ignored")
+            warn(f"{CONFIG}: {field} {why}, ignored")
 
     lim.devices = device_rules(res.get("devices"), f"{base}.devices")
     _memory_limits(lim, _obj(res.get("memory"), f"{base}.memory") or {}, f"{base}.memory",
                    ignored)
-    _cpu_limits(lim, _obj(res.get("cpu"), f"{base}.cpu") or {}, f"{base}.cpu", ignored)
+    _cpu_limits(lim, _obj(res.get("cpu"), f"{base}.cpu") or {}, f"{base}.cpu")
     _pids_limit(lim, _obj(res.get("pids"), f"{base}.pids") or {}, f"{base}.pids")
     _blockio_limits(lim, _obj(res.get("blockIO"), f"{base}.blockIO") or {}, f"{base}.blockIO",
                     ignored)
-    _unsupported_resources(res, base, ignored)
+    _network_limits(lim, _obj(res.get("network"), f"{base}.network") or {}, f"{base}.network")
+    _hugetlb_rdma_unified(lim, res, base)
+    _fit_to_host(lim, version, ignored)
     return lim
+
+
+OCI_FIELDS = {
+    "memory_max": "memory.limit", "memory_swap": "memory.swap",
+    "memory_low": "memory.reservation", "memory_swappiness": "memory.swappiness",
+    "memory_oom_kill_disable": "memory.disableOOMKiller", "cpu_shares": "cpu.shares",
+    "cpu_quota": "cpu.quota", "cpu_period": "cpu.period", "cpu_idle": "cpu.idle",
+    "cpu_rt_runtime": "cpu.realtimeRuntime", "cpu_rt_period": "cpu.realtimePeriod",
+    "cpuset_cpus": "cpu.cpus", "cpuset_mems": "cpu.mems", "pids_max": "pids.limit",
+    "io_weight": "blockIO.weight", "io_weight_device": "blockIO.weightDevice",
+    "io_leaf_weight": "blockIO.leafWeight", "io_max": "blockIO.throttle*",
+    "net_classid": "network.classID", "net_priorities": "network.priorities",
+    "hugetlb": "hugepageLimits", "rdma": "rdma", "unified": "unified",
+}
+"""cgroups.Limits field -> the ``linux.resources`` field it comes from."""
+
+
+def _fit_to_host(lim, version: str | None, ignored: Callable[..., None]) -> None:
+    """runc's way with what the host's cgroup version lacks: on cgroup v2 the v1-only knobs
+    (swappiness, disableOOMKiller, realtime*, leafWeight, network) are ignored, here with a
+    warning; on cgroup v1 ``unified`` is an error."""
+    import cgroups
+
+    if version is None:
+        try:
+            version = "v2" if cgroups.detect() == "v2" else "v1"
+        except cgroups.CgroupError:
+            return  # no cgroupfs here: the launcher will say so if limits are asked for
+    for field, why in lim.unsupported(version).items():
+        where = f"linux.resources.{OCI_FIELDS.get(field, field)}"
+        if version == "v1":
+            raise _fail(where, f"cannot be used: {why}")
+        ignored(where, getattr(lim, field), f"is not supported ({why})")
+        setattr(lim, field, None)
 
 
 def _checked(func: Callable, value: object, field: str, *args: int):
@@ -883,8 +932,10 @@ def _checked(func: Callable, value: object, field: str, *args: int):
         raise ConfigError(f"{CONFIG}: {e}") from None
 
 
-def _memory_limits(lim, mem: dict, f: str, ignored: Callable[[str, object], None]) -> None:
-    """``linux.resources.memory`` (at ``f``): limit and swap (memory + swap) into ``lim``."""
+def _memory_limits(lim, mem: dict, f: str, ignored: Callable[..., None]) -> None:
+    """``linux.resources.memory`` (at ``f``): limit, swap (memory + swap), reservation,
+    swappiness and disableOOMKiller into ``lim``; kernel and kernelTCP are ignored with a
+    warning, as runc does."""
     from cgroups import UNLIMITED
 
     limit = _int(mem.get("limit"), f"{f}.limit", I64_MIN, I64_MAX)
@@ -907,22 +958,30 @@ def _memory_limits(lim, mem: dict, f: str, ignored: Callable[[str, object], None
             raise _fail(f"{f}.swap", f"({swap}) must be at least memory.limit "
                                      f"({lim.memory_max}): it is memory + swap")
         lim.memory_swap = UNLIMITED if swap == -1 else swap
-    for key in ("reservation", "kernel", "kernelTCP"):
-        ignored(f"{f}.{key}", _int(mem.get(key), f"{f}.{key}", I64_MIN, I64_MAX))
-    ignored(f"{f}.swappiness", _int(mem.get("swappiness"), f"{f}.swappiness", 0, U64))
-    ignored(f"{f}.disableOOMKiller", _bool(mem.get("disableOOMKiller"),
-                                           f"{f}.disableOOMKiller"))
+    reservation = _int(mem.get("reservation"), f"{f}.reservation", -1, I64_MAX)
+    if reservation:
+        lim.memory_low = UNLIMITED if reservation == -1 else reservation
+    for key in ("kernel", "kernelTCP"):
+        ignored(f"{f}.{key}", _int(mem.get(key), f"{f}.{key}", I64_MIN, I64_MAX),
+                "is not supported (kernel memory limits are deprecated; runc ignores them too)")
+    swappiness = _int(mem.get("swappiness"), f"{f}.swappiness", 0, U64)
+    if swappiness is not None:
+        if swappiness > 100:
+            raise _fail(f"{f}.swappiness", f"must be 0..100, got {swappiness}")
+        lim.memory_swappiness = swappiness
+    if _bool(mem.get("disableOOMKiller"), f"{f}.disableOOMKiller"):
+        lim.memory_oom_kill_disable = True
 
 
-def _cpu_limits(lim, cpu: dict, f: str, ignored: Callable[[str, object], None]) -> None:
-    """``linux.resources.cpu`` (at ``f``): shares as a v2 weight, quota, period, cpuset."""
+def _cpu_limits(lim, cpu: dict, f: str) -> None:
+    """``linux.resources.cpu`` (at ``f``): shares, quota, period, realtime runtime and
+    period, idle and the cpuset into ``lim``."""
     from cgroups import UNLIMITED
     from cgroups.parse import parse_cpuset, parse_int
 
     shares = _int(cpu.get("shares"), f"{f}.shares", 0, U64)
     if shares:
-        shares = _checked(parse_int, shares, f"{f}.shares", 2, 262144)
-        lim.cpu_weight = 1 + ((shares - 2) * 9999) // 262142  # crun's conversion
+        lim.cpu_shares = _checked(parse_int, shares, f"{f}.shares", 2, 262144)
     quota = _int(cpu.get("quota"), f"{f}.quota", I64_MIN, I64_MAX)
     if quota == -1:
         lim.cpu_quota = UNLIMITED
@@ -935,8 +994,13 @@ def _cpu_limits(lim, cpu: dict, f: str, ignored: Callable[[str, object], None]) 
         text = _str(cpu.get(key), f"{f}.{key}")
         if text:
             setattr(lim, f"cpuset_{key}", _checked(parse_cpuset, text, f"{f}.{key}"))
-    for key in ("realtimeRuntime", "realtimePeriod", "idle"):
-        ignored(f"{f}.{key}", _int(cpu.get(key), f"{f}.{key}", I64_MIN, U64))
+    runtime = _int(cpu.get("realtimeRuntime"), f"{f}.realtimeRuntime", -1, I64_MAX)
+    if runtime:
+        lim.cpu_rt_runtime = runtime
+    rt_period = _int(cpu.get("realtimePeriod"), f"{f}.realtimePeriod", 0, U64)
+    if rt_period:
+        lim.cpu_rt_period = rt_period
+    lim.cpu_idle = _int(cpu.get("idle"), f"{f}.idle", 0, 1)  # 0 is a value here (as runc)
 
 
 def _pids_limit(lim, pids: dict, f: str) -> None:
@@ -948,15 +1012,24 @@ def _pids_limit(lim, pids: dict, f: str) -> None:
         lim.pids_max = UNLIMITED if plimit <= 0 else plimit
 
 
-def _blockio_limits(lim, bio: dict, f: str, ignored: Callable[[str, object], None]) -> None:
-    """``linux.resources.blockIO`` (at ``f``): the weight and the per-device throttles."""
+def _blockio_limits(lim, bio: dict, f: str, ignored: Callable[..., None]) -> None:
+    """``linux.resources.blockIO`` (at ``f``): the weights and the per-device throttles."""
     from cgroups.parse import parse_int
 
     weight = _int(bio.get("weight"), f"{f}.weight", 0, U16)
     if weight:
         lim.io_weight = _checked(parse_int, weight, f"{f}.weight", 10, 1000)
-    ignored(f"{f}.leafWeight", _int(bio.get("leafWeight"), f"{f}.leafWeight", 0, U16))
-    ignored(f"{f}.weightDevice", _arr(bio.get("weightDevice"), f"{f}.weightDevice"))
+    leaf = _int(bio.get("leafWeight"), f"{f}.leafWeight", 0, U16)
+    if leaf:
+        lim.io_leaf_weight = _checked(parse_int, leaf, f"{f}.leafWeight", 10, 1000)
+    for where, dev in _objs(bio.get("weightDevice"), f"{f}.weightDevice"):
+        major, minor = _required_ints(dev, where, {"major": (0, I64_MAX), "minor": (0, I64_MAX)})
+        w = _int(dev.get("weight"), f"{where}.weight", 0, U16)
+        if w:
+            w = _checked(parse_int, w, f"{where}.weight", 10, 1000)
+            lim.io_weight_device = {**(lim.io_weight_device or {}), f"{major}:{minor}": w}
+        ignored(f"{where}.leafWeight", _int(dev.get("leafWeight"), f"{where}.leafWeight", 0,
+                                            U16), "is not supported (CFQ's, gone since Linux 5.0)")
     for key, io_key in THROTTLE.items():
         for where, dev in _objs(bio.get(key), f"{f}.{key}"):
             _io_throttle(lim, dev, where, io_key)
@@ -974,15 +1047,49 @@ def _io_throttle(lim, dev: dict, where: str, io_key: str) -> None:
     lim.io_max = io_max
 
 
-def _unsupported_resources(res: dict, base: str, ignored: Callable[[str, object], None]) -> None:
-    """hugepageLimits, rdma and unified are refused (the cgroup library does not set them);
-    network (classID, priorities) is ignored with a warning."""
-    for key in ("hugepageLimits", "rdma", "unified"):
-        value = res.get(key)
-        if value:
-            raise _fail(f"{base}.{key}", "is not supported by jailer's cgroup library "
-                        "(remove it or use runc)")
-    ignored(f"{base}.network", _obj(res.get("network"), f"{base}.network"))
+def _network_limits(lim, net: dict, f: str) -> None:
+    """``linux.resources.network`` (at ``f``): classID (net_cls) and priorities (net_prio)."""
+    classid = _int(net.get("classID"), f"{f}.classID", 0, U32)
+    if classid:
+        lim.net_classid = classid
+    for where, p in _objs(net.get("priorities"), f"{f}.priorities"):
+        name = _str(p.get("name"), f"{where}.name")
+        if not name or "/" in name or " " in name or len(name) > 15:
+            raise _fail(f"{where}.name", f"must be a network interface name, got {name!r}")
+        (prio,) = _required_ints(p, where, {"priority": (0, U32)})
+        lim.net_priorities = {**(lim.net_priorities or {}), name: prio}
+
+
+def _hugetlb_rdma_unified(lim, res: dict, base: str) -> None:
+    """``hugepageLimits`` (page size as the kernel names it: 64KB, 2MB, 1GB), ``rdma``
+    (per device: hcaHandles, hcaObjects) and ``unified`` (cgroup v2 file -> value)."""
+    from cgroups import UNLIMITED
+
+    for where, h in _objs(res.get("hugepageLimits"), f"{base}.hugepageLimits"):
+        size = _str(h.get("pageSize"), f"{where}.pageSize") or ""
+        if not (size[:-2].isdigit() and size[-2:] in ("KB", "MB", "GB")):
+            raise _fail(f"{where}.pageSize", f"must be a page size such as 2MB, got {size!r}")
+        (limit,) = _required_ints(h, where, {"limit": (0, U64)})
+        lim.hugetlb = {**(lim.hugetlb or {}), size: UNLIMITED if limit > I64_MAX else limit}
+    for dev, r in (_obj(res.get("rdma"), f"{base}.rdma") or {}).items():
+        where = f"{base}.rdma.{dev}"
+        if not dev or "/" in dev or " " in dev or "\n" in dev:
+            raise _fail(where, "is not an RDMA device name")
+        values = {}
+        for key, name in (("hcaHandles", "hca_handle"), ("hcaObjects", "hca_object")):
+            n = _int(_obj(r, where).get(key) if r is not None else None, f"{where}.{key}", 0,
+                     U32)
+            if n is not None:
+                values[name] = n
+        if values:
+            lim.rdma = {**(lim.rdma or {}), dev: values}
+    unified = _strmap(res.get("unified"), f"{base}.unified")
+    for key in unified:
+        if "/" in key or "." not in key.strip("."):
+            raise _fail(f"{base}.unified", f"key {key!r} must be a cgroup v2 file name of the "
+                        "form CONTROLLER.PARAMETER (no slashes)")
+    if unified:
+        lim.unified = dict(unified)
 
 
 # ── seccomp, sysctl, hooks ───────────────────────────────────────────────────────────────────
@@ -1133,7 +1240,7 @@ def features() -> dict:
             "namespaces": sorted(NAMESPACES),
             "capabilities": [f"CAP_{n}" for n in sorted(caps.CAPS, key=caps.CAPS.__getitem__)],
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
-                       "rdma": False},
+                       "rdma": True, "org.jailer.unsupported": _cgroup_gaps()},
             "seccomp": {
                 "enabled": True,
                 "actions": sorted(seccomp.OCI_ACTIONS),
@@ -1149,6 +1256,19 @@ def features() -> dict:
         },
         "annotations": annotations,
     }
+
+
+def _cgroup_gaps() -> dict[str, str]:
+    """``linux.resources`` fields (dotted, below it) that this host's cgroups cannot set,
+    with the reason: create warns and ignores them on cgroup v2 and fails on cgroup v1 (or
+    when the kernel lacks the file), as runc."""
+    import cgroups
+
+    try:
+        gaps = cgroups.unavailable()
+    except cgroups.CgroupError as e:
+        return {"*": str(e)}
+    return {OCI_FIELDS[f]: why for f, why in sorted(gaps.items()) if f in OCI_FIELDS}
 
 
 def _version() -> str:

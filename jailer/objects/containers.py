@@ -239,17 +239,12 @@ def _default_home(spec) -> None:
 
 
 def _cgroup_place(path: str) -> tuple[str, bool]:
-    """Where an OCI cgroupsPath goes: (name, absolute). An absolute path is taken from the
-    hierarchy's root, as runc does, when it lies below our own cgroup in every hierarchy;
-    otherwise (and for a relative path) it is nested below our own cgroup, the only place
-    jailer creates cgroups."""
-    name = path.strip("/")
-    if not path.startswith("/"):
-        return name, False
-    with open("/proc/self/cgroup") as f:
-        owns = [line.rstrip("\n").split(":", 2)[2] for line in f]
-    inside = all(own == "/" or path.startswith(own.rstrip("/") + "/") for own in owns)
-    return name, inside
+    """Where an OCI cgroupsPath goes: (name, from the root). An absolute path is taken from
+    each hierarchy's root exactly, as runc and crun do and engines expect (podman's
+    ``/libpod_parent/libpod-ID``, the kubelet's ``/kubepods/...``: they read the limits back
+    there); a relative one is nested below the runtime's own cgroup. At delete only the leaf
+    of an absolute path is removed (runc's way: the levels above it are the engine's)."""
+    return path.strip("/"), path.startswith("/")
 
 
 def _now_iso() -> str:
@@ -560,7 +555,7 @@ def runc_limits(limits: dict, *, resources: str | None = None, cpu_quota=None,
     if cpu_share is not None:
         if not str(cpu_share).isdigit():
             raise fail(f"update: --cpu-share {cpu_share!r}: not a number")
-        out.cpu_weight = 1 + ((int(cpu_share) - 2) * 9999) // 262142
+        out.cpu_shares = int(cpu_share)  # v1 writes them as given, v2 converts (as runc)
     if cpuset_mems:
         out.cpuset_mems = cpuset_mems
     return out

@@ -49,16 +49,18 @@ def set_config(bundle: Path, **changes) -> dict:
     return cfg
 
 
-def run_jailer(args: list[str], *, check: bool = False, **kw) -> subprocess.CompletedProcess:
-    """``jailer ARGS`` with stdout and stderr to files, not pipes: a created container keeps
-    the runtime's stdio (as with runc), so a pipe would not see EOF before it ends."""
+def run_jailer(args: list[str], *, check: bool = False, prefix: tuple[str, ...] = (),
+               **kw) -> subprocess.CompletedProcess:
+    """``jailer ARGS`` (run by the ``prefix`` command, if any) with stdout and stderr to
+    files, not pipes: a created container keeps the runtime's stdio (as with runc), so a
+    pipe would not see EOF before it ends."""
     import tempfile
 
     if "input" not in kw:
         kw.setdefault("stdin", subprocess.DEVNULL)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        r = subprocess.run([JAILER, *args], stdout=out, stderr=err, text=True, timeout=60,
-                           **kw)
+        r = subprocess.run([*prefix, JAILER, *args], stdout=out, stderr=err, text=True,
+                           timeout=60, **kw)
         out.seek(0)
         err.seek(0)
         r.stdout, r.stderr = out.read().decode(), err.read().decode()

@@ -331,3 +331,71 @@ def test_v1_stats_and_events(fakefs):
     cg.thaw()
     assert text(r / "freezer/c1/freezer.state") == "THAWED"
     cg.delete()
+
+
+# ── the rest of what OCI's linux.resources can ask ──────────────────────────────────────────
+def test_v1_writes_every_v1_knob(fakefs):
+    fs = fakefs("v1", controllers=("memory", "cpu", "blkio"))
+    cg = manager(fs).create()
+    r = fs.root
+    extra = {"memory": ("memory.soft_limit_in_bytes", "memory.swappiness"),
+             "cpu": ("cpu.idle", "cpu.rt_runtime_us", "cpu.rt_period_us"),
+             "blkio": ("blkio.weight_device", "blkio.leaf_weight")}
+    for ctrl, names in extra.items():
+        for name in names:
+            (r / ctrl / "c1" / name).write_text("0\n")
+    cg.update(Limits(memory_low=32 * M, memory_swappiness=10, memory_oom_kill_disable=True,
+                     cpu_shares=512, cpu_idle=1, cpu_rt_runtime=5000, cpu_rt_period=1000000,
+                     io_weight_device={"8:0": 200}, io_leaf_weight=300))
+    assert {f: text(r / f) for f in (
+        "memory/c1/memory.soft_limit_in_bytes", "memory/c1/memory.swappiness",
+        "memory/c1/memory.oom_control", "cpu/c1/cpu.shares", "cpu/c1/cpu.idle",
+        "cpu/c1/cpu.rt_runtime_us", "cpu/c1/cpu.rt_period_us", "blkio/c1/blkio.weight_device",
+        "blkio/c1/blkio.leaf_weight")} == {
+        "memory/c1/memory.soft_limit_in_bytes": str(32 * M), "memory/c1/memory.swappiness": "10",
+        "memory/c1/memory.oom_control": "1", "cpu/c1/cpu.shares": "512", "cpu/c1/cpu.idle": "1",
+        "cpu/c1/cpu.rt_runtime_us": "5000", "cpu/c1/cpu.rt_period_us": "1000000",
+        "blkio/c1/blkio.weight_device": "8:0 200", "blkio/c1/blkio.leaf_weight": "300"}
+    for lim, says in ((Limits(unified={"pids.max": "5"}), "cannot be set on cgroup v1"),
+                      (Limits(net_classid=7), "'net_cls' controller, which is not mounted"),
+                      (Limits(hugetlb={"2MB": M}), "'hugetlb' controller, which is not mount"),
+                      (Limits(rdma={"mlx5_0": {"hca_handle": 1}}), "'rdma' controller")):
+        with pytest.raises(CgroupError, match=says):
+            cg.update(lim)
+        with pytest.raises(CgroupError, match=says):
+            manager(fs, "c2").create(lim)
+        assert not (r / "memory" / "c2").exists()
+    cg.delete()
+
+
+def test_v2_writes_every_v2_knob_and_refuses_v1_ones(fakefs):
+    fs = fakefs("v2", controllers=("cpu", "memory", "pids"))
+    cg = manager(fs).create()
+    d = fs.root / "c1"
+    for name in ("memory.low", "cpu.idle", "hugetlb.2MB.max", "rdma.max", "memory.high"):
+        (d / name).write_text("max\n")
+    cg.update(Limits(memory_low=32 * M, cpu_shares=1024, cpu_idle=1, hugetlb={"2MB": 4 * M},
+                     rdma={"mlx5_0": {"hca_handle": 2, "hca_object": UNLIMITED}},
+                     unified={"memory.high": "123456", "pids.max": "17"}))
+    assert {f: text(d / f) for f in ("memory.low", "cpu.weight", "cpu.idle", "hugetlb.2MB.max",
+                                     "rdma.max", "memory.high", "pids.max")} == {
+        "memory.low": str(32 * M), "cpu.weight": "39", "cpu.idle": "1",
+        "hugetlb.2MB.max": str(4 * M), "rdma.max": "mlx5_0 hca_handle=2 hca_object=max",
+        "memory.high": "123456", "pids.max": "17"}
+    for lim, says in ((Limits(memory_swappiness=1), "no memory.swappiness"),
+                      (Limits(net_priorities={"lo": 1}), "no net_prio"),
+                      (Limits(cpu_rt_runtime=1), "real-time"),
+                      (Limits(unified={"../x.max": "1"}), "no slashes"),
+                      (Limits(unified={"io.max": "1"}), "'io' controller is not available")):
+        with pytest.raises(CgroupError, match=says):
+            cg.update(lim)
+    assert Limits(memory_swappiness=1, unified={}).unsupported("v2") == {
+        "memory_swappiness": "cgroup v2 has no memory.swappiness"}
+    cg.delete()
+
+
+def test_unavailable_names_what_the_host_lacks(fakefs):
+    v1 = cgroups.unavailable(str(fakefs("hybrid", controllers=("memory", "cpu")).root))
+    assert v1["unified"].endswith("cannot be set on cgroup v1")
+    assert v1["net_classid"] == "the cgroup v1 'net_cls' controller is not mounted"
+    assert v1["cpu_rt_runtime"] == "no CONFIG_RT_GROUP_SCHED" and "memory_max" not in v1

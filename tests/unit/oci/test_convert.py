@@ -125,7 +125,7 @@ def test_podman_config_converts(tmp_path):
     # resources, cgroup path, sysctl, annotations
     lim = spec.limits
     assert (lim.memory_max, lim.memory_swap, lim.pids_max) == (64 << 20, 128 << 20, 2048)
-    assert (lim.cpu_quota, lim.cpu_period, lim.cpu_weight) == (50000, 100000, 39)
+    assert (lim.cpu_quota, lim.cpu_period, lim.cpu_shares) == (50000, 100000, 1024)
     assert spec.cgroups_path == "/libpod_parent/libpod-4f1c2d"
     assert spec.sysctl == {"net.ipv4.ping_group_range": "0 0"}
     assert spec.annotations["io.container.manager"] == "libpod"

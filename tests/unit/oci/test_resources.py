@@ -8,9 +8,9 @@ from cgroups import UNLIMITED, DeviceRule, Limits
 from jailer.frontends import ociconfig as oc
 
 
-def limits(res: dict, warnings: list[str] | None = None) -> Limits:
+def limits(res: dict, warnings: list[str] | None = None, version: str = "v1") -> Limits:
     out = [] if warnings is None else warnings
-    return oc.limits_from_resources(res, warn=out.append)
+    return oc.limits_from_resources(res, warn=out.append, version=version)
 
 
 def test_nothing_is_an_empty_limits():
@@ -92,9 +92,11 @@ def test_conversion(res, want):
 @pytest.mark.parametrize("shares,weight", [
     (2, 1), (1024, 39), (2048, 79), (262144, 10000), (100, 4),
 ])
-def test_cpu_shares_to_weight_like_crun(shares, weight):
-    assert limits({"cpu": {"shares": shares}}).cpu_weight == weight
-    assert weight == 1 + ((shares - 2) * 9999) // 262142
+def test_cpu_shares_kept_and_converted_for_v2_like_runc(shares, weight):
+    from cgroups.base import shares_to_weight
+
+    assert limits({"cpu": {"shares": shares}}).cpu_shares == shares  # v1 writes them as given
+    assert shares_to_weight(shares) == weight == 1 + ((shares - 2) * 9999) // 262142
 
 
 @pytest.mark.parametrize("res,words", [
@@ -131,10 +133,20 @@ def test_cpu_shares_to_weight_like_crun(shares, weight):
       "least 0"]),
     ({"blockIO": {"throttleWriteIOPSDevice": {}}},
      ["linux.resources.blockIO.throttleWriteIOPSDevice must be an array of objects"]),
-    ({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]},
-     ["linux.resources.hugepageLimits is not supported"]),
-    ({"unified": {"memory.high": "1G"}}, ["linux.resources.unified is not supported"]),
-    ({"rdma": {"mlx5_1": {"hcaHandles": 3}}}, ["linux.resources.rdma is not supported"]),
+    ({"hugepageLimits": [{"pageSize": "2M", "limit": 1}]},
+     ["linux.resources.hugepageLimits[0].pageSize must be a page size such as 2MB"]),
+    ({"hugepageLimits": [{"pageSize": "2MB"}]},
+     ["linux.resources.hugepageLimits[0].limit is missing"]),
+    ({"unified": {"memory.high": "1G"}},
+     ["linux.resources.unified cannot be used: cgroup v2 unified resources cannot be set on "
+      "cgroup v1"]),
+    ({"unified": {"memory.high": 5}}, ["linux.resources.unified['memory.high'] must be a "
+                                       "string"]),
+    ({"rdma": {"mlx5_1": {"hcaHandles": -3}}}, ["linux.resources.rdma.mlx5_1.hcaHandles"]),
+    ({"memory": {"swappiness": 101}}, ["linux.resources.memory.swappiness must be 0..100"]),
+    ({"cpu": {"idle": 2}}, ["linux.resources.cpu.idle must be"]),
+    ({"network": {"priorities": [{"name": "a/b", "priority": 1}]}},
+     ["linux.resources.network.priorities[0].name must be a network interface name"]),
     ({"devices": {}}, ["linux.resources.devices must be an array of objects"]),
 ])
 def test_bad_values(res, words):
@@ -146,23 +158,56 @@ def test_bad_values(res, words):
         assert w in text, text
 
 
+@pytest.mark.parametrize("res,want", [
+    ({"memory": {"reservation": 1 << 20}}, Limits(memory_low=1 << 20)),
+    ({"memory": {"swappiness": 10}}, Limits(memory_swappiness=10)),
+    ({"memory": {"disableOOMKiller": True}}, Limits(memory_oom_kill_disable=True)),
+    ({"cpu": {"realtimeRuntime": 950000, "realtimePeriod": 1000000}},
+     Limits(cpu_rt_runtime=950000, cpu_rt_period=1000000)),
+    ({"cpu": {"idle": 1}}, Limits(cpu_idle=1)),
+    ({"cpu": {"idle": 0}}, Limits(cpu_idle=0)),
+    ({"blockIO": {"leafWeight": 100}}, Limits(io_leaf_weight=100)),
+    ({"blockIO": {"weightDevice": [{"major": 8, "minor": 0, "weight": 100}]}},
+     Limits(io_weight_device={"8:0": 100})),
+    ({"network": {"classID": 1048577, "priorities": [{"name": "eth0", "priority": 5}]}},
+     Limits(net_classid=1048577, net_priorities={"eth0": 5})),
+    ({"hugepageLimits": [{"pageSize": "2MB", "limit": 1 << 21}]}, Limits(hugetlb={"2MB": 1 << 21})),
+    ({"rdma": {"mlx5_1": {"hcaHandles": 3, "hcaObjects": 10000}}},
+     Limits(rdma={"mlx5_1": {"hca_handle": 3, "hca_object": 10000}})),
+])
+def test_every_knob_converts(res, want):
+    warnings: list[str] = []
+    assert limits(res, warnings) == want
+    assert warnings == []
+
+
+def test_unified_on_v2_and_v1_only_knobs_dropped_there_with_a_warning():
+    assert limits({"unified": {"memory.high": "1G"}}, version="v2") == Limits(
+        unified={"memory.high": "1G"})
+    warnings: list[str] = []
+    res = {"memory": {"swappiness": 10, "reservation": 4096},
+           "network": {"classID": 7}, "cpu": {"realtimeRuntime": 1000}}
+    assert limits(res, warnings, version="v2") == Limits(memory_low=4096)
+    assert sorted(warnings) == sorted(
+        f"config.json: linux.resources.{f} is not supported (cgroup v2 has {why}), ignored"
+        for f, why in (("memory.swappiness", "no memory.swappiness"),
+                       ("network.classID", "no net_cls controller"),
+                       ("cpu.realtimeRuntime", "no real-time CPU bandwidth "
+                                               "(cpu.rt_runtime_us)")))
+
+
 @pytest.mark.parametrize("res,field", [
-    ({"memory": {"reservation": 1 << 20}}, "memory.reservation"),
-    ({"memory": {"swappiness": 10}}, "memory.swappiness"),
     ({"memory": {"kernel": 1 << 20}}, "memory.kernel"),
     ({"memory": {"kernelTCP": 1 << 20}}, "memory.kernelTCP"),
-    ({"memory": {"disableOOMKiller": True}}, "memory.disableOOMKiller"),
-    ({"cpu": {"realtimeRuntime": 950000}}, "cpu.realtimeRuntime"),
-    ({"cpu": {"idle": 1}}, "cpu.idle"),
-    ({"blockIO": {"leafWeight": 100}}, "blockIO.leafWeight"),
-    ({"blockIO": {"weightDevice": [{"major": 8, "minor": 0, "weight": 100}]}},
-     "blockIO.weightDevice"),
-    ({"network": {"classID": 1048577}}, "network"),
+    ({"blockIO": {"weightDevice": [{"major": 8, "minor": 0, "leafWeight": 100}]}},
+     "blockIO.weightDevice[0].leafWeight"),
 ])
-def test_unsupported_knobs_warn_and_are_ignored(res, field):
+def test_knobs_runc_ignores_warn(res, field):
     warnings: list[str] = []
     assert limits(res, warnings) == Limits()
-    assert warnings == [f"config.json: linux.resources.{field} is not supported, ignored"]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        f"config.json: linux.resources.{field} is not supported (") and \
+        warnings[0].endswith("), ignored")
 
 
 def test_unset_knobs_do_not_warn():
