@@ -191,16 +191,22 @@ def delete(names: tuple[str, ...], force: bool) -> None:
 @click.option("--cpu-share", metavar="SHARES", help="runc: cpu.shares.")
 @click.option("--cpuset-mems", metavar="LIST", help="runc: memory nodes.")
 @click.option("--blkio-weight", metavar="W", help="runc's name for --io-weight.")
+@click.option("--cpu-rt-period", metavar="USEC", help="runc: real-time period (cgroup v1).")
+@click.option("--cpu-rt-runtime", metavar="USEC", help="runc: real-time runtime (cgroup v1).")
+@click.option("--memory-reservation", metavar="SIZE", help="runc: soft limit (v2 memory.low).")
+@click.option("--kernel-memory", metavar="SIZE", help="runc: ignored, with a warning.")
+@click.option("--kernel-memory-tcp", metavar="SIZE", help="runc: ignored, with a warning.")
 @click.argument("name")
-def update(name: str, resources: str | None, pids_limit: str | None, cpu_quota: str | None,
-           cpu_period: str | None, cpu_share: str | None, cpuset_mems: str | None,
-           blkio_weight: str | None, **limits: object) -> None:
+def update(name: str, resources: str | None, pids_limit: str | None, blkio_weight: str | None,
+           **limits: object) -> None:
     """Change resource limits live: a jail's (also kept in its definition) or an OCI
     container's (runc update)."""
+    runc = {k: limits.pop(k) for k in ("cpu_quota", "cpu_period", "cpu_share", "cpuset_mems",
+                                       "cpu_rt_period", "cpu_rt_runtime", "memory_reservation",
+                                       "kernel_memory", "kernel_memory_tcp")}
     limits["pids"] = limits.get("pids") or pids_limit
     limits["io_weight"] = limits.get("io_weight") or blkio_weight
-    guard(guard(handles.open, name).update, limits, resources=resources, cpu_quota=cpu_quota,
-          cpu_period=cpu_period, cpu_share=cpu_share, cpuset_mems=cpuset_mems)
+    guard(guard(handles.open, name).update, limits, resources=resources, **runc)
 
 
 @click.command(name="exec", context_settings={"allow_interspersed_args": False})

@@ -884,7 +884,7 @@ def limits_from_resources(res: dict | None, *, warn: Callable[[str], None] | Non
                     ignored)
     _network_limits(lim, _obj(res.get("network"), f"{base}.network") or {}, f"{base}.network")
     _hugetlb_rdma_unified(lim, res, base)
-    _fit_to_host(lim, version, ignored)
+    fit_to_host(lim, version, ignored)
     return lim
 
 
@@ -903,7 +903,8 @@ OCI_FIELDS = {
 """cgroups.Limits field -> the ``linux.resources`` field it comes from."""
 
 
-def _fit_to_host(lim, version: str | None, ignored: Callable[..., None]) -> None:
+def fit_to_host(lim, version: str | None = None, ignored: Callable[..., None] | None = None,
+                ) -> None:
     """runc's way with what the host's cgroup version lacks: on cgroup v2 the v1-only knobs
     (swappiness, disableOOMKiller, realtime*, leafWeight, network) are ignored, here with a
     warning; on cgroup v1 ``unified`` is an error."""
@@ -914,6 +915,9 @@ def _fit_to_host(lim, version: str | None, ignored: Callable[..., None]) -> None
             version = "v2" if cgroups.detect() == "v2" else "v1"
         except cgroups.CgroupError:
             return  # no cgroupfs here: the launcher will say so if limits are asked for
+    if ignored is None:
+        def ignored(field: str, value: object, why: str) -> None:
+            errors.warn(f"{field} {why}, ignored")
     for field, why in lim.unsupported(version).items():
         where = f"linux.resources.{OCI_FIELDS.get(field, field)}"
         if version == "v1":

@@ -522,15 +522,19 @@ def exec_detached(j, *, pid_file: str | None = None, console_socket: str | None 
 
 
 def runc_limits(limits: dict, *, resources: str | None = None, cpu_quota=None,
-                cpu_period=None, cpu_share=None, cpuset_mems=None):
-    """runc update's flags and -r JSON -> cgroups.Limits."""
-
+                cpu_period=None, cpu_share=None, cpuset_mems=None, cpu_rt_period=None,
+                cpu_rt_runtime=None, memory_reservation=None, kernel_memory=None,
+                kernel_memory_tcp=None):
+    """runc update's flags and -r JSON -> cgroups.Limits (what the host's cgroups cannot
+    set handled as at create: see ociconfig)."""
     import cgroups
     from jailer.frontends import ociconfig as oci
 
     given = {k: v for k, v in limits.items() if v}
     try:
         out = cgroups.limits_from_options(**given) if given else cgroups.Limits()
+        if memory_reservation:
+            out.memory_low = cgroups.parse_size(memory_reservation, "--memory-reservation")
     except cgroups.CgroupError as e:
         raise fail(str(e)) from None
     if resources:
@@ -547,7 +551,9 @@ def runc_limits(limits: dict, *, resources: str | None = None, cpu_quota=None,
             if getattr(extra, k) is not None:
                 setattr(out, k, getattr(extra, k))
     for flag, name, value in (("--cpu-quota", "cpu_quota", cpu_quota),
-                              ("--cpu-period", "cpu_period", cpu_period)):
+                              ("--cpu-period", "cpu_period", cpu_period),
+                              ("--cpu-rt-period", "cpu_rt_period", cpu_rt_period),
+                              ("--cpu-rt-runtime", "cpu_rt_runtime", cpu_rt_runtime)):
         if value is not None:
             if not str(value).lstrip("-").isdigit():
                 raise fail(f"update: {flag} {value!r}: not a number")
@@ -558,6 +564,12 @@ def runc_limits(limits: dict, *, resources: str | None = None, cpu_quota=None,
         out.cpu_shares = int(cpu_share)  # v1 writes them as given, v2 converts (as runc)
     if cpuset_mems:
         out.cpuset_mems = cpuset_mems
+    for flag, value in (("--kernel-memory", kernel_memory),
+                        ("--kernel-memory-tcp", kernel_memory_tcp)):
+        if value:
+            warn(f"update: {flag} is ignored (kernel memory limits are deprecated; runc "
+                 "ignores them too)")
+    oci.fit_to_host(out)
     return out
 
 

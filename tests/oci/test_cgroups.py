@@ -478,11 +478,15 @@ def test_update_applies_the_same_set(eng, bundle):
             assert read("memory", at, "memory.swappiness") == "20"
             assert read("cpu", at, "cpu.shares") == "300"
             assert read("cpu", at, "cpu.cfs_quota_us") == "30000"
-        eng("update", "--cpu-share", "600", "c11", check=True)
+        r = eng("update", "--cpu-share", "600", "--memory-reservation", "8M",
+                "--kernel-memory", "1M", "c11", check=True)
+        assert "--kernel-memory is ignored" in r.stderr  # as runc
         if V2:
             assert read("", at, "cpu.weight") == str(1 + (600 - 2) * 9999 // 262142)
+            assert read("", at, "memory.low") == str(8 * M)
         else:
             assert read("cpu", at, "cpu.shares") == "600"
+            assert read("memory", at, "memory.soft_limit_in_bytes") == str(8 * M)
         # what the host cannot do fails update with one line, and changes nothing
         bad = {"unified": {"pids.max": "5"}} if not V2 else \
             {"hugepageLimits": [{"pageSize": "3MB", "limit": 1}]}
