@@ -883,17 +883,27 @@ def _enter_session(spec: Spec, slave: int) -> None:
         os.umask(spec.umask)
 
 
-def start_hook(hook, payload: bytes, mntns_of: int = 0) -> int:
+# the namespaces of pid 1 a createContainer hook runs in (as runc runs them from pid 1,
+# before pivot_root): not its user namespace (the hook keeps the runtime's rights) nor its
+# pid namespace (that would take another fork)
+_HOOK_NS = (("mnt", S.CLONE_NEWNS), ("uts", S.CLONE_NEWUTS), ("ipc", S.CLONE_NEWIPC),
+            ("net", S.CLONE_NEWNET), ("cgroup", S.CLONE_NEWCGROUP))
+
+
+def start_hook(hook, payload: bytes, ns_of: int = 0) -> int:
     """Start one OCI hook with ``payload`` (the state JSON) on its stdin, optionally in the
-    mount namespace of process ``mntns_of``; return its pid (the caller waits)."""
+    mount, UTS, IPC, network and cgroup namespaces of process ``ns_of`` (createContainer);
+    return its pid (the caller waits)."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
             os.dup2(r, 0)
-            if mntns_of:
-                fd = os.open(f"/proc/{mntns_of}/ns/mnt", os.O_RDONLY)
-                S.Syscalls().setns(fd, S.CLONE_NEWNS)  # (os.setns is Python 3.12's)
+            sys_ = S.Syscalls()  # (os.setns is Python 3.12's)
+            for kind, flag in _HOOK_NS if ns_of else ():
+                fd = os.open(f"/proc/{ns_of}/ns/{kind}", os.O_RDONLY)
+                sys_.setns(fd, flag)
+                os.close(fd)
             os.execve(hook.path, hook.args or [hook.path],
                       dict(e.split("=", 1) for e in hook.env if "=" in e))
         except OSError as e:  # the hook's failure (exit 127) says why
