@@ -39,7 +39,7 @@ from jailer.core.errors import (
     log_line,
 )
 from jailer.core.spec import Spec
-from jailer.engine.protocol import CREATED, FAILED, GO, MOUNTED, PID, PTY, recv, send
+from jailer.engine.protocol import CREATED, FAILED, GO, MOUNTED, PID, PTY, RECORDED, recv, send
 from jailer.kernel import proc
 from jailer.kernel import syscalls as S
 from jailer.policy import caps as C
@@ -154,7 +154,8 @@ class Launch:
         self.subgid = opts.gid_base or opts.base
         self.cgroup_parent = opts.cgroup_parent or "/proc/self/cgroup"
         self._fifo_fd = -1
-        self._r_down = -1  # pid 1: the down pipe (a second Go after on_mounted)
+        self._r_down = -1  # pid 1: the down pipe (a second Go after on_mounted, Recorded)
+        self._w_down = -1  # OCI create, after spawn(): the down pipe, for recorded()
         self.hook_state: bytes | None = None  # what on_pid returned, for pid 1's hooks
         self.root = spec.rootfs
         self.host_plan = spec.host_plan  # rootless: binds from pinned sources
@@ -308,9 +309,13 @@ class Launch:
         return lim.replace(devices=[*(lim.devices or ()), *cgroups.DEFAULT_DEVICES, *nodes])
 
     def _release_process(self) -> None:
-        """Give back what this process took for the start: subreaper, cgroup fds."""
+        """Give back what this process took for the start: subreaper, cgroup fds, the down
+        pipe of an OCI create never recorded (pid 1 then exits)."""
         if self._was_subreaper is False:
             self.sys.prctl(S.PR_SET_CHILD_SUBREAPER, 0)
+        if self._w_down >= 0:
+            os.close(self._w_down)
+            self._w_down = -1
         for fd in self.cgroup_fds:
             os.close(fd)
         self.cgroup_fds = []
@@ -418,7 +423,20 @@ class Launch:
             raise
         finally:
             os.close(r_up)
-            os.close(w_down)
+            if self.opts.exec_fifo and self._pid:
+                self._w_down = w_down  # for recorded()
+            else:
+                os.close(w_down)
+
+    def recorded(self) -> None:
+        """OCI create: the container is recorded 'created' (state, pid file): pid 1 may now
+        wait for `start`. Until this, a `jailer create` that dies (kill -9) takes pid 1 with
+        it: pid 1 waits for this message and exits at EOF, so no created container is left
+        that nothing knows of."""
+        if self._w_down >= 0:
+            send(self._w_down, RECORDED)
+            os.close(self._w_down)
+            self._w_down = -1
 
     def _handshake(self, child: int, r_up: int, w_down: int) -> None:
         """Learn pid 1, let it go, then wait for exec (EOF) or a structured error."""
@@ -479,6 +497,7 @@ class Launch:
             self._child_stdio()
             if not self.spec.pivot_root:
                 self.sys.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
+                self._r_down = r_down
                 send(w_up, PID, os.getpid())
                 self._container_init(w_up, None)
             self._stage = "prctl"
@@ -808,7 +827,11 @@ class Launch:
         stays open (close-on-exec): `jailer start` reads a failure of the steps up to exec
         from it, or EOF once the workload runs. Returns the fifo's fd."""
         send(w_up, CREATED)
-        os.close(w_up)  # nobody reads it any more: `jailer create` returned
+        os.close(w_up)  # nobody reads it any more
+        msg = recv(self._r_down)  # `jailer create` recorded us (else it died: so do we)
+        if msg is None or msg.kind != RECORDED:
+            os._exit(EXIT_RUNTIME)
+        os.close(self._r_down)
         fifo = os.open(f"/proc/self/fd/{self._fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.close(self._fifo_fd)
         self._fifo_fd = -1

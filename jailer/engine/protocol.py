@@ -26,11 +26,13 @@ A start, step by step (``jailer.engine.launcher``):
    up and the master over the *pty* socket; the runtime receives the fd. OCI create with
    create-time hooks: before pivot_root pid 1 sends ``Mounted`` up and waits for a second
    ``Go``; the runtime runs the prestart, createRuntime and createContainer hooks meanwhile.
-5. OCI create only: pid 1 sends ``Created`` up; the runtime returns (`jailer create` is
-   done). pid 1 opens the exec fifo for writing, which blocks until `jailer start` opens it
-   for reading; it writes one byte and goes on, holding the fifo open (close-on-exec) to
-   the exec: `jailer start` waits for its EOF, or reads the error of a failure before it
-   (``to_dict()`` as one JSON object), which pid 1 also appends to the engine's --log file.
+5. OCI create only: pid 1 sends ``Created`` up; the runtime records it 'created' (state,
+   pid file), sends ``Recorded`` down and returns (`jailer create` is done; pid 1 exits at
+   EOF instead, if the runtime died first). pid 1 opens the exec fifo for writing, which
+   blocks until `jailer start` opens it for reading; it writes one byte and goes on,
+   holding the fifo open (close-on-exec) to the exec: `jailer start` waits for its EOF, or
+   reads the error of a failure before it (``to_dict()`` as one JSON object), which pid 1
+   also appends to the engine's --log file.
 6. pid 1 execs the workload: the *up* pipe reaches EOF, and the runtime supervises.
 
 Any failure in the setup child or in pid 1 sends ``Failed`` up (its value: the
@@ -64,9 +66,10 @@ GO = "Go"            # pid 1 may go on (runtime -> pid 1): the state startContai
 PTY = "Pty"          # pid 1 opened a terminal; its master follows on the pty socket (no value)
 MOUNTED = "Mounted"  # OCI create-time hooks: pid 1 made its mounts, waits for Go (no value)
 CREATED = "Created"  # OCI create: pid 1 is set up and waits on the exec fifo (no value)
+RECORDED = "Recorded"  # OCI create recorded pid 1 'created' (runtime -> pid 1; no value)
 FAILED = "Failed"    # a start failed: JailerError.to_dict(); the sender exits
 STARTED = "Started"  # a named jail's detached runtime started it: the jail's state
-KINDS = frozenset({PID, GO, PTY, MOUNTED, CREATED, FAILED, STARTED})
+KINDS = frozenset({PID, GO, PTY, MOUNTED, CREATED, RECORDED, FAILED, STARTED})
 
 
 def send(fd: int, kind: str, value: object = None) -> None:

@@ -92,6 +92,7 @@ def create(cid: str, bundle: str, *, pid_file: str | None = None,
         _record_created(cdir, st, launch, spec)
         if pid_file:
             _write_pid_file(pid_file, pid)
+        launch.recorded()
     except BaseException:
         _undo_create(cdir, launch)
         # runtime.md: a failed create (a create-time hook's failure too) goes on at the

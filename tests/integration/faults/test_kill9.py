@@ -36,6 +36,20 @@ def _gc(env: dict) -> subprocess.CompletedProcess:
     return r
 
 
+def _processes_of(bundle) -> list[int]:
+    """Processes whose command line names ``bundle`` (a create's, and its pid 1's before
+    exec: a fork of it)."""
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if str(bundle).encode() in f.read():
+                    out.append(int(pid))
+        except OSError:
+            pass
+    return out
+
+
 def _starts(data_dir) -> list[str]:
     d = data_dir / "starts"
     return sorted(os.listdir(d)) if d.is_dir() else []
@@ -82,6 +96,9 @@ def test_kill_9_of_an_oci_create_then_gc_or_delete_force(bundle, oci_root, jenv,
         r = oci("delete", "--force", "c9")
         assert r.returncode == 0 or "does not exist" in r.stderr, r.stderr
         assert _starts(data_dir) == [], f"kill -9 after {delay} s: start records left"
+        # nor a pid 1 that outlived its create unrecorded (it would wait on the fifo forever)
+        wait_for(lambda: not _processes_of(bundle), timeout=5,
+                 what=f"no process of the bundle after kill -9 at {delay} s")
         r = oci("create", "--bundle", str(bundle), "c9")  # the same id again: it works
         assert r.returncode == 0, f"after kill -9 at {delay} s: {r.stderr}"
         oci("delete", "--force", "c9")
