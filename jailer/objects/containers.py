@@ -167,7 +167,7 @@ def _host_id(maps: list[tuple[int, int, int]]) -> int:
 def _new_launch(cid: str, cdir: str, spec: Spec, st: dict) -> Launch:
     """The Launch of pid 1, held at the exec fifo. Once pid 1 has made its mounts (before
     pivot_root, as runc) the prestart, createRuntime and createContainer hooks run in the
-    listed order, the last in the container's mount namespace; each gets the state
+    listed order, the last in pid 1's namespaces (see run_hooks); each gets the state
     ('created') on stdin, the state that startContainer hooks will read too."""
     from jailer.engine.launcher import Launch, LaunchOptions
 
