@@ -187,6 +187,25 @@ class Mask(Record):
     __slots__ = ("path",)
 
 
+class Lift(Record):
+    """Move the mount at ``dst`` (the topmost there, with what is inside it) aside, to slot
+    ``index`` of the staging directory ``stage`` (filled in by the engine; no staging
+    directory: nothing moves). The host plan lifts each host-side config mount, last one
+    first, once every node, mount point and the root's mode are made; ``Unstage`` puts it
+    back in the container's namespaces at its place in the config's order, so that
+    /proc/self/mountinfo lists the mounts as the config does."""
+
+    __slots__ = ("index", "dst", "stage")
+    _defaults = {"stage": None}
+
+
+class Unstage(Record):
+    """A fresh copy of the mount lifted to slot ``index``, attached at ``dst`` (the engine
+    drops it when nothing was lifted)."""
+
+    __slots__ = ("index", "dst")
+
+
 class Sysctl(Record):
     """Write ``value`` to /proc/sys/KEY inside the container's own procfs."""
 

@@ -109,19 +109,23 @@ class LaunchOptions:
     belongs to the caller's subreaper. ``record_owner``: who answers for this start (default:
     this process). ``subreaper``: False when the caller reaps the container (a detached OCI
     exec). ``relay_stdio`` (exec only): relay the caller's stdio through pipes (off when the
-    caller owns the stdio it gives, as conmon does).
+    caller owns the stdio it gives, as conmon does). ``stage_dir``: an empty directory
+    of the caller's (root's alone) over which the setup child, in its own mount namespace,
+    stages the config's host-side mounts so that pid 1 puts them back in the config's order
+    (an OCI container's; without one they stay where they were made).
     """
 
     __slots__ = ("stdio", "data_dir", "base", "gid_base", "layer_dir", "on_pid", "on_mounted",
                  "cgroup_parent", "cgroup_name", "cgroup_root", "exec_fifo", "record_owner",
-                 "subreaper", "relay_stdio")
+                 "subreaper", "relay_stdio", "stage_dir")
 
     def __init__(self, *, stdio: tuple[int, int, int] = (0, 1, 2), data_dir: str | None = None,
                  base: int = 0, gid_base: int = 0, layer_dir: str | None = None, on_pid=None,
                  cgroup_parent: str | None = None, cgroup_name: str | None = None,
                  cgroup_root: bool = False, exec_fifo: str | None = None,
                  record_owner: str | None = None, subreaper: bool = True,
-                 relay_stdio: bool = True, on_mounted=None) -> None:
+                 relay_stdio: bool = True, on_mounted=None,
+                 stage_dir: str | None = None) -> None:
         self.stdio, self.data_dir, self.on_pid = stdio, data_dir, on_pid
         self.on_mounted = on_mounted
         self.base, self.gid_base, self.layer_dir = base, gid_base, layer_dir
@@ -129,6 +133,7 @@ class LaunchOptions:
                                                                   cgroup_root)
         self.exec_fifo, self.record_owner = exec_fifo, record_owner
         self.subreaper, self.relay_stdio = subreaper, relay_stdio
+        self.stage_dir = stage_dir
 
 
 class Launch:
@@ -154,6 +159,7 @@ class Launch:
         self.subgid = opts.gid_base or opts.base
         self.cgroup_parent = opts.cgroup_parent or "/proc/self/cgroup"
         self._fifo_fd = -1
+        self._stage_fd = -1  # pid 1: the staged mounts (see LaunchOptions.stage_dir)
         self._r_down = -1  # pid 1: the down pipe (a second Go after on_mounted, Recorded)
         self._w_down = -1  # OCI create, after spawn(): the down pipe, for recorded()
         self.hook_state: bytes | None = None  # what on_pid returned, for pid 1's hooks
@@ -560,18 +566,17 @@ class Launch:
         return Facts(root=self.root, rootfs=spec.rootfs, cow=spec.cow, cdir=self.cdir,
                      packed=(self.loopdev, spec.packed[1]) if self.loopdev else None,
                      idmap=spec.userns and spec.idmap, init_path=self.init_path,
-                     rootless=self.rootless)
+                     rootless=self.rootless, stage=self.opts.stage_dir)
 
     def _enter_namespaces(self, userns_fd: int) -> None:
         """Become the container's root in its user namespace, then unshare the others (the
         cgroup namespace comes last, in pid 1) and join those the config names by path."""
-        if userns_fd >= 0 and not self.rootless:
+        userns = userns_fd >= 0 and not self.rootless
+        if userns:
             self._stage = "enter user namespace"
             self.sys.setns(userns_fd, S.CLONE_NEWUSER)
             os.close(userns_fd)
             self.sys.setgroups_empty()
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
         self._reap_helper()
         self._stage = "namespaces"
         flags = 0
@@ -579,6 +584,12 @@ class Launch:
             if name != "cgroup":  # unshared last, once in the container's cgroup
                 flags |= _NS_FLAGS[name]
         self.sys.unshare(flags)
+        if self.opts.stage_dir:  # still host uid 0 here: the directory is root's alone
+            self._stage_fd = os.open(self.opts.stage_dir, os.O_PATH | os.O_DIRECTORY
+                                     | os.O_CLOEXEC)
+        if userns:
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
         if self.spec.time_offsets:  # before the first process (pid 1, forked next) enters it
             self._stage = "time namespace offsets"
             with open("/proc/self/timens_offsets", "w") as f:
@@ -742,8 +753,10 @@ class Launch:
                 root = tree
                 from jailer.engine.mounts import Facts, Mounter, fill_in
 
-                m = Mounter(self.sys, spec.rootfs, root_fd=root)
-                m.apply(fill_in(spec.ns_plan, Facts(cgroup_dirs=self._cgroup_dirs())))
+                m = Mounter(self.sys, spec.rootfs, root_fd=root, stage_fd=self._stage_fd)
+                m.apply(fill_in(spec.ns_plan, Facts(cgroup_dirs=self._cgroup_dirs(),
+                                                    staged=self._stage_fd >= 0)))
+                m.close()  # (the staged mounts: the root fd stays open)
                 if ("uts" in spec.namespaces or "uts" in spec.ns_paths) and spec.hostname:
                     stage = "hostname"
                     self.sys.sethostname(spec.hostname)

@@ -36,13 +36,15 @@ class Facts(Record):
     unprivileged user inside the container's user namespace (a delegated jail), who cannot
     make device nodes (the host's are bound instead) and has bound the root already;
     ``cgroup_dirs`` are the container's cgroup directories ({"": dir} on v2,
-    {controller: dir} on v1).
+    {controller: dir} on v1); ``stage``: the host directory the config's host-side mounts
+    are lifted to (None: they stay where they are made); ``staged``: pid 1 has them there.
     """
 
     __slots__ = ("root", "rootfs", "cow", "cdir", "packed", "idmap", "init_path", "rootless",
-                 "cgroup_dirs")
+                 "cgroup_dirs", "stage", "staged")
     _defaults = {"root": "", "rootfs": "", "cow": False, "cdir": None, "packed": None,
-                 "idmap": False, "init_path": None, "rootless": False, "cgroup_dirs": None}
+                 "idmap": False, "init_path": None, "rootless": False, "cgroup_dirs": None,
+                 "stage": None, "staged": False}
 
 
 def fill_in(plan: list, facts: Facts) -> list:
@@ -61,6 +63,12 @@ def fill_in(plan: list, facts: Facts) -> list:
             ops.append(P.Bind(op.path, op.path, False, "file", attrs=0))  # the host's node
         elif isinstance(op, P.Bind) and op.create is None:
             ops.append(op.replace(create="dir" if os.path.isdir(op.src) else "file"))
+        elif isinstance(op, P.Lift):
+            if facts.stage:
+                ops.append(op.replace(stage=facts.stage))
+        elif isinstance(op, P.Unstage):
+            if facts.staged:
+                ops.append(op)
         else:
             ops.append(op)
     return ops
@@ -102,13 +110,14 @@ class Mounter:
     O_PATH = 0o10000000
 
     def __init__(self, sys_: S.Syscalls, root: str, creator: int = 0,
-                 userns_fd: int = -1, root_fd: int = -1) -> None:
+                 userns_fd: int = -1, root_fd: int = -1, stage_fd: int = -1) -> None:
         self.sys = sys_
         self.root = root
         self.creator = creator
         self.userns_fd = userns_fd
         self._rootfd = root_fd
         self._own_fd = root_fd < 0
+        self.stage_fd = stage_fd  # the staging directory (Lift makes it, Unstage reads it)
 
     # -- path resolution inside the root -------------------------------------------------
     def _open_root(self) -> int:
@@ -120,6 +129,9 @@ class Mounter:
         if self._rootfd >= 0 and self._own_fd:
             os.close(self._rootfd)
             self._rootfd = -1
+        if self.stage_fd >= 0:
+            os.close(self.stage_fd)
+            self.stage_fd = -1
 
     def resolve(self, rel: str, create: str | None = None, _depth: int = 0,
                 strict: bool = False) -> int:
@@ -408,6 +420,41 @@ class Mounter:
         finally:
             os.close(fd)
 
+    def lift(self, op: P.Lift) -> None:
+        """Move the mount at ``dst`` to its slot in a staging tmpfs on ``op.stage`` (made on
+        the first lift, in this mount namespace only; 0711 so that the container's root,
+        in a user namespace, can reach a slot by its number)."""
+        if self.stage_fd < 0:
+            self.sys.mount("tmpfs", op.stage, "tmpfs", NODEV_NOSUID_NOEXEC, "mode=711,size=4k")
+            self.stage_fd = os.open(op.stage, self.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = self.resolve(op.dst)
+        try:
+            slot = str(op.index)
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                os.mkdir(slot, 0o700, dir_fd=self.stage_fd)
+            else:  # a file's mount goes on a file
+                os.close(os.open(slot, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC,
+                                 0o600, dir_fd=self.stage_fd))
+            self.sys.move_mount(fd, slot, to_dfd=self.stage_fd)
+        finally:
+            os.close(fd)
+
+    def unstage(self, op: P.Unstage) -> None:
+        """Attach a copy of the mount in slot ``index`` (with what is mounted inside it) at
+        ``dst``: made now, so it comes in mountinfo's order where the config puts it (the
+        kernel lists mounts as they were made); a copy of a mount made before the user
+        namespace keeps its locked flags (a read-only bind stays read-only)."""
+        tree = self.sys.open_tree(str(op.index), S.OPEN_TREE_CLONE | S.OPEN_TREE_CLOEXEC
+                                  | S.AT_RECURSIVE, dfd=self.stage_fd)
+        try:
+            fd = self.resolve(op.dst)
+            try:
+                self.sys.move_mount(tree, "", to_dfd=fd)
+            finally:
+                os.close(fd)
+        finally:
+            os.close(tree)
+
     def sysctl(self, op: P.Sysctl) -> None:
         """Write /proc/sys/KEY (dots become slashes) inside the container's /proc: only a
         regular file of that procfs (f_type PROC_SUPER_MAGIC: not an image's plain /proc
@@ -515,4 +562,5 @@ OPERATIONS = {
     P.Propagation: Mounter.propagation,
     P.ReadOnly: Mounter.read_only, P.ReadOnlyMount: Mounter.read_only_mount,
     P.Mask: Mounter.mask, P.Sysctl: Mounter.sysctl,
+    P.Lift: Mounter.lift, P.Unstage: Mounter.unstage,
 }

@@ -732,7 +732,7 @@ def parse_mount_options(words: list[str], field: str = "options"
 
 
 def _mounts(spec: Spec, cfg: dict, bundle: str, warn: Callable[[str], None]) -> None:
-    spec.mounts, spec.ns_mounts = [], []
+    spec.mounts, spec.ns_mounts, spec.config_mounts = [], [], []
     for where, m in _objs(cfg.get("mounts"), "mounts"):
         dst = _str(m.get("destination"), f"{where}.destination")
         if not dst:
@@ -761,12 +761,14 @@ def _mounts(spec: Spec, cfg: dict, bundle: str, warn: Callable[[str], None]) -> 
             spec.mounts.append(Mount(kind="bind", src=src, dst=dst, readonly=readonly,
                                      options=data, flags=flags, propagation=prop,
                                      recursive=bind == "rbind", clear=clear, idmap=idmap))
+            spec.config_mounts.append(spec.mounts[-1])
             continue
         if not kind:
             raise _fail(f"{where}.type", "is missing (and the options say no bind)")
         mount = Mount(kind=kind, src=src or kind, dst=dst, readonly=readonly, options=data,
                       flags=flags, propagation=prop, recursive=False)
         (spec.ns_mounts if kind in NS_MOUNT_KINDS else spec.mounts).append(mount)
+        spec.config_mounts.append(mount)
 
 
 def _mount_idmap(spec: Spec, m: dict, where: str, words: list[str],

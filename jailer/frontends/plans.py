@@ -17,6 +17,7 @@ from jailer.core.plan import (
     DeviceNode,
     FsMount,
     InitBinary,
+    Lift,
     MakeDir,
     Mask,
     MountPoint,
@@ -25,6 +26,7 @@ from jailer.core.plan import (
     Root,
     Symlink,
     Sysctl,
+    Unstage,
 )
 from jailer.core.spec import Device, Spec
 from jailer.kernel import syscalls as S
@@ -144,10 +146,11 @@ def mount_points(mounts: list) -> list:
 def oci_plans(spec: Spec) -> tuple[list, list]:
     """(host plan, namespace plan) of an OCI config's Spec: its mounts that need no namespace
     in order, the default and the config's devices, the mount points of the others, the
-    root's mode last; then the mounts that need the container's namespaces (proc, sysfs,
-    devpts, mqueue, cgroup), sysctl, the masked and the read-only paths. The root's
-    propagation is set after pivot_root (``Spec.rootfs_propagation``): pivot_root refuses a
-    shared root."""
+    root's mode, then each of those mounts lifted aside (the last first); then, in the
+    container's namespaces, every config mount in the config's order (the lifted ones put
+    back, proc, sysfs, devpts, mqueue and cgroup made), sysctl, the masked and the read-only
+    paths. The root's propagation is set after pivot_root (``Spec.rootfs_propagation``):
+    pivot_root refuses a shared root."""
     host: list = [Root()]
     for m in spec.mounts:
         if m.kind == "bind":
@@ -164,10 +167,15 @@ def oci_plans(spec: Spec) -> tuple[list, list]:
     host += mount_points(spec.ns_mounts)
     if spec.readonly:
         host.append(ReadOnly("/"))
+    in_ns = {id(m) for m in spec.ns_mounts}
+    ordered = list(enumerate(spec.config_mounts or [*spec.mounts, *spec.ns_mounts]))
+    host += [Lift(i, m.dst) for i, m in reversed(ordered) if id(m) not in in_ns]
     ns: list = []
-    for m in spec.ns_mounts:
+    for i, m in ordered:
         flags = m.flags | (S.MS_RDONLY if m.readonly else 0)
-        if m.kind in ("cgroup", "cgroup2"):  # (a v1 tmpfs itself stays rw, as runc)
+        if id(m) not in in_ns:
+            ns.append(Unstage(i, m.dst))
+        elif m.kind in ("cgroup", "cgroup2"):  # (a v1 tmpfs itself stays rw, as runc)
             ns.append(CgroupFs(m.dst, bool(flags & S.MS_RDONLY)))
         else:
             ns.append(FsMount(m.src or m.kind, m.dst, m.kind, flags, m.options or None))

@@ -188,7 +188,9 @@ def _new_launch(cid: str, cdir: str, spec: Spec, st: dict) -> Launch:
 
     cgroup_name, cgroup_root = (_cgroup_place(spec.cgroups_path) if spec.cgroups_path
                                 else (None, False))
-    return Launch(spec, LaunchOptions(
+    stage_dir = os.path.join(cdir, "mounts")  # the config's mounts, in its order (see Lift)
+    os.mkdir(stage_dir, 0o700)
+    return Launch(spec, LaunchOptions(stage_dir=stage_dir,
         exec_fifo=os.path.join(cdir, "exec.fifo"),
         cgroup_parent=os.path.join(cdir, "cgroup.parent"), on_pid=on_pid,
         on_mounted=on_mounted if create_hooks else None,

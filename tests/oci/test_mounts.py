@@ -103,6 +103,86 @@ def test_symlinked_mount_point_is_refused(oci, bundle, tmp_path, name, link):
     assert (rootfs / name).is_dir() and not (rootfs / name).is_symlink()
 
 
+# ── the config's order ──────────────────────────────────────────────────────────────────
+USERNS_MAPS = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+
+
+def with_user_namespace(cfg: dict) -> None:
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    cfg["linux"]["uidMappings"] = cfg["linux"]["gidMappings"] = USERNS_MAPS
+
+
+def out_of_order(cfg: dict, text: str) -> list[str]:
+    """The config's mounts that /proc/self/mountinfo does not list in the config's order
+    (each matched to the first unmatched line on its mount point, as the runtime-tools
+    suite matches them)."""
+    points = [line.split()[4] for line in text.splitlines() if " - " in line]
+    used: set[int] = set()
+    last, wrong = -1, []
+    for m in cfg["mounts"]:
+        at = next(i for i, p in enumerate(points) if p == m["destination"] and i not in used)
+        used.add(at)
+        if at < last:
+            wrong.append(m["destination"])
+        last = max(last, at)
+    return wrong
+
+
+@pytest.mark.vm
+@pytest.mark.parametrize("userns", [False, True], ids=["host-ids", "userns"])
+def test_mounts_listed_in_the_config_order(oci, bundle, tmp_path, userns):
+    """mountinfo lists the config's mounts in its order, host-side ones (binds, tmpfs)
+    between the namespace-side ones (proc, devpts, mqueue, sysfs, cgroup) where the config
+    puts them, nested ones inside their parents, a file's bind too (runtime-tools checks
+    this order)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    cfg = json.loads((bundle / "config.json").read_text())
+    mounts = cfg["mounts"]
+    at = {m["destination"]: i for i, m in enumerate(mounts)}
+    mounts.insert(at["/sys"] + 1, {"destination": "/home", "type": "bind",
+                                   "source": str(data), "options": ["rbind", "ro"]})
+    mounts.insert(at["/dev/mqueue"] + 1, {"destination": "/dev/extra", "type": "tmpfs",
+                                          "source": "tmpfs", "options": ["size=64k"]})
+    (tmp_path / "passwd").write_text("root:x:0:0::/:/bin/sh\n")
+    mounts.insert(at["/proc"] + 1, {"destination": "/etc/passwd", "type": "bind",
+                                    "source": str(tmp_path / "passwd"), "options": ["bind"]})
+    mounts.insert(0, {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"})
+    mounts.append({"destination": "/mnt", "type": "bind", "source": str(data),
+                   "options": ["bind"]})
+    if userns:
+        with_user_namespace(cfg)
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    text = run_in(oci, bundle, "cat /proc/self/mountinfo")
+    assert out_of_order(cfg, text) == [], text
+    assert mountinfo(text)["/dev/extra"]["fstype"] == "tmpfs"
+
+
+def test_read_only_bind_stays_read_only_for_a_user_namespace_root(oci, bundle, tmp_path):
+    """A read-only bind of a host directory stays read-only for the root of a user
+    namespace holding CAP_SYS_ADMIN: its mount is made before the user namespace (so the
+    kernel locks its flags), and its copy put back in the config's order keeps the lock.
+    Control: the same remount of a read-only mount the container makes itself works."""
+    data = tmp_path / "data"
+    data.mkdir()
+    os.chown(data, 200000, 200000)  # writable by the container's root, if the mount were
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["mounts"].append({"destination": "/home", "type": "bind", "source": str(data),
+                          "options": ["rbind", "ro"]})
+    with_user_namespace(cfg)
+    caps = cfg["process"]["capabilities"]
+    for kind in ("bounding", "effective", "permitted"):
+        caps[kind] = sorted({*caps.get(kind, []), "CAP_SYS_ADMIN"})
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    out = run_in(oci, bundle, "mkdir /dev/c && mount -t tmpfs t /dev/c && "
+                              "mount -o remount,bind,ro /dev/c && "
+                              "mount -o remount,bind,rw /dev/c && touch /dev/c/x && echo control; "
+                              "mount -o remount,bind,rw /home 2>/dev/null && echo remounted; "
+                              "touch /home/new 2>/dev/null && echo wrote; true")
+    assert out.split() == ["control"]
+    assert os.listdir(data) == []
+
+
 # ── propagation ───────────────────────────────────────────────────────────────────────────
 PROPAGATION = [("shared", "shared:"), ("rshared", "shared:"), ("slave", None),
                ("rslave", None), ("private", None), ("rprivate", None),

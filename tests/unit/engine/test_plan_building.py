@@ -75,12 +75,39 @@ def test_an_oci_spec_plans_the_configs_mounts_then_devices(tmp_path):
     assert nodes[-1] == P.DeviceNode("/dev/fuse", 0o020600, 10, 229, 3, 4)
     assert P.Symlink("/proc/self/fd", "/dev/fd") in s.host_plan
     assert not any(isinstance(op, (P.InitBinary, P.MakeDir)) for op in s.host_plan)
+    # the host-side ones are lifted aside last (the last first), and put back in the
+    # namespace plan where the config lists them
+    config = [m["destination"] for m in cfg["mounts"]]
+    host_side = {i for i, m in enumerate(cfg["mounts"]) if m["type"] in ("bind", "tmpfs")}
+    lifts = [op for op in s.host_plan if isinstance(op, P.Lift)]
+    assert s.host_plan[-len(lifts):] == lifts
+    assert lifts == [P.Lift(i, config[i]) for i in sorted(host_side, reverse=True)]
     ns = [op for op in s.ns_plan if not isinstance(op, (P.Mask, P.ReadOnly))]
-    assert [getattr(op, "dst", None) for op in ns] == [
-        "/proc", "/dev/pts", "/dev/mqueue", "/sys", "/sys/fs/cgroup", None]
+    assert [getattr(op, "dst", None) for op in ns] == [*config, None]
+    assert [op.index for op in ns if isinstance(op, P.Unstage)] == sorted(host_side)
     assert ns[-2:] == [P.CgroupFs("/sys/fs/cgroup", True),
                        P.Sysctl("net.ipv4.ip_forward", "1")]
     assert s.ns_plan[len(ns)] == P.Mask(s.masked_paths[0])
+
+
+def test_the_lifted_mounts_stay_in_place_without_a_staging_directory(tmp_path):
+    """fill_in keeps Lift and Unstage only when the start stages (an OCI container's) and
+    gives Lift the staging directory."""
+    from jailer.engine.mounts import Facts, fill_in
+
+    s = oci(tmp_path, copy.deepcopy(RUNC_SPEC))
+    lifts = [op for op in s.host_plan if isinstance(op, P.Lift)]
+    assert lifts and all(op.stage is None for op in lifts)
+    host = fill_in(s.host_plan, Facts(root=str(tmp_path), rootfs=str(tmp_path)))
+    assert not any(isinstance(op, P.Lift) for op in host)
+    host = fill_in(s.host_plan, Facts(root=str(tmp_path), rootfs=str(tmp_path),
+                                      stage="/run/x/mounts"))
+    assert [op for op in host if isinstance(op, P.Lift)] == [
+        op.replace(stage="/run/x/mounts") for op in lifts]
+    assert not any(isinstance(op, P.Unstage) for op in fill_in(s.ns_plan, Facts()))
+    assert [op for op in fill_in(s.ns_plan, Facts(staged=True))
+            if isinstance(op, P.Unstage)] == [op for op in s.ns_plan
+                                              if isinstance(op, P.Unstage)]
 
 
 @pytest.mark.parametrize("readonly", [True, False])
@@ -95,7 +122,8 @@ def test_an_oci_spec_makes_every_mount_point_before_the_root_goes_read_only(tmp_
     s = oci(tmp_path, cfg)
     points = [op.path for op in s.host_plan if isinstance(op, P.MountPoint)]
     assert points == ["/proc", "/dev/pts", "/dev/mqueue", "/sys"]
-    assert (s.host_plan[-1] == P.ReadOnly("/")) is readonly
+    made = [op for op in s.host_plan if not isinstance(op, P.Lift)]
+    assert (made[-1] == P.ReadOnly("/")) is readonly
     assert not any(isinstance(op, P.Propagation) and op.dst == "/"
                    for op in s.host_plan + s.ns_plan)
     assert s.rootfs_propagation == S.MS_SHARED | S.MS_REC
