@@ -113,8 +113,10 @@ class Spec(_Plain):
         # oci: made from a config.json (the engine never asks); the config's mounts that
         # need no namespace are in ``mounts``, the others in ``ns_mounts``
         "oci", "ns_mounts", "devices",
-        # the config's mounts in its order (``mounts`` and ``ns_mounts`` are its two parts)
-        "config_mounts",
+        # the config's mounts in its order (``mounts`` and ``ns_mounts`` are its two parts);
+        # shares_mounts: no mount namespace of its own (the runtime's), so the root is
+        # assembled on a directory of the runtime's and entered by chroot
+        "config_mounts", "shares_mounts",
         # {ns name: path} to join instead of creating; config's id mappings [(ctr, host, n)]
         "ns_paths", "uid_mappings", "gid_mappings",
         "sysctl", "groups", "umask", "oom_score_adj", "domainname", "no_new_privs",
@@ -133,7 +135,8 @@ class Spec(_Plain):
         "masked_paths": list(MASKED_PATHS), "readonly_paths": list(READONLY_PATHS),
         "allow": [], "caps": None, "ambient": frozenset(), "seccomp_log": False,
         "cgroup": False, "stats": False, "loopback": True,
-        "oci": False, "ns_mounts": [], "config_mounts": [], "devices": [], "ns_paths": {},
+        "oci": False, "ns_mounts": [], "config_mounts": [], "shares_mounts": False,
+        "devices": [], "ns_paths": {},
         "sysctl": {}, "groups": [], "no_new_privs": True, "hooks": {}, "annotations": {},
     }
 

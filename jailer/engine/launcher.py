@@ -109,15 +109,17 @@ class LaunchOptions:
     belongs to the caller's subreaper. ``record_owner``: who answers for this start (default:
     this process). ``subreaper``: False when the caller reaps the container (a detached OCI
     exec). ``relay_stdio`` (exec only): relay the caller's stdio through pipes (off when the
-    caller owns the stdio it gives, as conmon does). ``stage_dir``: an empty directory
-    of the caller's (root's alone) over which the setup child, in its own mount namespace,
-    stages the config's host-side mounts so that pid 1 puts them back in the config's order
-    (an OCI container's; without one they stay where they were made).
+    caller owns the stdio it gives, as conmon does). ``work_dir``: an empty directory of
+    the caller's (root's alone) to mount on (an OCI container's): with a mount namespace of
+    its own, the setup child stages the config's host-side mounts there so that pid 1 puts
+    them back in the config's order (without one they stay where they were made); sharing
+    the runtime's (``Spec.shares_mounts``), the root is assembled on it, and ``cleanup``
+    (or the container's delete) detaches it.
     """
 
     __slots__ = ("stdio", "data_dir", "base", "gid_base", "layer_dir", "on_pid", "on_mounted",
                  "cgroup_parent", "cgroup_name", "cgroup_root", "exec_fifo", "record_owner",
-                 "subreaper", "relay_stdio", "stage_dir")
+                 "subreaper", "relay_stdio", "work_dir")
 
     def __init__(self, *, stdio: tuple[int, int, int] = (0, 1, 2), data_dir: str | None = None,
                  base: int = 0, gid_base: int = 0, layer_dir: str | None = None, on_pid=None,
@@ -125,7 +127,7 @@ class LaunchOptions:
                  cgroup_root: bool = False, exec_fifo: str | None = None,
                  record_owner: str | None = None, subreaper: bool = True,
                  relay_stdio: bool = True, on_mounted=None,
-                 stage_dir: str | None = None) -> None:
+                 work_dir: str | None = None) -> None:
         self.stdio, self.data_dir, self.on_pid = stdio, data_dir, on_pid
         self.on_mounted = on_mounted
         self.base, self.gid_base, self.layer_dir = base, gid_base, layer_dir
@@ -133,7 +135,7 @@ class LaunchOptions:
                                                                   cgroup_root)
         self.exec_fifo, self.record_owner = exec_fifo, record_owner
         self.subreaper, self.relay_stdio = subreaper, relay_stdio
-        self.stage_dir = stage_dir
+        self.work_dir = work_dir
 
 
 class Launch:
@@ -159,7 +161,7 @@ class Launch:
         self.subgid = opts.gid_base or opts.base
         self.cgroup_parent = opts.cgroup_parent or "/proc/self/cgroup"
         self._fifo_fd = -1
-        self._stage_fd = -1  # pid 1: the staged mounts (see LaunchOptions.stage_dir)
+        self._stage_fd = -1  # pid 1: the staged mounts (see LaunchOptions.work_dir)
         self._r_down = -1  # pid 1: the down pipe (a second Go after on_mounted, Recorded)
         self._w_down = -1  # OCI create, after spawn(): the down pipe, for recorded()
         self.hook_state: bytes | None = None  # what on_pid returned, for pid 1's hooks
@@ -255,6 +257,11 @@ class Launch:
                     os.mkdir(os.path.join(self.cdir, sub), 0o755)
             os.chown(os.path.join(self.cdir, "upper"), self.base, self.base)
             self.root = os.path.join(self.cdir, "merged")
+        if spec.shares_mounts:  # never on the engine's rootfs path: on a directory of ours
+            if not self.opts.work_dir:
+                raise JailerError("a container sharing the runtime's mount namespace needs "
+                                  "a work directory (LaunchOptions.work_dir)", stage="start")
+            self.root = self.opts.work_dir
 
     def _release_loop(self) -> None:
         """Drop our hold on the packed image's loop device; the mount (if any) keeps it,
@@ -327,8 +334,13 @@ class Launch:
         self.cgroup_fds = []
 
     def cleanup(self) -> None:
-        """Undo what the start made on the host: cgroup, upper layer and the id range."""
+        """Undo what the start made on the host: cgroup, upper layer, the id range, and the
+        root of a container that shares the runtime's mount namespace."""
         self._release_process()
+        if self.spec.shares_mounts and self.opts.work_dir:
+            from jailer.engine.mounts import detach_tree
+
+            detach_tree(self.opts.work_dir)
         self._release_loop()
         if self.store is not None:
             self.store.remove_user(self.spec.image, self.spec.id)
@@ -541,9 +553,10 @@ class Launch:
         working directory. Its mounts are slaves (as runc's, bubblewrap's): nothing done here
         reaches the host, while a mount made on the host later under a bind's source still
         reaches the container (a bind with "rslave" or "rshared" asks for that)."""
-        self._stage = "mount namespace"
-        self.sys.unshare(S.CLONE_NEWNS)
-        self.sys.mount(None, "/", None, S.MS_REC | S.MS_SLAVE)
+        if not self.spec.shares_mounts:
+            self._stage = "mount namespace"
+            self.sys.unshare(S.CLONE_NEWNS)
+            self.sys.mount(None, "/", None, S.MS_REC | S.MS_SLAVE)
         self._stage = "mounts"
         if self.rootless:
             self._rootless_root()
@@ -566,7 +579,8 @@ class Launch:
         return Facts(root=self.root, rootfs=spec.rootfs, cow=spec.cow, cdir=self.cdir,
                      packed=(self.loopdev, spec.packed[1]) if self.loopdev else None,
                      idmap=spec.userns and spec.idmap, init_path=self.init_path,
-                     rootless=self.rootless, stage=self.opts.stage_dir)
+                     rootless=self.rootless, shared=spec.shares_mounts,
+                     stage=None if spec.shares_mounts else self.opts.work_dir)
 
     def _enter_namespaces(self, userns_fd: int) -> None:
         """Become the container's root in its user namespace, then unshare the others (the
@@ -584,8 +598,9 @@ class Launch:
             if name != "cgroup":  # unshared last, once in the container's cgroup
                 flags |= _NS_FLAGS[name]
         self.sys.unshare(flags)
-        if self.opts.stage_dir:  # still host uid 0 here: the directory is root's alone
-            self._stage_fd = os.open(self.opts.stage_dir, os.O_PATH | os.O_DIRECTORY
+        if self.opts.work_dir and not self.spec.shares_mounts:
+            # (still host uid 0 here: the directory is root's alone)
+            self._stage_fd = os.open(self.opts.work_dir, os.O_PATH | os.O_DIRECTORY
                                      | os.O_CLOEXEC)
         if userns:
             os.setresgid(0, 0, 0)
@@ -744,13 +759,14 @@ class Launch:
                 os.chdir("/")
             else:
                 stage = "mounts (in namespaces)"
-                # pivot_root refuses a locked mount (one made before the user namespace):
-                # put a recursive copy of the root on top of it, owned by this namespace.
-                tree = self.sys.open_tree("", S.OPEN_TREE_CLONE | S.OPEN_TREE_CLOEXEC
-                                          | S.AT_RECURSIVE, dfd=root)
-                self.sys.move_mount(tree, "", to_dfd=root)
-                os.close(root)
-                root = tree
+                if not spec.shares_mounts:
+                    # pivot_root refuses a locked mount (one made before the user namespace):
+                    # put a recursive copy of the root on top of it, owned by this namespace.
+                    tree = self.sys.open_tree("", S.OPEN_TREE_CLONE | S.OPEN_TREE_CLOEXEC
+                                              | S.AT_RECURSIVE, dfd=root)
+                    self.sys.move_mount(tree, "", to_dfd=root)
+                    os.close(root)
+                    root = tree
                 from jailer.engine.mounts import Facts, Mounter, fill_in
 
                 m = Mounter(self.sys, spec.rootfs, root_fd=root, stage_fd=self._stage_fd)
@@ -769,12 +785,8 @@ class Launch:
             if root is not None:
                 stage = "terminal"
                 slave = self._open_pty(m, w_up) if spec.tty else -1
-                stage = "pivot_root"
-                os.fchdir(root)
-                os.close(root)
-                self.sys.pivot_root(".", ".")
-                self.sys.umount2(".", S.MNT_DETACH)
-                os.chdir("/")
+                stage = "chroot" if spec.shares_mounts else "pivot_root"
+                self._enter_root(root)
                 if spec.rootfs_propagation:  # pivot_root refuses a shared root: set it now
                     stage = "rootfs propagation"
                     self.sys.mount(None, "/", None, spec.rootfs_propagation)
@@ -801,6 +813,19 @@ class Launch:
                 raise OSError(e.errno, e.strerror) from None
         except BaseException as e:  # noqa: BLE001
             _report(w_up, stage, e, spec.args[0] if stage == "exec" else "", started)
+
+    def _enter_root(self, root: int) -> None:
+        """Make the directory ``root`` (an fd) this process's root: pivot_root in the
+        container's own mount namespace (the old root detached); chroot in the runtime's,
+        where pivot_root would move every process's root."""
+        os.fchdir(root)
+        os.close(root)
+        if self.spec.shares_mounts:
+            os.chroot(".")
+        else:
+            self.sys.pivot_root(".", ".")
+            self.sys.umount2(".", S.MNT_DETACH)
+        os.chdir("/")
 
     def _process_attributes(self) -> None:
         """pid 1's personality, scheduling and I/O priority (an OCI config's), set before the
@@ -1168,7 +1193,12 @@ class Join(Launch):
                 stage = "join cgroup"
                 self._join_cgroup_early()
                 stage = "join namespaces"
+            theirs, ours = os.stat(f"/proc/{self.target}/root"), os.stat("/")
             self.sys.setns(self.pidfd, flags)
+            if not flags & S.CLONE_NEWNS and (theirs.st_dev, theirs.st_ino) != (ours.st_dev,
+                                                                               ours.st_ino):
+                stage = "chroot"  # pid 1 shares our mount namespace but not our root
+                os.chroot(f"/proc/{self.target}/root")
             if flags & S.CLONE_NEWUSER:
                 self.sys.setgroups_empty()
                 os.setresgid(0, 0, 0)

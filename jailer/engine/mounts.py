@@ -37,14 +37,16 @@ class Facts(Record):
     make device nodes (the host's are bound instead) and has bound the root already;
     ``cgroup_dirs`` are the container's cgroup directories ({"": dir} on v2,
     {controller: dir} on v1); ``stage``: the host directory the config's host-side mounts
-    are lifted to (None: they stay where they are made); ``staged``: pid 1 has them there.
+    are lifted to (None: they stay where they are made); ``staged``: pid 1 has them there;
+    ``shared``: the mounts are made in the runtime's own mount namespace (the root bind is
+    made private first, so nothing made under it reaches another mount).
     """
 
     __slots__ = ("root", "rootfs", "cow", "cdir", "packed", "idmap", "init_path", "rootless",
-                 "cgroup_dirs", "stage", "staged")
+                 "cgroup_dirs", "stage", "staged", "shared")
     _defaults = {"root": "", "rootfs": "", "cow": False, "cdir": None, "packed": None,
                  "idmap": False, "init_path": None, "rootless": False, "cgroup_dirs": None,
-                 "stage": None, "staged": False}
+                 "stage": None, "staged": False, "shared": False}
 
 
 def fill_in(plan: list, facts: Facts) -> list:
@@ -54,6 +56,8 @@ def fill_in(plan: list, facts: Facts) -> list:
     for op in plan:
         if isinstance(op, P.Root):
             ops += _root_ops(facts)
+            if facts.shared:
+                ops.append(P.Propagation("/", S.MS_PRIVATE | S.MS_REC))
         elif isinstance(op, P.InitBinary):
             if facts.init_path:
                 ops.append(P.Bind(facts.init_path, op.dst, True, "file"))
@@ -509,6 +513,22 @@ class Mounter:
         if not covered:
             raise JailerError(f"masked path {rel}: the mask does not cover it", stage="mount",
                               path=rel)
+
+
+def detach_tree(path: str) -> None:
+    """Detach whatever is mounted on ``path`` (a directory of the runtime's alone, where the
+    root of a container sharing the runtime's mount namespace was assembled), all of it;
+    one line if something stays mounted there (so that nothing removes the image's files
+    through it)."""
+    from jailer.kernel.fsutil import mounted_under
+
+    sys_ = S.Syscalls()
+    for _ in range(8):  # (one detach per mount stacked on path; each takes its whole tree)
+        if path not in mounted_under(path):
+            return
+        sys_.umount2(path, S.MNT_DETACH | S.UMOUNT_NOFOLLOW)
+    raise JailerError(f"the container's root is still mounted on {path}", stage="delete",
+                      path=path)
 
 
 def mapped_userns(sys_: S.Syscalls, uids: tuple, gids: tuple) -> int:

@@ -57,6 +57,14 @@ written before its first process enters it (offsets need a new one, not one join
 path). A namespace joined by ``path`` must exist and be of its declared type
 (``check_ns_paths``, before anything starts). A new user namespace's mappings must map
 container id 0 (as runc). Without ``process.user.umask`` the umask is runc's 0022.
+
+Without a mount namespace (``Spec.shares_mounts``) the container shares the runtime's, as
+runc allows: its root is assembled there, on the container's directory (``<root>/<id>/
+mounts``, made private first, never the engine's rootfs path) and entered by chroot; delete
+detaches it (runc leaves those mounts behind). The masked and read-only paths are still
+applied (runc refuses them without a mount namespace). Refused: a mount namespace joined by
+path, and a user namespace without a mount namespace (its root cannot mount in the
+runtime's).
 """
 
 from __future__ import annotations
@@ -461,9 +469,15 @@ def _namespaces(spec: Spec, linux: dict) -> None:
             spec.userns = True
         else:
             spec.namespaces.append(name)
-    if "mount" not in seen:
-        raise _fail("linux.namespaces", "has no mount namespace: jailer always sets up the "
-                    "root in one (add {\"type\": \"mount\"})")
+    if "mount" in spec.ns_paths:
+        raise _fail("linux.namespaces", "joins a mount namespace by path: not supported "
+                    "(jailer assembles the root in a mount namespace of its own, or in the "
+                    "runtime's when the config lists none)")
+    spec.shares_mounts = "mount" not in seen
+    if spec.shares_mounts and (spec.userns or "user" in spec.ns_paths):
+        raise _fail("linux.namespaces", "has a user namespace but no mount namespace: the "
+                    "root of a user namespace cannot mount in the runtime's (add "
+                    "{\"type\": \"mount\"})")
     spec.loopback = "net" in spec.namespaces
     spec.uid_mappings = _mappings(linux, "uidMappings")
     spec.gid_mappings = _mappings(linux, "gidMappings")

@@ -224,6 +224,24 @@ def _empty(fd: int, dev: int) -> None:
                 remove_at(dfd, name)  # something appeared meanwhile: go again, fd-based
 
 
+def mounted_under(path: str, mountinfo: str = "/proc/self/mountinfo") -> list[str]:
+    """The mount points of this mount namespace at ``path`` or below it (from
+    /proc/self/mountinfo, whose escapes are undone), in its order: a bind of a directory of
+    the same filesystem has the st_dev of its parent, so os.path.ismount misses it."""
+    import re
+
+    path = os.path.normpath(path)
+    out = []
+    with open(mountinfo, "rb") as f:
+        for line in f:
+            raw = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m[1], 8)]),
+                         line.split(b" ", 5)[4])
+            point = os.fsdecode(raw)
+            if point == path or point.startswith(path.rstrip("/") + "/"):
+                out.append(point)
+    return out
+
+
 def remove_tree(path: str, owner: int | Iterable[int] | None = None, *,
                 ignore_errors: bool = False) -> None:
     """Remove ``path`` and everything under it, fd-based (see ``remove_at``); its directory

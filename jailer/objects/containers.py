@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from jailer.engine.launcher import Launch
 
 OCI_VERSION = "1.0.2"
+WORK_DIR = "mounts"  # in a container's directory: see LaunchOptions.work_dir
 
 
 def fail(msg: str) -> JailerError:
@@ -188,9 +189,9 @@ def _new_launch(cid: str, cdir: str, spec: Spec, st: dict) -> Launch:
 
     cgroup_name, cgroup_root = (_cgroup_place(spec.cgroups_path) if spec.cgroups_path
                                 else (None, False))
-    stage_dir = os.path.join(cdir, "mounts")  # the config's mounts, in its order (see Lift)
-    os.mkdir(stage_dir, 0o700)
-    return Launch(spec, LaunchOptions(stage_dir=stage_dir,
+    work_dir = os.path.join(cdir, WORK_DIR)
+    os.mkdir(work_dir, 0o700)
+    return Launch(spec, LaunchOptions(work_dir=work_dir,
         exec_fifo=os.path.join(cdir, "exec.fifo"),
         cgroup_parent=os.path.join(cdir, "cgroup.parent"), on_pid=on_pid,
         on_mounted=on_mounted if create_hooks else None,
@@ -222,12 +223,24 @@ def _record_created(cdir: str, st: dict, launch: Launch, spec: Spec) -> None:
 
 def _undo_create(cdir: str, launch: Launch | None) -> None:
     """A failed create leaves nothing: pid 1 killed, the launch undone, the dir removed."""
-    from jailer.kernel.fsutil import remove_tree
-
     if launch is not None:
         if launch.pid:
             proc.kill(launch.pid, 9)
         launch.cleanup()
+    _remove_dir(cdir)
+
+
+def _remove_dir(cdir: str) -> None:
+    """Remove a container's directory, once nothing is mounted on its work directory (a
+    container without a mount namespace of its own has its root assembled there)."""
+    from jailer.kernel.fsutil import mounted_under, remove_tree
+
+    if mounted_under(cdir):
+        from jailer.engine.mounts import detach_tree
+
+        detach_tree(os.path.join(cdir, WORK_DIR))
+        if left := mounted_under(cdir):  # never remove files through a mount
+            raise fail(f"cannot remove {cdir}: {left[0]} is still mounted")
     remove_tree(cdir)
 
 
@@ -318,12 +331,11 @@ def _remove_remains(cid: str) -> None:
     """``delete --force`` of a container without a readable state: undo the starts recorded
     for its directory (their cgroups killed and removed), then remove the directory."""
     from jailer.core.paths import data_dir
-    from jailer.kernel.fsutil import remove_tree
     from jailer.objects import gc
 
     cdir = container_dir(cid)
     gc.undo_owned(data_dir(), f"container:{cdir}")
-    remove_tree(cdir)
+    _remove_dir(cdir)
 
 
 # ── start, kill, delete ───────────────────────────────────────────────────────────────────
@@ -392,7 +404,6 @@ def _start_error(data: bytes) -> JailerError:
 def delete(cid: str, force: bool = False) -> None:
     from jailer.core.paths import data_dir
     from jailer.core.spec import Hook
-    from jailer.kernel.fsutil import remove_tree
     from jailer.objects import gc
 
     try:
@@ -420,7 +431,7 @@ def delete(cid: str, force: bool = False) -> None:
         # from the root (runc's place): only the leaf, the parents are the engine's;
         # nested below our own cgroup: the levels we made too, once empty
         cg.delete(parents=not st.get("cgroup_root"))
-    remove_tree(cdir)
+    _remove_dir(cdir)
     # runtime.md: after the container is deleted, before delete returns
     hooks = [Hook(**h) for h in st.get("hooks", {}).get("poststop", [])]
     run_hooks(hooks, _hook_state(cid, st, "stopped"), "poststop", warn_only=True)

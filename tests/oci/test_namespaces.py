@@ -75,3 +75,90 @@ def test_pod_app_container_joins_the_sandbox_namespaces(oci, bundle, tmp_path):
     lines = r.stdout.splitlines()
     assert lines[:-1] == [ns_of(sandbox, n) for n in SHARED.values()]
     assert lines[-1] == "sleep\x0030\x00"
+
+
+# ── no mount namespace: the runtime's is shared ─────────────────────────────────────────────
+def without_mount_namespace(bundle) -> None:
+    cfg = json.loads((bundle / "config.json").read_text())
+    set_config(bundle, linux__namespaces=[ns for ns in cfg["linux"]["namespaces"]
+                                          if ns["type"] != "mount"])
+
+
+def mount_points() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f]
+
+
+@pytest.mark.vm
+def test_config_without_a_mount_namespace(oci, bundle, tmp_path, oci_root):
+    """The container shares the runtime's mount namespace (as runc): its root is assembled
+    in it, on the container's own directory (never on the engine's rootfs path), entered by
+    chroot; proc shows the container's processes, the masked paths are masked, exec lands in
+    the same root; delete detaches all of it."""
+    (bundle / "rootfs" / "marker").write_text("in the image\n")
+    without_mount_namespace(bundle)
+    set_config(bundle, process__args=["sleep", "30"])
+    oci("run", "--detach", "--bundle", str(bundle), "s1", check=True)
+    pid = json.loads(oci("state", "s1", check=True).stdout)["pid"]
+    assert ns_of(pid, "mnt") == ns_of("self", "mnt") and ns_of(pid, "pid") != ns_of("self",
+                                                                                     "pid")
+    cdir = str(oci_root / "s1")
+    points = mount_points()
+    assert f"{cdir}/mounts" in points and f"{cdir}/mounts/proc" in points
+    assert not any(p.startswith(str(bundle)) for p in points)
+    r = oci("exec", "s1", "sh", "-c", "cat /marker; cat /proc/1/cmdline; echo; "
+                                     "wc -c < /proc/timer_list; readlink /proc/self/ns/mnt")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["in the image", "sleep\x0030\x00", "0",
+                                     ns_of("self", "mnt")]
+    oci("delete", "--force", "s1", check=True)
+    assert not any(p.startswith(cdir) for p in mount_points())
+    assert (bundle / "rootfs" / "marker").read_text() == "in the image\n"
+
+
+def test_without_a_mount_namespace_nothing_propagates(oci, bundle, tmp_path):
+    """The root's bind is made private before anything is mounted in it: the bundle on a
+    shared mount, nothing the container mounts reaches that mount's peers. Control: a
+    mount made under the shared mount reaches its peer."""
+    import subprocess
+
+    shared, peer = tmp_path / "shared", tmp_path / "peer"
+    shared.mkdir()
+    peer.mkdir()
+    made = []
+    try:
+        subprocess.run(["mount", "-t", "tmpfs", "t", str(shared)], check=True)
+        made.append(shared)
+        subprocess.run(["mount", "--make-shared", str(shared)], check=True)
+        subprocess.run(["mount", "--bind", str(shared), str(peer)], check=True)
+        made.append(peer)
+        (shared / "ctl").mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "c", str(shared / "ctl")], check=True)
+        assert str(peer / "ctl") in mount_points()  # the control: propagation is live
+        subprocess.run(["umount", str(shared / "ctl")], check=True)
+        subprocess.run(["cp", "-a", str(bundle), str(shared / "b")], check=True)
+        without_mount_namespace(shared / "b")
+        set_config(shared / "b", process__args=["sh", "-c", "ls /proc/1 >/dev/null"])
+        before = mount_points()
+        r = oci("run", "--bundle", str(shared / "b"), "s2")
+        assert r.returncode == 0, r.stderr
+        assert mount_points() == before
+        assert not any(p.startswith(str(peer)) and p != str(peer) for p in before)
+    finally:
+        for m in reversed(made):
+            subprocess.run(["umount", "-l", str(m)], check=False)
+
+
+@pytest.mark.parametrize("extra, why", [
+    ([{"type": "user"}], "has a user namespace but no mount namespace"),
+    ([{"type": "mount", "path": "/proc/self/ns/mnt"}], "joins a mount namespace by path"),
+])
+def test_mount_namespace_configs_jailer_refuses(oci, bundle, extra, why):
+    without_mount_namespace(bundle)
+    cfg = json.loads((bundle / "config.json").read_text())
+    maps = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    set_config(bundle, linux__namespaces=cfg["linux"]["namespaces"] + extra,
+               linux__uidMappings=maps, linux__gidMappings=maps)
+    r = oci("create", "--bundle", str(bundle), "s3")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1 and why in lines[0], r.stderr

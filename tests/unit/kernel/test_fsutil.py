@@ -270,3 +270,25 @@ def test_plain_copy_for_someone_elses_hands(tmp_path):
     if caps:
         assert CAPS not in os.listxattr(tmp_path / "plain" / "su")
         assert os.getxattr(tmp_path / "control" / "su", CAPS) == v2
+
+
+def test_mounted_under_reads_mountinfo_escapes_and_same_filesystem_binds(tmp_path):
+    """Mount points at or below a path, octal escapes undone (a space, a non-ASCII name),
+    a bind of a directory of the same filesystem included; a sibling with the same prefix
+    is not below it."""
+    from jailer.kernel.fsutil import mounted_under
+
+    info = tmp_path / "mountinfo"
+    info.write_bytes(
+        b"1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"
+        b"2 1 8:1 /srv/img /run/c/mounts rw - ext4 /dev/sda1 rw\n"
+        b"3 2 0:5 / /run/c/mounts/proc rw - proc proc rw\n"
+        b"4 1 0:6 / /run/c/mounts2 rw - tmpfs t rw\n"
+        b"5 1 0:7 / /run/a\\040b/\xc3\xbc rw - tmpfs t rw\n")
+    assert mounted_under("/run/c/mounts", str(info)) == ["/run/c/mounts",
+                                                         "/run/c/mounts/proc"]
+    assert mounted_under("/run/c/", str(info)) == ["/run/c/mounts", "/run/c/mounts/proc",
+                                                   "/run/c/mounts2"]
+    assert mounted_under("/run/a b", str(info)) == ["/run/a b/ü"]
+    assert len(mounted_under("/", str(info))) == 5
+    assert mounted_under("/srv", str(info)) == []

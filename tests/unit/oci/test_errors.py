@@ -165,8 +165,10 @@ CASES = [
      ["linux.namespaces[5].type", "'clock' is not a namespace type"]),
     ("ns relative path", _set("linux.namespaces.0", {"type": "pid", "path": "proc/1/ns"}),
      ["linux.namespaces[0].path must be an absolute path"]),
-    ("no mount ns", _set("linux.namespaces", [{"type": "pid"}, {"type": "uts"}]),
-     ["linux.namespaces has no mount namespace"]),
+    ("user ns, no mount ns", _set("linux.namespaces", [{"type": "pid"}, {"type": "user"}]),
+     ["linux.namespaces has a user namespace but no mount namespace"]),
+    ("mount ns by path", _set("linux.namespaces", [{"type": "mount", "path": "/p/mnt"}]),
+     ["linux.namespaces joins a mount namespace by path: not supported"]),
     ("user ns without mappings", _add("linux.namespaces", {"type": "user"}),
      ["linux.uidMappings is missing", "user namespace"]),
     ("user ns without gid mappings", lambda c: (
