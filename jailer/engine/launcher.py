@@ -828,8 +828,8 @@ class Launch:
         os.chdir("/")
 
     def _process_attributes(self) -> None:
-        """pid 1's personality, scheduling and I/O priority (an OCI config's), set before the
-        exec and so before the seccomp filter."""
+        """The process's personality, scheduling and I/O priority (an OCI config's; an
+        exec'd one's), set before the exec and so before the seccomp filter."""
         spec = self.spec
         if spec.personality is not None:
             self.sys.personality(spec.personality)
@@ -1233,6 +1233,8 @@ class Join(Launch):
                 os.close(master)
             stage = "workdir"
             _enter_session(spec, slave)
+            stage = "process attributes"  # (the config's, or those of exec's --process)
+            self._process_attributes()
             stage = "exec"
             try:
                 self._final_exec(_resolve_exec(spec.args[0], spec.env), spec.args,

@@ -600,8 +600,14 @@ def _process(spec: Spec, cfg: dict, available: frozenset[str] | None,
     _str(proc.get("selinuxLabel"), "process.selinuxLabel")
     spec.rlimits = _rlimits(proc)
     _capabilities(spec, proc, available, warn)
-    spec.scheduler = _scheduler(_obj(proc.get("scheduler"), "process.scheduler"))
-    spec.io_priority = _io_priority(_obj(proc.get("ioPriority"), "process.ioPriority"))
+    spec.scheduler, spec.io_priority = process_scheduling(proc)
+
+
+def process_scheduling(proc: dict, where: str = "process") -> tuple:
+    """A process object's (scheduler, ioPriority) as ``Spec.scheduler`` and
+    ``Spec.io_priority`` take them (None for those it leaves out)."""
+    return (_scheduler(_obj(proc.get("scheduler"), f"{where}.scheduler")),
+            _io_priority(_obj(proc.get("ioPriority"), f"{where}.ioPriority")))
 
 
 def _scheduler(sched: dict | None) -> tuple[int, ...] | None:

@@ -473,6 +473,12 @@ def _apply_process(spec, obj: dict) -> None:
     if obj.get("consoleSize"):
         spec.console_size = (obj["consoleSize"].get("height", 0),
                              obj["consoleSize"].get("width", 0))
+    from jailer.frontends.ociconfig import ConfigError, process_scheduling
+
+    try:
+        spec.scheduler, spec.io_priority = process_scheduling(obj)
+    except ConfigError as e:
+        raise fail(str(e).replace("config.json: ", "", 1)) from None
 
 
 def exec_spec(st: dict, cid: str, args: list[str], *, process: str | None = None,

@@ -147,5 +147,17 @@ def test_personality_scheduler_and_io_priority(oci, bundle):
         fields = f.read().rsplit(")", 1)[1].split()
     assert (fields[16], fields[38]) == ("5", "3")  # nice, policy (SCHED_BATCH)
     ionice = subprocess.run(["ionice", "-p", str(pid)], capture_output=True, text=True)
-    if ionice.returncode == 0:  # (util-linux)
-        assert ionice.stdout.strip() == "best-effort: prio 3"
+    assert ionice.stdout.strip() == "best-effort: prio 3", ionice.stderr
+    # an exec'd process gets the config's too; exec --process, its own (runc's way)
+    script = "cat /proc/self/personality; cut -d' ' -f19,41 /proc/self/stat"
+    r = oci("exec", "s1", "sh", "-c", script)
+    assert r.returncode == 0 and r.stdout.split() == ["00000008", "5", "3"], r.stderr
+    proc = bundle / "process.json"
+    proc.write_text(json.dumps({"args": ["sh", "-c", script], "cwd": "/",
+                                "scheduler": {"policy": "SCHED_IDLE"}}))
+    r = oci("exec", "--process", str(proc), "s1")
+    assert r.returncode == 0 and r.stdout.split() == ["00000008", "0", "5"], r.stderr
+    proc.write_text(json.dumps({"args": ["true"], "scheduler": {"policy": "SCHED_NOPE"}}))
+    r = oci("exec", "--process", str(proc), "s1")
+    assert r.returncode == 1 and r.stderr.strip().startswith("jailer: process.scheduler"), \
+        r.stderr
