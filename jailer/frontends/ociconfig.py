@@ -44,10 +44,11 @@ Accepted and deliberately not acted on:
 
 * ``process.apparmorProfile``, ``process.selinuxLabel``, ``linux.mountLabel``: no LSM support
   (``features()`` says so); ignored without a warning, as runc on a host without the LSM.
-* ``linux.intelRdt``, ``linux.netDevices`` and ``remount`` are refused: they ask for
-  something jailer cannot do, and features() does not claim them.
+* ``linux.intelRdt``, ``linux.netDevices``, ``remount``, and seccomp user notification
+  (``linux.seccomp.listenerPath``, SCMP_ACT_NOTIFY) are refused: they ask for something
+  jailer cannot do, and features() does not claim them.
 * Other runtime-spec fields jailer does not act on are ignored like unknown keys:
-  process.execCPUAffinity, linux.memoryPolicy, linux.seccomp.listenerPath.
+  process.execCPUAffinity, linux.memoryPolicy.
 
 Set in the container's first process right before its exec (so before the seccomp filter):
 ``linux.personality`` (LINUX, LINUX32; the spec defines no flags), ``process.scheduler``
