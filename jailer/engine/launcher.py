@@ -944,27 +944,24 @@ def _enter_session(spec: Spec, slave: int) -> None:
         os.umask(spec.umask)
 
 
-# the namespaces of pid 1 a createContainer hook runs in (as runc runs them from pid 1,
-# before pivot_root): not its user namespace (the hook keeps the runtime's rights) nor its
-# pid namespace (that would take another fork)
+# the namespaces of pid 1 a createContainer hook runs in, as runc runs them from pid 1 before
+# pivot_root: these first (as host root), then its pid namespace (for a child of the
+# hook's process) and its user namespace, last, as the container's root
 _HOOK_NS = (("mnt", S.CLONE_NEWNS), ("uts", S.CLONE_NEWUTS), ("ipc", S.CLONE_NEWIPC),
-            ("net", S.CLONE_NEWNET), ("cgroup", S.CLONE_NEWCGROUP))
+            ("net", S.CLONE_NEWNET), ("cgroup", S.CLONE_NEWCGROUP), ("pid", S.CLONE_NEWPID))
 
 
 def start_hook(hook, payload: bytes, ns_of: int = 0) -> int:
-    """Start one OCI hook with ``payload`` (the state JSON) on its stdin, optionally in the
-    mount, UTS, IPC, network and cgroup namespaces of process ``ns_of`` (createContainer);
-    return its pid (the caller waits)."""
+    """Start one OCI hook with ``payload`` (the state JSON) on its stdin, optionally in every
+    namespace of process ``ns_of`` (createContainer); return its pid (the caller waits)."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
             os.dup2(r, 0)
-            sys_ = S.Syscalls()  # (os.setns is Python 3.12's)
-            for kind, flag in _HOOK_NS if ns_of else ():
-                fd = os.open(f"/proc/{ns_of}/ns/{kind}", os.O_RDONLY)
-                sys_.setns(fd, flag)
-                os.close(fd)
+            os.close(w)  # (the hook's stdin ends when we close ours, not when this one goes)
+            if ns_of:
+                _enter_hook_namespaces(ns_of)
             os.execve(hook.path, hook.args or [hook.path],
                       dict(e.split("=", 1) for e in hook.env if "=" in e))
         except OSError as e:  # the hook's failure (exit 127) says why
@@ -978,6 +975,43 @@ def start_hook(hook, payload: bytes, ns_of: int = 0) -> int:
         pass
     os.close(w)
     return pid
+
+
+def _enter_hook_namespaces(ns_of: int) -> None:
+    """Join the namespaces of ``ns_of`` (all opened first, through the host's /proc), then
+    fork: the child goes on to exec the hook inside the pid namespace, dying with this
+    process (which a timeout kills), and this process ends as the child does."""
+    sys_ = S.Syscalls()  # (os.setns is Python 3.12's)
+    fds = [(os.open(f"/proc/{ns_of}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC), flag)
+           for kind, flag in _HOOK_NS]
+    def differs(kind: str) -> bool:
+        theirs, ours = os.stat(f"/proc/{ns_of}/ns/{kind}"), os.stat(f"/proc/self/ns/{kind}")
+        return (theirs.st_ino, theirs.st_dev) != (ours.st_ino, ours.st_dev)
+
+    userns = -1
+    if differs("user"):
+        userns = os.open(f"/proc/{ns_of}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    parent = 0 if differs("pid") else os.getpid()  # as the child will see it
+    for fd, flag in fds:
+        sys_.setns(fd, flag)
+        os.close(fd)
+    if userns >= 0:
+        sys_.setns(userns, S.CLONE_NEWUSER)
+        os.close(userns)
+        sys_.setgroups_empty()
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    child = os.fork()
+    if child == 0:
+        sys_.prctl(S.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # it died first: reparented to the container's pid 1
+            os._exit(127)
+        return
+    status = os.waitpid(child, 0)[1]
+    if os.WIFSIGNALED(status):
+        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+        os.kill(os.getpid(), os.WTERMSIG(status))
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
 
 
 def wait_hook(pid: int, timeout: int | None) -> int | None:

@@ -56,7 +56,7 @@ def _hook_state(cid: str, st: dict, status: str) -> bytes:
 def run_hooks(hooks: list, payload: bytes, phase: str, *, warn_only: bool = False,
               nsenter: int = 0) -> None:
     """Run one phase's hooks in order, the state JSON on stdin; ``nsenter``: a pid whose
-    namespaces the hook runs in (createContainer: pid 1's, but for its user and pid ones)."""
+    namespaces the hook runs in (createContainer: every one of pid 1's)."""
     from jailer.engine.launcher import start_hook, wait_hook
 
     for hook in hooks:

@@ -77,6 +77,42 @@ def test_create_time_hooks_in_order_after_the_mounts(oci, bundle, tmp_path):
     assert st["id"] == "c1" and st["pid"] == state(oci, "c1")["pid"]
 
 
+@pytest.fixture
+def open_dir():
+    """An empty directory under /tmp that a user namespace's root may write to."""
+    import shutil
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="jailer-hook-", dir="/tmp")
+    os.chmod(d, 0o777)
+    yield d
+    shutil.rmtree(d)
+
+
+@pytest.mark.parametrize("userns", [False, True], ids=["host-ids", "userns"])
+def test_create_container_hooks_run_in_every_namespace_of_pid_1(oci, bundle, open_dir,
+                                                                 userns):
+    """As runc runs them from pid 1: in its mount, UTS, IPC, network, cgroup and pid
+    namespaces, and in its user namespace as the container's root."""
+    kinds = ("mnt", "uts", "ipc", "net", "cgroup", "pid", "user")
+    script = (f"for n in {' '.join(kinds)}; do readlink /proc/self/ns/$n; done > {open_dir}/ns;"
+              f" id -u >> {open_dir}/ns; head -1 /proc/self/uid_map >> {open_dir}/ns")
+    cfg = json.loads((bundle / "config.json").read_text())
+    maps = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    if userns:
+        cfg["linux"]["namespaces"].append({"type": "user"})
+        cfg["linux"]["uidMappings"] = cfg["linux"]["gidMappings"] = maps
+    cfg["hooks"] = {"createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", script]}]}
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    oci("create", "--bundle", str(bundle), "c1", check=True)
+    pid = state(oci, "c1")["pid"]
+    lines = open(f"{open_dir}/ns").read().splitlines()
+    assert lines[:-2] == [os.readlink(f"/proc/{pid}/ns/{k}") for k in kinds]
+    assert lines[-2] == "0"
+    assert lines[-1].split() == (["0", "200000", "65536"] if userns else
+                                 ["0", "0", "4294967295"])
+
+
 @pytest.mark.vm
 def test_failing_start_container_hook_fails_start(oci, bundle, tmp_path):
     """startContainer failing: `start` reports it (non-zero, the hook named), the process
