@@ -294,9 +294,15 @@ class Launch:
         import cgroups
 
         try:
-            self.cg = cgroups.open_manager(self._cgroup_name(), proc_cgroup=self.cgroup_parent,
-                                           parent="/" if self.opts.cgroup_root else None).create(
-                                               self._limits())
+            cg = cgroups.open_manager(self._cgroup_name(), proc_cgroup=self.cgroup_parent,
+                                      parent="/" if self.opts.cgroup_root else None)
+            # an OCI config's cgroupsPath may name an existing cgroup: joined if empty, as
+            # runc does (and removed at delete, as runc does); one with processes is refused
+            existing = self.spec.oci and cg.exists()
+            if existing and cg.procs():
+                raise cgroups.CgroupError(f"cgroups: the container's cgroup {cg.path} is not "
+                                          f"empty: {len(cg.procs())} process(es) in it")
+            self.cg = cg.create(self._limits(), exist_ok=existing)
             self.cgroup_fds = [os.open(p, os.O_WRONLY | os.O_CLOEXEC)
                                for p in self.cg.procs_paths]
         except (cgroups.CgroupError, OSError) as e:

@@ -204,6 +204,38 @@ def test_absolute_cgroups_path_joins_a_parent_the_engine_made(eng, bundle):
         remove("/kubepods")
 
 
+@pytest.mark.vm
+def test_existing_cgroup_is_joined_when_empty_and_refused_with_processes(eng, bundle):
+    """A cgroupsPath naming a cgroup that exists already: joined when empty (and removed at
+    delete), as runc does; with a process in it, create fails with one line, and the cgroup
+    and its process are left as they were."""
+    import subprocess
+
+    make("/pre/empty")
+    make("/pre/busy")
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        for top in tops().values():
+            with open(f"{top}/pre/busy/cgroup.procs", "w") as f:
+                f.write(str(sleeper.pid))
+        set_config(bundle, linux__cgroupsPath="/pre/empty",
+                   linux__resources={"pids": {"limit": 20}})
+        eng("run", "--detach", "--bundle", str(bundle), "e1", check=True)
+        assert pid_of(eng, "e1") in procs("pids", "/pre/empty")
+        assert read("pids", "/pre/empty", "pids.max") == "20"
+        eng("delete", "--force", "e1", check=True)
+        assert not exists("/pre/empty")
+        set_config(bundle, linux__cgroupsPath="/pre/busy")
+        line = one_line_error(eng("create", "--bundle", str(bundle), "e2"))
+        assert "is not empty: 1 process(es) in it" in line, line
+        assert procs("pids", "/pre/busy") == [sleeper.pid]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        eng("delete", "--force", "e1")
+        remove("/pre")
+
+
 # ── 2. linux.resources, read back from the cgroup files ─────────────────────────────────────
 MEM_CPU = {
     "memory": {"limit": 64 * M, "reservation": 32 * M, "swap": 96 * M, "swappiness": 10,
