@@ -684,31 +684,21 @@ class Launch:
 
     def _make_userns(self, w_up: int) -> int:
         """Create the container's user namespace in a short-lived helper; return its fd."""
-        ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
-        hold_r, hold_w = os.pipe2(os.O_CLOEXEC)
-        helper = os.fork()
-        if helper == 0:
-            for fd in (w_up, ready_r, hold_w):
-                os.close(fd)
-            try:
-                if self.rootless:  # newuidmap, run as the user, must reach its /proc entry
-                    self.sys.prctl(S.PR_SET_DUMPABLE, 1)
-                self.sys.unshare(S.CLONE_NEWUSER)
-                os.write(ready_w, b"1")
-                if self.cgroup_fds:
-                    # The first cgroup migration after a quiet spell waits for an RCU grace
-                    # period; migrating this throw-away helper now pays it in
-                    # parallel with the mounts, so pid 1's join right before exec is fast.
-                    os.write(self.cgroup_fds[0], b"0")
-            except OSError:
-                os._exit(1)
-            os.read(hold_r, 1)
-            os._exit(0)
-        os.close(ready_w)
-        os.close(hold_r)
+        from jailer.engine.mounts import userns_helper  # loaded by prepare()
+
+        def before() -> None:
+            if self.rootless:  # newuidmap, run as the user, must reach its /proc entry
+                self.sys.prctl(S.PR_SET_DUMPABLE, 1)
+
+        def after() -> None:
+            if self.cgroup_fds:
+                # The first cgroup migration after a quiet spell waits for an RCU grace
+                # period; migrating this throw-away helper now pays it in parallel with
+                # the mounts, so pid 1's join right before exec is fast.
+                os.write(self.cgroup_fds[0], b"0")
+
+        helper, hold_w = userns_helper(self.sys, (w_up,), before, after)
         try:
-            if os.read(ready_r, 1) != b"1":
-                raise OSError(1, "unshare(CLONE_NEWUSER) failed in the helper")
             from jailer.engine.idpool import RANGE
 
             if self.rootless:
@@ -721,7 +711,6 @@ class Launch:
             uids = self.spec.uid_mappings or [(0, self.base, RANGE)]
             return write_id_maps(helper, uids, self.spec.gid_mappings or uids)
         finally:
-            os.close(ready_r)
             os.close(hold_w)
             self._helper = helper  # reaped after the mounts (see _reap_helper)
 

@@ -531,30 +531,49 @@ def detach_tree(path: str) -> None:
                       path=path)
 
 
-def mapped_userns(sys_: S.Syscalls, uids: tuple, gids: tuple) -> int:
-    """An fd of a new user namespace with these (inside, outside, size) mappings, made by a
-    short-lived child (a user namespace lives on through the fd)."""
+def userns_helper(sys_: S.Syscalls, close: tuple[int, ...] = (), before=None,
+                  after=None) -> tuple[int, int]:
+    """Fork a child that makes a new user namespace and holds it (its id maps are written
+    from outside, by its parent); return (its pid, the fd to close to let it go: then reap
+    it) once it has, or raise. In the child, ``close`` are closed first, ``before()`` runs
+    before the unshare and ``after()`` once the parent knows of it."""
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     hold_r, hold_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
         try:
-            os.close(ready_r)
-            os.close(hold_w)
+            for fd in (*close, ready_r, hold_w):
+                os.close(fd)
+            if before is not None:
+                before()
             sys_.unshare(S.CLONE_NEWUSER)
             os.write(ready_w, b"1")
-            os.read(hold_r, 1)
-        finally:
-            os._exit(0)
+            if after is not None:
+                after()
+        except OSError:
+            os._exit(1)
+        os.read(hold_r, 1)
+        os._exit(0)
     os.close(ready_w)
     os.close(hold_r)
     try:
         if os.read(ready_r, 1) != b"1":
+            os.close(hold_w)
+            os.waitpid(pid, 0)
             raise OSError(1, "unshare(CLONE_NEWUSER) failed in the helper")
-        return write_id_maps(pid, uids, gids)
     finally:
         os.close(ready_r)
-        os.close(hold_w)
+    return pid, hold_w
+
+
+def mapped_userns(sys_: S.Syscalls, uids: tuple, gids: tuple) -> int:
+    """An fd of a new user namespace with these (inside, outside, size) mappings, made by a
+    short-lived child (a user namespace lives on through the fd)."""
+    pid, hold = userns_helper(sys_)
+    try:
+        return write_id_maps(pid, uids, gids)
+    finally:
+        os.close(hold)
         os.waitpid(pid, 0)
 
 
