@@ -559,9 +559,16 @@ class Launch:
         working directory. Its mounts are slaves (as runc's, bubblewrap's): nothing done here
         reaches the host, while a mount made on the host later under a bind's source still
         reaches the container (a bind with "rslave" or "rshared" asks for that)."""
-        if not self.spec.shares_mounts:
+        joined = self.spec.ns_paths.get("mount")
+        if joined:  # (as runc: the root is assembled in it, and pid 1 pivots into it there)
+            self._stage = f"join mount namespace {joined}"
+            nsfd = os.open(joined, os.O_RDONLY | os.O_CLOEXEC)
+            self.sys.setns(nsfd, S.CLONE_NEWNS)
+            os.close(nsfd)
+        elif not self.spec.shares_mounts:
             self._stage = "mount namespace"
             self.sys.unshare(S.CLONE_NEWNS)
+        if not self.spec.shares_mounts:
             self.sys.mount(None, "/", None, S.MS_REC | S.MS_SLAVE)
         self._stage = "mounts"
         if self.rootless:
@@ -577,6 +584,14 @@ class Launch:
         # (0700 /root, /var/lib/jailer/containers) that the container's root cannot enter.
         os.chdir(self.root)
 
+    def _staging(self) -> str | None:
+        """Where the config's host-side mounts are staged (see LaunchOptions.work_dir): only
+        in a mount namespace of the container's own making."""
+        spec = self.spec
+        if spec.shares_mounts or "mount" in spec.ns_paths:
+            return None
+        return self.opts.work_dir
+
     def _facts(self) -> Facts:
         """What the host plan's start-time records stand for in this start."""
         from jailer.engine.mounts import Facts
@@ -586,7 +601,7 @@ class Launch:
                      packed=(self.loopdev, spec.packed[1]) if self.loopdev else None,
                      idmap=spec.userns and spec.idmap, init_path=self.init_path,
                      rootless=self.rootless, shared=spec.shares_mounts,
-                     stage=None if spec.shares_mounts else self.opts.work_dir)
+                     stage=self._staging())
 
     def _enter_namespaces(self, userns_fd: int) -> None:
         """Become the container's root in its user namespace, then unshare the others (the
@@ -604,8 +619,7 @@ class Launch:
             if name != "cgroup":  # unshared last, once in the container's cgroup
                 flags |= _NS_FLAGS[name]
         self.sys.unshare(flags)
-        if self.opts.work_dir and not self.spec.shares_mounts:
-            # (still host uid 0 here: the directory is root's alone)
+        if self._staging():  # (still host uid 0 here: the directory is root's alone)
             self._stage_fd = os.open(self.opts.work_dir, os.O_PATH | os.O_DIRECTORY
                                      | os.O_CLOEXEC)
         if userns:
@@ -617,7 +631,7 @@ class Launch:
                 f.write("".join(f"{clock} {secs} {nanos}\n" for clock, (secs, nanos)
                                 in self.spec.time_offsets.items()))
         for name, path in self.spec.ns_paths.items():  # an OCI config's "path"s
-            if name == "user":  # (entered above)
+            if name in ("user", "mount"):  # (entered above)
                 continue
             self._stage = f"join {name} namespace {path}"
             nsfd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)

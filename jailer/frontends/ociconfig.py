@@ -63,9 +63,11 @@ Without a mount namespace (``Spec.shares_mounts``) the container shares the runt
 runc allows: its root is assembled there, on the container's directory (``<root>/<id>/
 mounts``, made private first, never the engine's rootfs path) and entered by chroot; delete
 detaches it (runc leaves those mounts behind). The masked and read-only paths are still
-applied (runc refuses them without a mount namespace). Refused: a mount namespace joined by
-path, and a user namespace without a mount namespace (its root cannot mount in the
-runtime's).
+applied (runc refuses them without a mount namespace). A mount namespace joined by path gets
+the root assembled and pivoted into inside it, as runc does (its mounts made slaves first;
+the config's host-side mounts then stay in the order they were made). Refused: a user
+namespace without a mount namespace of its own (its root cannot mount in the runtime's, nor
+in one joined by path).
 """
 
 from __future__ import annotations
@@ -470,15 +472,15 @@ def _namespaces(spec: Spec, linux: dict) -> None:
             spec.userns = True
         else:
             spec.namespaces.append(name)
-    if "mount" in spec.ns_paths:
-        raise _fail("linux.namespaces", "joins a mount namespace by path: not supported "
-                    "(jailer assembles the root in a mount namespace of its own, or in the "
-                    "runtime's when the config lists none)")
     spec.shares_mounts = "mount" not in seen
     if spec.shares_mounts and (spec.userns or "user" in spec.ns_paths):
         raise _fail("linux.namespaces", "has a user namespace but no mount namespace: the "
                     "root of a user namespace cannot mount in the runtime's (add "
                     "{\"type\": \"mount\"})")
+    if "mount" in spec.ns_paths and (spec.userns or "user" in spec.ns_paths):
+        raise _fail("linux.namespaces", "joins a mount namespace by path together with a "
+                    "user namespace: not supported (the container's root could not mount "
+                    "in it)")
     spec.loopback = "net" in spec.namespaces
     spec.uid_mappings = _mappings(linux, "uidMappings")
     spec.gid_mappings = _mappings(linux, "gidMappings")

@@ -149,9 +149,42 @@ def test_without_a_mount_namespace_nothing_propagates(oci, bundle, tmp_path):
             subprocess.run(["umount", "-l", str(m)], check=False)
 
 
+def test_mount_namespace_joined_by_path(oci, bundle):
+    """As runc (and the runtime-tools suite's namespace-path check): the container's pid 1
+    is in the mount namespace the config names, its root assembled and pivoted into there;
+    the runtime's own mounts are unchanged."""
+    import subprocess
+    import time
+
+    (bundle / "rootfs" / "marker").write_text("in the image\n")
+    holder = subprocess.Popen(["unshare", "--mount", "--fork", "sleep", "60"])
+    try:
+        for _ in range(200):  # until unshare has made the namespace
+            if ns_of(holder.pid, "mnt") != ns_of("self", "mnt"):
+                break
+            time.sleep(0.01)
+        without_mount_namespace(bundle)
+        cfg = json.loads((bundle / "config.json").read_text())
+        set_config(bundle, process__args=["sleep", "30"], linux__namespaces=[
+            *cfg["linux"]["namespaces"], {"type": "mount",
+                                          "path": f"/proc/{holder.pid}/ns/mnt"}])
+        before = mount_points()
+        oci("run", "--detach", "--bundle", str(bundle), "j1", check=True)
+        pid = json.loads(oci("state", "j1", check=True).stdout)["pid"]
+        assert ns_of(pid, "mnt") == ns_of(holder.pid, "mnt") != ns_of("self", "mnt")
+        r = oci("exec", "j1", "cat", "/marker")
+        assert r.returncode == 0 and r.stdout == "in the image\n", r.stderr
+        assert mount_points() == before
+        oci("delete", "--force", "j1", check=True)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 @pytest.mark.parametrize("extra, why", [
     ([{"type": "user"}], "has a user namespace but no mount namespace"),
-    ([{"type": "mount", "path": "/proc/self/ns/mnt"}], "joins a mount namespace by path"),
+    ([{"type": "mount", "path": "/proc/self/ns/mnt"}, {"type": "user"}],
+     "joins a mount namespace by path together with a user namespace"),
 ])
 def test_mount_namespace_configs_jailer_refuses(oci, bundle, extra, why):
     without_mount_namespace(bundle)

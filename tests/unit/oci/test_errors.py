@@ -167,8 +167,9 @@ CASES = [
      ["linux.namespaces[0].path must be an absolute path"]),
     ("user ns, no mount ns", _set("linux.namespaces", [{"type": "pid"}, {"type": "user"}]),
      ["linux.namespaces has a user namespace but no mount namespace"]),
-    ("mount ns by path", _set("linux.namespaces", [{"type": "mount", "path": "/p/mnt"}]),
-     ["linux.namespaces joins a mount namespace by path: not supported"]),
+    ("mount ns by path, user ns", _set("linux.namespaces", [
+        {"type": "mount", "path": "/p/mnt"}, {"type": "user", "path": "/p/user"}]),
+     ["linux.namespaces joins a mount namespace by path together with a user namespace"]),
     ("user ns without mappings", _add("linux.namespaces", {"type": "user"}),
      ["linux.uidMappings is missing", "user namespace"]),
     ("user ns without gid mappings", lambda c: (
