@@ -26,6 +26,7 @@ def state(oci, cid: str) -> dict:
 
 @pytest.mark.vm
 def test_lifecycle_follows_runtime_md(oci, bundle, tmp_path):
+    set_config(bundle, process__args=["sleep", "600"])  # (outlives a slow, busy guest)
     pid_file = tmp_path / "pid"
     oci("create", "--bundle", str(bundle), "--pid-file", str(pid_file), "c1", check=True)
     st = state(oci, "c1")
