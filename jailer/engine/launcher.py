@@ -993,14 +993,11 @@ def _enter_hook_namespaces(ns_of: int) -> None:
     sys_ = S.Syscalls()  # (os.setns is Python 3.12's)
     fds = [(os.open(f"/proc/{ns_of}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC), flag)
            for kind, flag in _HOOK_NS]
-    def differs(kind: str) -> bool:
-        theirs, ours = os.stat(f"/proc/{ns_of}/ns/{kind}"), os.stat(f"/proc/self/ns/{kind}")
-        return (theirs.st_ino, theirs.st_dev) != (ours.st_ino, ours.st_dev)
-
     userns = -1
-    if differs("user"):
+    if not _same(f"/proc/{ns_of}/ns/user", "/proc/self/ns/user"):
         userns = os.open(f"/proc/{ns_of}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
-    parent = 0 if differs("pid") else os.getpid()  # as the child will see it
+    # its parent's pid as the child will see it (none, from inside another pid namespace)
+    parent = os.getpid() if _same(f"/proc/{ns_of}/ns/pid", "/proc/self/ns/pid") else 0
     for fd, flag in fds:
         sys_.setns(fd, flag)
         os.close(fd)
@@ -1021,6 +1018,12 @@ def _enter_hook_namespaces(ns_of: int) -> None:
         signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
         os.kill(os.getpid(), os.WTERMSIG(status))
     os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+def _same(a: str, b: str) -> bool:
+    """Whether paths ``a`` and ``b`` are the same file (a namespace, a root directory)."""
+    sa, sb = os.stat(a), os.stat(b)
+    return (sa.st_ino, sa.st_dev) == (sb.st_ino, sb.st_dev)
 
 
 def wait_hook(pid: int, timeout: int | None) -> int | None:
@@ -1208,12 +1211,10 @@ class Join(Launch):
         flags = 0
         for kind, flag in _NS_FILES:
             try:
-                theirs = os.stat(f"/proc/{self.target}/ns/{kind}")
+                if not _same(f"/proc/{self.target}/ns/{kind}", f"/proc/self/ns/{kind}"):
+                    flags |= flag
             except FileNotFoundError:  # a kernel without this kind
                 continue
-            ours = os.stat(f"/proc/self/ns/{kind}")
-            if (theirs.st_ino, theirs.st_dev) != (ours.st_ino, ours.st_dev):
-                flags |= flag
         return flags
 
     def cleanup(self) -> None:
@@ -1236,10 +1237,9 @@ class Join(Launch):
                 stage = "join cgroup"
                 self._join_cgroup_early()
                 stage = "join namespaces"
-            theirs, ours = os.stat(f"/proc/{self.target}/root"), os.stat("/")
+            same_root = _same(f"/proc/{self.target}/root", "/")
             self.sys.setns(self.pidfd, flags)
-            if not flags & S.CLONE_NEWNS and (theirs.st_dev, theirs.st_ino) != (ours.st_dev,
-                                                                               ours.st_ino):
+            if not flags & S.CLONE_NEWNS and not same_root:
                 stage = "chroot"  # pid 1 shares our mount namespace but not our root
                 os.chroot(f"/proc/{self.target}/root")
             if flags & S.CLONE_NEWUSER:
