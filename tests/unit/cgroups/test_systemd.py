@@ -380,3 +380,20 @@ def test_systemd_missing_from_the_bus_is_one_line():
 
     with pytest.raises(CgroupError, match="systemd is not on the D-Bus system bus"):
         Systemd(NoSystemd()).call("Subscribe")  # type: ignore[arg-type]
+
+
+def test_open_systemd_names_the_scope_and_imports_jeepney_only_to_talk(fake):
+    import subprocess
+    import sys
+
+    import cgroups
+
+    cg = cgroups.open_systemd("", "c7", root=str(fake.fs.root))
+    assert isinstance(cg, SystemdCgroup) and cg.unit.unit == "jailer-c7.scope"
+    assert cg.path == f"{fake.fs.root}/system.slice/jailer-c7.scope" and not cg.exists()
+    code = ("import sys, cgroups, cgroups.v2; import cgroups.systemd as s; "
+            "s.parse_cgroups_path('a.slice:b:c'); "
+            "print(sorted(m for m in sys.modules if m.startswith('jeepney') "
+            "or m == 'cgroups.dbus'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
