@@ -367,7 +367,10 @@ class SystemdCgroup(V2Cgroup):
                 raise CgroupError(f"cgroups: systemd refused to start {name}: {e.text} "
                                   f"({e.name})") from None
         if result != "done":
-            self._reset()
+            try:  # a job that timed out may yet have started it
+                self._stop()
+            except CgroupError:
+                pass
             raise CgroupError(f"cgroups: systemd could not start {name}: its job ended "
                               f"'{result}' (journalctl -u {name} says why)")
 

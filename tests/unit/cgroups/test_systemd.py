@@ -204,7 +204,7 @@ class FakeSystemd:
 
     def __init__(self, fs) -> None:
         self.fs, self.calls, self.units, self.watchers = fs, [], {}, []
-        self.jobs, self.result, self.subscribed = 0, "done", False
+        self.jobs, self.result, self.subscribed, self.silent = 0, "done", False, False
 
     def signals(self, sender: str, interface: str, member: str) -> FakeSignals:
         assert (sender, interface, member) == (SYSTEMD, MANAGER, "JobRemoved")
@@ -219,7 +219,7 @@ class FakeSystemd:
     def _job(self, unit: str, result: str) -> tuple:
         self.jobs += 1
         job = f"/org/freedesktop/systemd1/job/{self.jobs}"
-        if self.subscribed:
+        if self.subscribed and not self.silent:
             for w in self.watchers:
                 w.queue.extend([(999, "/org/freedesktop/systemd1/job/999", "x.service", "done"),
                                 (self.jobs, job, unit, result)])
@@ -317,7 +317,14 @@ def test_a_failed_job_is_one_line_and_leaves_nothing(fake):
     with pytest.raises(CgroupError, match="job ended 'failed'.*journalctl") as e:
         manager(fake).create(Limits(memory_max=M), pid=1)
     assert "\n" not in str(e.value) and not fake.units
-    assert fake.methods()[-1] == "ResetFailedUnit"
+    assert fake.methods()[-2:] == ["StopUnit", "ResetFailedUnit"]
+
+
+def test_a_job_without_its_signal_times_out_and_leaves_nothing(fake):
+    fake.silent = True  # the JobRemoved never comes
+    with pytest.raises(CgroupError, match="job ended 'timeout'"):
+        manager(fake).create(Limits(), pid=1)
+    assert fake.methods()[-2:] == ["StopUnit", "ResetFailedUnit"] and not fake.units
 
 
 def test_an_existing_unit_is_one_line_and_left_alone(fake):
