@@ -32,6 +32,7 @@ INFINITY = 2**64 - 1
 UNIT_NAME_MAX = 255
 _UNIT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-\\")
 _FORM = "slice:prefix:name (e.g. system.slice:jailer:c1)"
+_GONE = (2, 19)  # ENOENT, ENODEV: the files of a cgroup that is being removed
 
 
 # ── cgroupsPath and slices ───────────────────────────────────────────────────────────────────
@@ -387,6 +388,25 @@ class SystemdCgroup(V2Cgroup):
                 raise CgroupError(f"cgroups: systemd refused the limits of {self.unit.unit}: "
                                   f"{e.text} ({e.name})") from None
         super().update(limits)
+
+    def procs(self) -> list[int]:
+        """As the v2 backend's, but a scope that systemd removes meanwhile (it does as soon as
+        the scope is empty) has none."""
+        try:
+            return super().procs()
+        except CgroupError as e:
+            if e.errno in _GONE:
+                return []
+            raise
+
+    def kill(self, timeout: float = 5.0) -> None:
+        """SIGKILL everything in the scope (systemd then removes the emptied scope's cgroup,
+        which is fine here)."""
+        try:
+            super().kill(timeout)
+        except CgroupError as e:
+            if e.errno not in _GONE:
+                raise
 
     def delete(self, timeout: float = 5.0, *, parents: bool = False) -> None:
         """Kill what still runs, stop the unit (waiting for the job), reset it if it failed,

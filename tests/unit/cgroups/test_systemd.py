@@ -258,7 +258,7 @@ class FakeSystemd:
     def StopUnit(self, name, mode) -> tuple:  # noqa: N802
         unit = self._loaded(name)
         if "dir" in unit:
-            shutil.rmtree(unit.pop("dir"))
+            shutil.rmtree(unit.pop("dir"), ignore_errors=True)
         unit["state"] = "inactive"
         del self.units[name]
         return self._job(name, "done")
@@ -404,3 +404,18 @@ def test_open_systemd_names_the_scope_and_imports_jeepney_only_to_talk(fake):
             "or m == 'cgroups.dbus'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_scope_systemd_removes_while_it_is_killed_has_no_processes(fake, monkeypatch):
+    cg = manager(fake).create(Limits(), pid=1)
+    Path(cg.path, "cgroup.procs").write_text("1\n")
+
+    def removed(path):  # the scope emptied: systemd is removing its cgroup
+        raise CgroupError(f"cgroups: read {path}: No such device (errno 19)", errno=19)
+
+    monkeypatch.setattr("cgroups.base.read_opt", removed)
+    cg.kill()  # writes cgroup.kill, then finds no process (not the error)
+    assert cg.procs() == []
+    shutil.rmtree(cg.path)
+    cg.delete()
+    assert not fake.units
