@@ -182,16 +182,48 @@ def _cpu_properties(lim: Limits) -> list[Property]:
     return props
 
 
+_UNIFIED = {"memory.max": "MemoryMax", "memory.high": "MemoryHigh", "memory.low": "MemoryLow",
+            "memory.min": "MemoryMin", "memory.swap.max": "MemorySwapMax",
+            "pids.max": "TasksMax", "cpu.weight": "CPUWeight", "io.weight": "IOWeight"}
+"""``unified`` files whose value systemd also sets from a property (and would write back)."""
+
+
+def _unified_properties(unified: dict[str, str]) -> list[Property]:
+    """The unit properties for the ``unified`` entries systemd manages (runc converts the same
+    ones), so that systemd's next write of the unit's cgroup does not undo them."""
+    props: list[Property] = []
+    for key, value in unified.items():
+        v = value.strip().removeprefix("default ") if key == "io.weight" else value.strip()
+        if key == "io.weight" and not v.isdigit():
+            continue  # per-device weights: cgroupfs only
+        try:
+            if key in _UNIFIED:
+                props.append((_UNIFIED[key], ("t", INFINITY if v == "max" else int(v))))
+            elif key == "cpu.max":
+                quota, _, period = v.partition(" ")
+                per = int(period or 100_000)
+                props += [("CPUQuotaPeriodUSec", ("t", per)), ("CPUQuotaPerSecUSec", (
+                    "t", _quota_per_sec(UNLIMITED if quota == "max" else int(quota), per)))]
+            elif key in ("cpuset.cpus", "cpuset.mems"):
+                prop = "AllowedCPUs" if key == "cpuset.cpus" else "AllowedMemoryNodes"
+                props.append((prop, ("ay", cpu_mask(v))))
+        except ValueError:
+            raise CgroupError(f"cgroups: unified resource {key!r}: {value!r} is not a value "
+                              "for it") from None
+    return props
+
+
 def limit_properties(lim: Limits) -> list[Property]:
     """The unit properties for the limits systemd has properties for (MemoryMax, MemoryHigh,
     MemoryLow, MemorySwapMax, CPUWeight, CPUQuotaPerSecUSec and CPUQuotaPeriodUSec, AllowedCPUs,
-    AllowedMemoryNodes, TasksMax, IOWeight); the others are only written to cgroupfs."""
+    AllowedMemoryNodes, TasksMax, IOWeight, and the ``unified`` files of these); the others
+    are only written to cgroupfs."""
     props = _memory_properties(lim) + _cpu_properties(lim)
     if lim.pids_max is not None:
         props.append(("TasksMax", _t(lim.pids_max)))
     if lim.io_weight is not None:
         props.append(("IOWeight", ("t", lim.io_weight)))
-    return props
+    return props + _unified_properties(lim.unified or {})
 
 
 def unit_properties(unit: UnitPath, pid: int | None, lim: Limits,
@@ -378,7 +410,10 @@ class SystemdCgroup(V2Cgroup):
     def update(self, limits: Limits) -> None:
         """Set the limits as unit properties (those systemd has), then in the directory."""
         check_update(limits, self.version)
-        props = limit_properties(limits)
+        lim = limits
+        if lim.memory_swap not in (None, UNLIMITED) and lim.memory_max is None:
+            lim = lim.replace(memory_max=base.int_opt(f"{self.path}/memory.max"))  # as v2
+        props = limit_properties(lim)
         if props:
             from .dbus import DBusError
 

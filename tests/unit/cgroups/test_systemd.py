@@ -419,3 +419,23 @@ def test_a_scope_systemd_removes_while_it_is_killed_has_no_processes(fake, monke
     shutil.rmtree(cg.path)
     cg.delete()
     assert not fake.units
+
+
+def test_unified_files_systemd_manages_become_properties():
+    props = dict(limit_properties(Limits(unified={
+        "memory.high": "max", "memory.min": "4096", "pids.max": "9", "cpu.max": "25000 50000",
+        "cpuset.cpus": "1", "io.weight": "default 50", "memory.oom.group": "1"})))
+    assert props == {"MemoryHigh": ("t", INFINITY), "MemoryMin": ("t", 4096),
+                     "TasksMax": ("t", 9), "CPUQuotaPeriodUSec": ("t", 50000),
+                     "CPUQuotaPerSecUSec": ("t", 500000), "AllowedCPUs": ("ay", b"\x02"),
+                     "IOWeight": ("t", 50)}  # memory.oom.group: cgroupfs only
+    assert limit_properties(Limits(unified={"io.weight": "8:0 50"})) == []
+    with pytest.raises(CgroupError, match="'pids.max': 'lots' is not a value"):
+        limit_properties(Limits(unified={"pids.max": "lots"}))
+
+
+def test_swap_alone_is_a_property_computed_from_the_scopes_memory_max(fake):
+    cg = manager(fake).create(Limits(memory_max=64 * M), pid=1)
+    cg.update(Limits(memory_swap=96 * M))
+    assert fake.units["jailer-c1.scope"]["props"]["MemorySwapMax"] == ("t", 32 * M)
+    assert Path(cg.path, "memory.swap.max").read_text() == str(32 * M)
