@@ -17,6 +17,12 @@ host's cgroups cannot (other version, controller not mounted, kernel file missin
 
 Cgroups are created only below the cgroup the calling process is in (per hierarchy), unless a
 ``parent`` is given. Only the backend in use is imported.
+
+The systemd driver (``cgroups.systemd``, cgroup v2 only): the cgroup is a transient scope that
+systemd makes over D-Bus (jeepney), named by an OCI ``slice:prefix:name``; it needs the pid of
+its first process::
+
+    with cgroups.open_systemd("system.slice:jailer:c1").create(lim, pid=pid) as cg: ...
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from .parse import (
 )
 
 __all__ = ["DEFAULT_DEVICES", "UNLIMITED", "Cgroup", "CgroupError", "DeviceRule", "Limits",
-           "Stats", "create", "detect", "parse_rule", "unavailable",
+           "Stats", "create", "detect", "open_systemd", "parse_rule", "unavailable",
            "limits_from_options", "open_manager", "parse_cpus", "parse_cpuset", "parse_io_max",
            "parse_pids", "parse_size", "parse_weight"]
 
@@ -114,3 +120,15 @@ def open_manager(name: str, *, root: str = "/sys/fs/cgroup", version: str | None
 def create(name: str, limits: Limits | None = None, **kw: str) -> Cgroup:
     """``open_manager(name, **kw).create(limits)``."""
     return open_manager(name, **kw).create(limits)
+
+
+def open_systemd(cgroups_path: str, name: str = "", *, root: str = "/sys/fs/cgroup",
+                 description: str = "") -> Cgroup:
+    """A handle on the systemd scope (or slice) that OCI ``cgroups_path`` names
+    (``slice:prefix:name``; empty: ``:jailer:NAME``); nothing is started until
+    ``.create(limits, pid=...)``. Malformed input or a v1/hybrid host: one CgroupError line.
+    Imports the systemd driver (and, once it talks to systemd, jeepney) only here."""
+    from .systemd import SystemdCgroup, parse_cgroups_path
+
+    return SystemdCgroup(parse_cgroups_path(cgroups_path, name), root=root,
+                         description=description)

@@ -1,6 +1,7 @@
-"""``jailer run``'s fast path imports none of click, pyroute2, images, jailer.bench: given a
-rootfs that does not exist, the command parses its options, starts building the Spec and stops
-with one line, as any user, without starting anything. The whole start, as root, is
+"""``jailer run``'s fast path imports none of click, pyroute2, images, jailer.bench, jeepney
+(nor the systemd cgroup driver that uses it): given a rootfs that does not exist, the command
+parses its options, starts building the Spec and stops with one line, as any user, without
+starting anything. The whole start, as root, is
 tests/integration/run/test_import_budget.py."""
 
 from __future__ import annotations
@@ -46,4 +47,7 @@ def test_the_check_sees_what_it_looks_for():
     assert forbidden({"images", "images.store", "imagesx", "jailer.bench.cli", "pyroute2.ndb",
                       "clicker", "jailer.benchmark"}) == sorted(
         ["images", "images.store", "jailer.bench.cli", "pyroute2.ndb"])
-    assert set(FORBIDDEN) == {"click", "pyroute2", "images", "jailer.bench"}
+    assert set(FORBIDDEN) == {"click", "pyroute2", "images", "jailer.bench", "jeepney",
+                              "cgroups.systemd", "cgroups.dbus"}
+    assert forbidden({"jeepney.io.blocking", "cgroups.systemd", "cgroups.v2"}) == [
+        "cgroups.systemd", "jeepney.io.blocking"]

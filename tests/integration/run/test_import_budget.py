@@ -1,5 +1,6 @@
 """A real ``jailer run`` (as root, the container started and waited for) imports none of click,
-pyroute2, images, jailer.bench: start latency is guarded here rather than by timings."""
+pyroute2, images, jailer.bench, jeepney (nor the systemd cgroup driver): start latency is
+guarded here rather than by timings."""
 
 from __future__ import annotations
 
