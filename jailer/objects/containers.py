@@ -369,10 +369,13 @@ def _let_go(fd: int, st: dict) -> None:
 
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        if not proc.alive(st["pid"], st.get("pid_start"), st.get("boot_id")):
-            raise fail("cannot start a container that has stopped")
-        if select.select([fd], [], [], 0.05)[0] and os.read(fd, 1):
+        # alive first, then the fifo: a pid 1 that went on and failed at once (a
+        # startContainer hook) wrote its byte and its report before it died
+        alive = proc.alive(st["pid"], st.get("pid_start"), st.get("boot_id"))
+        if select.select([fd], [], [], 0.05 if alive else 0)[0] and os.read(fd, 1):
             return
+        if not alive:
+            raise fail("cannot start a container that has stopped")
     raise fail("timed out waiting for the container to start")
 
 
