@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 
-from .base import UNLIMITED, Cgroup, CgroupError, Limits, Stats
+from .base import UNLIMITED, Cgroup, CgroupError, Limits, Stats, own_cgroup, read_opt
 from .devices import DEFAULT_DEVICES, DeviceRule, parse_rule
 from .parse import (
     limits_from_options,
@@ -42,9 +42,9 @@ from .parse import (
 )
 
 __all__ = ["DEFAULT_DEVICES", "UNLIMITED", "Cgroup", "CgroupError", "DeviceRule", "Limits",
-           "Stats", "create", "detect", "open_systemd", "parse_rule", "unavailable",
-           "limits_from_options", "open_manager", "parse_cpus", "parse_cpuset", "parse_io_max",
-           "parse_pids", "parse_size", "parse_weight"]
+           "Stats", "create", "detect", "needs_scope", "open_held_scope", "open_systemd",
+           "parse_rule", "unavailable", "limits_from_options", "open_manager", "parse_cpus",
+           "parse_cpuset", "parse_io_max", "parse_pids", "parse_size", "parse_weight"]
 
 _V1_PROBES = ("memory", "cpu", "pids", "cpuset", "blkio", "freezer", "cpuacct")
 
@@ -120,6 +120,30 @@ def open_manager(name: str, *, root: str = "/sys/fs/cgroup", version: str | None
 def create(name: str, limits: Limits | None = None, **kw: str) -> Cgroup:
     """``open_manager(name, **kw).create(limits)``."""
     return open_manager(name, **kw).create(limits)
+
+
+def needs_scope(proc_cgroup: str, root: str = "/sys/fs/cgroup") -> bool:
+    """Does a cgroup made below the v2 cgroup that ``proc_cgroup`` names (a /proc/PID/cgroup
+    file) need a scope of its own instead? On a pure-v2 host booted with systemd, when that
+    cgroup is not the root and holds processes (a session's or a service's: no child of
+    it can have controllers); never on a v1 or hybrid host or without systemd."""
+    if not os.path.isdir("/run/systemd/system") or \
+            not os.path.exists(f"{root}/cgroup.controllers"):
+        return False
+    try:
+        own = own_cgroup(proc_cgroup, "").strip("/")
+    except CgroupError:
+        return False
+    return bool(own) and bool(read_opt(f"{root}/{own}/cgroup.procs"))
+
+
+def open_held_scope(cgroups_path: str, *, root: str = "/sys/fs/cgroup", description: str = ""):
+    """A ``cgroups.systemd.HeldScope`` (not yet started) on the scope ``slice:prefix:name``
+    names: a place of its own for the cgroups ``needs_scope`` says cannot go below the
+    caller's. Imports the systemd driver only here."""
+    from .systemd import HeldScope, parse_cgroups_path
+
+    return HeldScope(parse_cgroups_path(cgroups_path), root=root, description=description)
 
 
 def open_systemd(cgroups_path: str, name: str = "", *, root: str = "/sys/fs/cgroup",

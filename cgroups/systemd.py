@@ -478,3 +478,100 @@ class SystemdCgroup(V2Cgroup):
 
     def __repr__(self) -> str:
         return f"<cgroups.SystemdCgroup {self.unit.unit} {self.path}>"
+
+
+# ── a scope of our own (jailer's own starts on a systemd host) ───────────────────────────────
+HOLD = "hold"
+"""The held scope's own cgroup for its holder process (``<scope>/hold``)."""
+
+
+def _holder(pidfd: int) -> None:
+    """The holder, in a fork: nothing open but the pidfd of the process it holds the scope
+    for; it exits when that process does (or at SIGTERM, as when the scope is stopped)."""
+    import select
+
+    try:
+        os.setsid()  # out of the terminal's signals (^C is for the container)
+        null = os.open("/dev/null", os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.closerange(3, pidfd)
+        os.closerange(pidfd + 1, 65536)
+        poll = select.poll()
+        poll.register(pidfd, select.POLLIN)
+        while not poll.poll():
+            pass
+    finally:
+        os._exit(0)
+
+
+class HeldScope:
+    """A transient scope (``Delegate=yes``) that a small process of its own holds, from its
+    own leaf ``<scope>/hold``, until the process it is held for exits (or ``stop()``): so
+    cgroups made below the scope can have controllers (the no-internal-processes rule), and
+    they outlive their processes (stats and OOM counts stay readable after the last one has
+    exited). As BenchExec and ``systemd-run --scope`` do, for starts whose own cgroup holds
+    processes (a login session, a service). ``path``: the scope's cgroup from the root."""
+
+    def __init__(self, unit: UnitPath, *, root: str = "/sys/fs/cgroup",
+                 systemd: Systemd | None = None, description: str = "") -> None:
+        self.unit, self.root, self.description = unit, root, description
+        self._systemd = systemd
+        self.holder = 0
+        self.started = False
+
+    @property
+    def path(self) -> str:
+        return self.unit.path
+
+    @property
+    def systemd(self) -> Systemd:
+        if self._systemd is None:
+            self._systemd = Systemd.connect()
+        return self._systemd
+
+    def start(self, held_for: int | None = None) -> HeldScope:
+        """Fork the holder (held for ``held_for``, default this process) and start the scope
+        with it, then move it to its own leaf. On failure nothing is left."""
+        pidfd = os.pidfd_open(held_for or os.getpid())
+        try:
+            self.holder = os.fork()
+            if self.holder == 0:
+                _holder(pidfd)
+        finally:
+            os.close(pidfd)
+        try:
+            cg = SystemdCgroup(self.unit, root=self.root, systemd=self.systemd,
+                               description=self.description)
+            cg._start(unit_properties(self.unit, self.holder, Limits(), self.description))
+            self.started = True
+            leaf = os.path.join(self.root, self.unit.path.strip("/"), HOLD)
+            base.mkdir(leaf)
+            base.write(f"{leaf}/cgroup.procs", self.holder)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the scope (its holder and whatever is left in it get systemd's SIGTERM, then
+        SIGKILL) and wait for the job; reap the holder. Does nothing twice."""
+        try:
+            if self.started:
+                SystemdCgroup(self.unit, root=self.root, systemd=self.systemd)._stop()
+                self.started = False
+        finally:
+            if self.holder:
+                try:
+                    os.kill(self.holder, 9)
+                except ProcessLookupError:
+                    pass
+                try:
+                    os.waitpid(self.holder, 0)
+                except ChildProcessError:
+                    pass  # (reaped by a subreaper's wait for any child)
+                self.holder = 0
+            if self._systemd is not None:
+                self._systemd.close()
+                self._systemd = None
+

@@ -106,9 +106,9 @@ class V2Cgroup(Cgroup):
             if blocked:
                 raise CgroupError(
                     f"cgroups: cannot enable the '{blocked[0]}' controller below {d}: it has "
-                    "processes of its own (cgroup v2 no-internal-processes rule): create the "
-                    "cgroup below a parent without processes (parent=...), e.g. move those "
-                    "processes into a leaf cgroup first")
+                    "processes of its own (cgroup v2 no-internal-processes rule): move them "
+                    f"into a leaf cgroup of their own first (mkdir {d}/leaf, then write each "
+                    f"pid to {d}/leaf/cgroup.procs), or start from a cgroup without processes")
             return enabled
         if todo:
             try:  # one write for all of them; on failure find out which one fails

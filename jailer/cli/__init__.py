@@ -8,7 +8,6 @@ from __future__ import annotations
 import click
 
 from jailer.cli import bench, images, jails, oci, run
-from jailer.cli.common import fail
 
 
 def _version(ctx: click.Context, _param: object, value: bool) -> None:
@@ -47,8 +46,8 @@ def _commit() -> str:
               help="Format of --log.")
 @click.option("--debug", is_flag=True, help="Accepted for runc compatibility.")
 @click.option("--systemd-cgroup", is_flag=True,
-              help="Not supported: jailer drives cgroupfs itself (use the engine's cgroupfs "
-                   "manager).")
+              help="OCI create: the container's cgroup is a transient systemd scope (its "
+                   "linux.cgroupsPath is slice:prefix:name), as runc's; pure cgroup v2 only.")
 def cli(root: str | None, log: str | None, log_format: str, debug: bool,
         systemd_cgroup: bool) -> None:
     """jailer: Linux containers from kernel primitives (chroot -> jail -> container).
@@ -64,9 +63,8 @@ def cli(root: str | None, log: str | None, log_format: str, debug: bool,
     if log:
         os.environ["JAILER_LOG"] = log
         os.environ["JAILER_LOG_FORMAT"] = log_format
-    if systemd_cgroup:
-        fail("--systemd-cgroup is not supported: jailer manages cgroupfs itself; set the "
-              "engine's cgroup manager to cgroupfs", 1)
+    if systemd_cgroup:  # read by OCI create; the other verbs go by the container's state
+        os.environ["JAILER_SYSTEMD_CGROUP"] = "1"
 
 
 

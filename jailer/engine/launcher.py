@@ -114,12 +114,14 @@ class LaunchOptions:
     its own, the setup child stages the config's host-side mounts there so that pid 1 puts
     them back in the config's order (without one they stay where they were made); sharing
     the runtime's (``Spec.shares_mounts``), the root is assembled on it, and ``cleanup``
-    (or the container's delete) detaches it.
+    (or the container's delete) detaches it. ``systemd_cgroup``: an OCI ``slice:prefix:name``
+    (runc's ``--systemd-cgroup``): the container's cgroup is that transient systemd scope,
+    started with pid 1 in it as soon as pid 1 exists (before its mounts); pure cgroup v2 only.
     """
 
     __slots__ = ("stdio", "data_dir", "base", "gid_base", "layer_dir", "on_pid", "on_mounted",
                  "cgroup_parent", "cgroup_name", "cgroup_root", "exec_fifo", "record_owner",
-                 "subreaper", "relay_stdio", "work_dir")
+                 "subreaper", "relay_stdio", "work_dir", "systemd_cgroup")
 
     def __init__(self, *, stdio: tuple[int, int, int] = (0, 1, 2), data_dir: str | None = None,
                  base: int = 0, gid_base: int = 0, layer_dir: str | None = None, on_pid=None,
@@ -127,7 +129,7 @@ class LaunchOptions:
                  cgroup_root: bool = False, exec_fifo: str | None = None,
                  record_owner: str | None = None, subreaper: bool = True,
                  relay_stdio: bool = True, on_mounted=None,
-                 work_dir: str | None = None) -> None:
+                 work_dir: str | None = None, systemd_cgroup: str | None = None) -> None:
         self.stdio, self.data_dir, self.on_pid = stdio, data_dir, on_pid
         self.on_mounted = on_mounted
         self.base, self.gid_base, self.layer_dir = base, gid_base, layer_dir
@@ -136,6 +138,7 @@ class LaunchOptions:
         self.exec_fifo, self.record_owner = exec_fifo, record_owner
         self.subreaper, self.relay_stdio = subreaper, relay_stdio
         self.work_dir = work_dir
+        self.systemd_cgroup = systemd_cgroup
 
 
 class Launch:
@@ -171,6 +174,8 @@ class Launch:
         self.init_path: str | None = None
         self.bpf: bytes | None = None
         self.cg = None  # cgroups.Cgroup
+        self._cg_started = False  # a systemd scope: started once pid 1 exists
+        self.scope = None  # cgroups.systemd.HeldScope: the place of our cgroup (see prepare)
         self.record: str | None = None
         self.owner = ""  # this runtime process, as idpool.process_owner() names it
         self.store = None  # images.store.Store, when the root is an image
@@ -199,6 +204,18 @@ class Launch:
         """The container's ``cgroups.Cgroup``, or None."""
         return self.cg
 
+    @property
+    def cgroup_record(self) -> str:
+        """The container's cgroup as a start records it: its name below the parent cgroups
+        (from the hierarchies' root if ``cgroup_from_root``)."""
+        if self.opts.systemd_cgroup is not None:
+            return self._systemd_handle().unit.path.strip("/")
+        return self.opts.cgroup_name or f"jailer-{self.spec.id}"
+
+    @property
+    def cgroup_from_root(self) -> bool:
+        return self.opts.cgroup_root or self.opts.systemd_cgroup is not None
+
     # ── preparation in the runtime process ─────────────────────────────────────────────
     def prepare(self) -> None:
         """Everything made on the host before the first fork: the start record, init binary,
@@ -217,6 +234,9 @@ class Launch:
             check_inplace_root(spec.rootfs)
         if spec.pivot_root:  # the mounts are replayed in children, some chrooted: load it now
             import jailer.engine.mounts  # noqa: F401
+        if spec.cgroup and self.opts.systemd_cgroup is None and not self.opts.cgroup_root \
+                and not self.rootless:
+            self._own_scope()
         self._record_start()
         if spec.init:
             from jailer.engine.initbin import init_binary
@@ -283,18 +303,29 @@ class Launch:
         self.owner = self.opts.record_owner or process_owner()
         with open(self.cgroup_parent) as src:  # where the cgroup goes, for a gc run elsewhere
             parents = src.read()
+        if self.scope is not None:  # from here on, below the scope (and so for a jail's state)
+            parents = f"0::/{self.scope.path.strip('/')}\n"
+            if self.cgroup_parent != "/proc/self/cgroup":
+                with open(self.cgroup_parent, "w") as f:
+                    f.write(parents)
         with open(self.record + "@cgroup", "w") as f:
             f.write(parents)
+        if self.scope is not None:
+            self.cgroup_parent = self.record + "@cgroup"
         with open(self.record, "w") as f:
-            f.write(f"{self.owner}\n{self.spec.image or ''}\n{self._cgroup_name()}\n"
-                    f"{'root' if self.opts.cgroup_root else ''}\n")
+            f.write(f"{self.owner}\n{self.spec.image or ''}\n{self.cgroup_record}\n"
+                    f"{'root' if self.cgroup_from_root else ''}\n")
 
     def _make_cgroup(self) -> None:
-        """The container's cgroup, below our own; pid 1 joins it through these fds last."""
+        """The container's cgroup, below our own; pid 1 joins it through these fds last. A
+        systemd scope is only named here: systemd makes it with pid 1 in it (``_pid_exists``)."""
         import cgroups
 
+        if self.opts.systemd_cgroup is not None:
+            self.cg = self._systemd_handle()
+            return
         try:
-            cg = cgroups.open_manager(self._cgroup_name(), proc_cgroup=self.cgroup_parent,
+            cg = cgroups.open_manager(self.cgroup_record, proc_cgroup=self.cgroup_parent,
                                       parent="/" if self.opts.cgroup_root else None)
             # an OCI config's cgroupsPath may name an existing cgroup: joined if empty, as
             # runc does (and removed at delete, as runc does); one with processes is refused
@@ -309,8 +340,46 @@ class Launch:
             raise JailerError(str(e).removeprefix("cgroups: "), stage="cgroups",
                               errno=getattr(e, "errno", 0) or 0) from None
 
-    def _cgroup_name(self) -> str:
-        return self.opts.cgroup_name or f"jailer-{self.spec.id}"
+    def _own_scope(self) -> None:
+        """On a systemd host (pure cgroup v2) where the cgroup we would go below holds
+        processes (a login session's, a service's: none of its children can have
+        controllers), the container's cgroup goes in a scope of its own instead,
+        ``jailer.slice/jailer-ID.scope``, held until this process (or the monitor it
+        becomes) exits: as ``systemd-run --scope`` and BenchExec do. No-op elsewhere."""
+        import cgroups
+
+        if not cgroups.needs_scope(self.cgroup_parent):
+            return
+        try:
+            self.scope = cgroups.open_held_scope(
+                f"jailer.slice:jailer:{self.spec.id}",
+                description=f"jailer {self.spec.id}").start()
+        except cgroups.CgroupError as e:
+            raise JailerError(str(e).removeprefix("cgroups: "), stage="cgroups",
+                              errno=getattr(e, "errno", 0) or 0) from None
+
+    def _systemd_handle(self):
+        """The ``cgroups.SystemdCgroup`` that ``opts.systemd_cgroup`` names (made once)."""
+        if self.cg is None:
+            import cgroups
+
+            try:
+                self.cg = cgroups.open_systemd(self.opts.systemd_cgroup, self.spec.id,
+                                               description=f"jailer container {self.spec.id}")
+            except cgroups.CgroupError as e:
+                raise JailerError(str(e).removeprefix("cgroups: "), stage="cgroups") from None
+        return self.cg
+
+    def _start_scope(self) -> None:
+        """systemd starts the container's scope with pid 1 in it, and its limits."""
+        import cgroups
+
+        try:
+            self.cg.create(self._limits(), pid=self._pid)
+        except cgroups.CgroupError as e:
+            raise JailerError(str(e).removeprefix("cgroups: "), stage="cgroups",
+                              errno=getattr(e, "errno", 0) or 0) from None
+        self._cg_started = True
 
     def _limits(self):
         """The spec's limits plus the device cgroup: deny by default, then the config's rules
@@ -351,9 +420,12 @@ class Launch:
         if self.store is not None:
             self.store.remove_user(self.spec.image, self.spec.id)
             self.store = None
-        if self.cg is not None:
-            self.cg.delete()
-            self.cg = None
+        if self.cg is not None and (self._cg_started or self.opts.systemd_cgroup is None):
+            self.cg.delete()  # (never a scope of that name that another start owns)
+        self.cg = None
+        if self.scope is not None:
+            self.scope.stop()
+            self.scope = None
         if self.cdir and os.path.isdir(self.cdir) and not self.persistent:
             from jailer.kernel.fsutil import remove_tree
 
@@ -497,6 +569,8 @@ class Launch:
     def _pid_exists(self) -> None:
         """pid 1 exists and waits for Go: its oom_score_adj, then the caller's ``on_pid``
         (its answer is the state startContainer hooks get, OCI)."""
+        if self.cg is not None and self.opts.systemd_cgroup is not None:
+            self._start_scope()
         if self.spec.oom_score_adj is not None:
             with open(f"/proc/{self._pid}/oom_score_adj", "w") as f:
                 f.write(str(self.spec.oom_score_adj))

@@ -120,6 +120,7 @@ def _load_for_create(cid: str, bundle: str, console_socket: str | None,
         raise fail("container with given ID already exists")
     spec, raw = load_bundle(bundle, cid, warn=warn)
     check_ns_paths(raw)
+    _check_systemd_path(cid, spec)
     _default_home(spec)
     if spec.tty and not console_socket and not start_now:
         raise fail("cannot allocate tty if runc will detach without setting console socket")
@@ -195,7 +196,29 @@ def _new_launch(cid: str, cdir: str, spec: Spec, st: dict) -> Launch:
         exec_fifo=os.path.join(cdir, "exec.fifo"),
         cgroup_parent=os.path.join(cdir, "cgroup.parent"), on_pid=on_pid,
         on_mounted=on_mounted if create_hooks else None,
-        record_owner=f"container:{cdir}", cgroup_name=cgroup_name, cgroup_root=cgroup_root))
+        record_owner=f"container:{cdir}", cgroup_name=cgroup_name, cgroup_root=cgroup_root,
+        systemd_cgroup=_systemd_path(cid, spec)))
+
+
+def _check_systemd_path(cid: str, spec: Spec) -> None:
+    """With ``--systemd-cgroup``, a cgroupsPath the systemd driver takes, on a host it works
+    on (pure cgroup v2), before anything is made: else one line."""
+    path = _systemd_path(cid, spec)
+    if path is not None:
+        import cgroups
+
+        try:
+            cgroups.open_systemd(path, cid)
+        except cgroups.CgroupError as e:
+            raise fail(str(e).removeprefix("cgroups: ")) from None
+
+
+def _systemd_path(cid: str, spec: Spec) -> str | None:
+    """With ``--systemd-cgroup``: the config's ``slice:prefix:name`` (runc's form; empty:
+    ``:jailer:ID``, the scope jailer-ID.scope in system.slice), else None (cgroupfs)."""
+    if os.environ.get("JAILER_SYSTEMD_CGROUP") != "1":
+        return None
+    return spec.cgroups_path or f":jailer:{cid}"
 
 
 def _hand_over_console(master: int, spec: Spec, console_socket: str | None,
@@ -213,8 +236,10 @@ def _record_created(cdir: str, st: dict, launch: Launch, spec: Spec) -> None:
     the hooks still to run (poststart, poststop)."""
     cg, pid = launch.cgroup, launch.pid
     st.update(status="created", pid=pid, pid_start=proc.start_time(pid),
-              cgroup=cg.name if cg is not None else "", cgroup_root=launch.opts.cgroup_root,
-              start_id=spec.id)
+              cgroup=launch.cgroup_record if cg is not None else "",
+              cgroup_root=launch.cgroup_from_root, start_id=spec.id)
+    if launch.opts.systemd_cgroup is not None and cg is not None:
+        st["systemd"] = launch.opts.systemd_cgroup  # reopened with the systemd driver
     st["hooks"] = {k: [{"path": h.path, "args": h.args, "env": h.env,
                         "timeout": h.timeout} for h in v]
                    for k, v in spec.hooks.items() if k in ("poststart", "poststop")}
@@ -430,9 +455,10 @@ def delete(cid: str, force: bool = False) -> None:
                 and time.monotonic() < deadline:
             time.sleep(0.01)
     gc.undo_owned(data_dir(), f"container:{cdir}")  # (its start, named in st or not)
-    if cg is not None and cg.exists():  # a cgroupsPath of the config's own naming:
-        # from the root (runc's place): only the leaf, the parents are the engine's;
-        # nested below our own cgroup: the levels we made too, once empty
+    if cg is not None and (cg.exists() or st.get("systemd")):
+        # a cgroupsPath of the config's own naming: from the root (runc's place): only the
+        # leaf, the parents are the engine's; nested below our own cgroup: the levels we
+        # made too, once empty; a systemd scope: stopped (systemd removed it once empty)
         cg.delete(parents=not st.get("cgroup_root"))
     _remove_dir(cdir)
     # runtime.md: after the container is deleted, before delete returns

@@ -79,6 +79,8 @@ def undo_start(data: str, cid: str, image: str = "",
     name = cgroup or f"jailer-{cid}"
     if _remove_cgroup(name, proc_cgroup, cgroup_root):
         done.append(f"removed cgroup {name}")
+    if _stop_held_scope(proc_cgroup, cid):
+        done.append(f"stopped scope jailer-{cid}.scope")
     for path in (record, record + "@cgroup"):
         try:
             os.unlink(path)
@@ -102,6 +104,27 @@ def _remove_cgroup(name: str, proc_cgroup: str = "/proc/self/cgroup",
         return True
     except cgroups.CgroupError:
         return False
+
+
+def _stop_held_scope(proc_cgroup: str, cid: str) -> bool:
+    """Stop the scope of its own that start ``cid`` had on a systemd host (its cgroup's
+    parent, as its record names it: jailer.slice/jailer-ID.scope), with its holder."""
+    import cgroups
+
+    try:
+        parent = cgroups.own_cgroup(proc_cgroup, "").strip("/")
+    except cgroups.CgroupError:
+        return False
+    if parent != f"jailer.slice/jailer-{cid}.scope" or \
+            not os.path.isdir(f"/sys/fs/cgroup/{parent}"):
+        return False
+    try:
+        scope = cgroups.open_held_scope(f"jailer.slice:jailer:{cid}")
+        scope.started = True  # (the start recorded it: ours to stop)
+        scope.stop()
+    except (cgroups.CgroupError, OSError):
+        return False
+    return True
 
 
 def _owner_alive(owner: str) -> bool:

@@ -57,7 +57,7 @@ FIELDS: dict[str, type | tuple[type, ...]] = {
     "host_if": str, "exit_code": int, "restarts": int, "started": (int, float),
     "finished": (int, float), "stop_requested": bool, "uid_base": int, "cgroup": str,
     "cgroup_root": bool, "start_id": str, "bundle": str, "rootfs": str, "created": str,
-    "owner": str, "ociVersion": str, "annotations": dict, "hooks": dict}
+    "owner": str, "ociVersion": str, "annotations": dict, "hooks": dict, "systemd": str}
 # the plain fields root takes from a state file a user wrote (never a path or a cgroup)
 PLAIN = ("name", "status", "pid", "pid_start", "boot_id", "monitor", "hostname", "exit_code",
          "restarts", "started", "finished")
@@ -263,10 +263,19 @@ def freezer_file(cg) -> str:
 def cgroup(directory: str, st: dict):
     """The cgroup the start recorded in ``st`` (None without one), reopened below the
     cgroups that start saved in ``<directory>/cgroup.parent`` (or from the hierarchy's root
-    for an OCI cgroupsPath taken as runc takes it)."""
+    for an OCI cgroupsPath taken as runc takes it); a systemd scope (``st["systemd"]``, its
+    ``slice:prefix:name``) through the systemd driver, so that delete stops it."""
     if not st.get("cgroup") or not valid_cgroup(st["cgroup"]):
         return None
     import cgroups
+
+    if st.get("systemd"):
+        try:
+            cg = cgroups.open_systemd(st["systemd"], st.get("id", ""))
+            if cg.path == os.path.join(cg.root, st["cgroup"]):
+                return cg
+        except cgroups.CgroupError:
+            pass  # (not the scope it recorded: the cgroup it names, as any other)
 
     return cgroups.open_manager(st["cgroup"], proc_cgroup=os.path.join(
         directory, "cgroup.parent"), parent="/" if st.get("cgroup_root") else None)

@@ -15,7 +15,7 @@ GOOD = {"name": "web", "id": "jail.web", "kind": "jail", "status": "running", "p
         "restarts": 1, "started": 1.5, "finished": 2, "stop_requested": False,
         "uid_base": 1_000_000_000, "cgroup": "jailer-jail.web", "cgroup_root": False,
         "start_id": "abc", "bundle": "/b", "rootfs": "/r", "created": "now", "owner": "",
-        "ociVersion": "1.0.2", "annotations": {}, "hooks": {}}
+        "ociVersion": "1.0.2", "annotations": {}, "hooks": {}, "systemd": ""}
 SAMPLES = {"a string": "x", "an integer": 5, "a float": 1.5, "true": True, "a list": [1, 2],
            "an object": {"a": 1}}
 
