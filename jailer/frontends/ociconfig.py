@@ -1268,7 +1268,7 @@ def features() -> dict:
         "linux": {
             "namespaces": sorted(NAMESPACES),
             "capabilities": [f"CAP_{n}" for n in sorted(caps.CAPS, key=caps.CAPS.__getitem__)],
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False,
                        "rdma": True, "org.jailer.unsupported": _cgroup_gaps()},
             "seccomp": {
                 "enabled": True,

@@ -542,3 +542,24 @@ def test_features_say_what_the_cgroups_here_cannot_do(eng):
             assert "network.classID" in lacks
         if "hugetlb" not in tops():
             assert "hugepageLimits" in lacks
+
+
+# ── the systemd driver where there is no systemd ─────────────────────────────────────────────
+@pytest.mark.vm
+def test_systemd_cgroup_without_systemd_is_one_line_and_leaves_nothing(oci, bundle, oci_root):
+    """`--systemd-cgroup` on this hybrid host (needs pure v2) and in the v2 guest (no system
+    bus: its init is not systemd): one line, exit 1, no state, no cgroup, no process. The
+    driver itself is tested in the systemd tier (tests/systemd)."""
+    set_config(bundle, linux__cgroupsPath="system.slice:jailer:nosd")
+    before = set(os.listdir("/sys/fs/cgroup"))
+    r = oci("--systemd-cgroup", "create", "--bundle", str(bundle), "nosd")
+    assert r.returncode == 1
+    line = one_line_error(r)
+    assert ("needs pure cgroup v2" in line if not os.path.exists(
+        "/sys/fs/cgroup/cgroup.controllers") else "bus" in line), line
+    assert os.listdir(oci_root) == []
+    assert set(os.listdir("/sys/fs/cgroup")) == before
+    assert not os.path.exists("/sys/fs/cgroup/system.slice/jailer-nosd.scope")
+    # the control: the same bundle without the flag is created (so the flag is what fails)
+    assert oci("create", "--bundle", str(bundle), "nosd").returncode == 0
+    assert oci("delete", "--force", "nosd").returncode == 0

@@ -99,7 +99,7 @@ def test_features_is_json_with_the_schema_keys():
     assert all(c.startswith("CAP_") for c in linux["capabilities"])
     gaps = linux["cgroup"].pop("org.jailer.unsupported")  # this host's: see tests/oci
     assert all(isinstance(v, str) for v in gaps.values())
-    assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": False,
+    assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": True,
                                "systemdUser": False, "rdma": True}
     for off in ("apparmor", "selinux", "intelRdt"):
         assert linux[off] == {"enabled": False}
