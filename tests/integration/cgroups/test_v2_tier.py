@@ -144,3 +144,25 @@ class TestV2Tier(RealTier):
         assert wait_for(lambda: cg.events().get("pids_max", 0) > 0, 10)
         cg.delete()
         assert not os.path.exists(top)
+
+
+def test_jailer_run_with_a_limit_from_a_busy_cgroup_without_systemd(make_cg, spawn, jenv):
+    """The documented fallback on a v2 host without systemd (this guest: its init is not
+    systemd): jailer does not move processes itself, so a limit needing a controller, from
+    a cgroup that holds processes (jailer's own), fails in one line that names the cgroup
+    and the fix, leaving nothing; without limits the start still gets its cgroup there."""
+    from tests.conftest import JAILER
+
+    assert not os.path.isdir("/run/systemd/system")  # the control: not a systemd host
+    busy = make_cg()
+    p = spawn(busy, f"exec {JAILER} run -m 16M busybox true", stdout=subprocess.PIPE,
+              stderr=subprocess.PIPE, env=jenv)
+    out, err = p.communicate(timeout=120)
+    lines = err.decode().strip().splitlines()
+    assert p.returncode == 125 and len(lines) == 1, err
+    assert "no-internal-processes" in lines[0] and f"{busy.path}/leaf" in lines[0], lines
+    p = spawn(busy, f"exec {JAILER} run --level container busybox cat /proc/self/cgroup",
+              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=jenv)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0 and out.decode().split() == ["0::/"], err
+    assert [e for e in os.listdir(busy.path) if os.path.isdir(f"{busy.path}/{e}")] == []
