@@ -256,9 +256,13 @@ class CtrState(EngineBase):
             out |= {f"{what}: {line.split()[0]}" for line in lines if line.strip()}
         return out
 
+    def remove(self, cid: str) -> None:
+        """Kill and delete the task and container ``cid`` if they are there."""
+        self.ctr("tasks", "kill", "--signal", "SIGKILL", cid)
+        self.ctr("tasks", "delete", "--force", cid)
+        self.ctr("containers", "delete", cid)
+
     def remove_all(self) -> None:
-        for line in self.ctr("tasks", "ls", "-q").stdout.split():
-            self.ctr("tasks", "kill", "--signal", "SIGKILL", line)
-            self.ctr("tasks", "delete", "--force", line)
-        for line in self.ctr("containers", "ls", "-q").stdout.split():
-            self.ctr("containers", "delete", line)
+        for cid in {*self.ctr("tasks", "ls", "-q").stdout.split(),
+                    *self.ctr("containers", "ls", "-q").stdout.split()}:
+            self.remove(cid)
