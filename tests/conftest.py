@@ -2,7 +2,9 @@
 leak check that runs after every root test; and the rule of the tiers.
 
 Tiers: tests/unit holds the tests that need no root, tests/integration (by feature) the ones that
-do, tests/oci the runtime-spec conformance tests (root too: jailer as engines drive it). A
+do, tests/oci the runtime-spec conformance tests (root too: jailer as engines drive it),
+tests/systemd the systemd tier (root, run by scripts/vm-systemd in a guest whose PID 1 is
+systemd; skipped elsewhere). A
 test states that it needs root where it lives (``pytestmark = pytest.mark.root`` in its module,
 or the marker on the test); collection fails if a test's marker and its tier disagree.
 Root tests are skipped when not running as root.
@@ -151,7 +153,8 @@ def no_leaks(request):
     assert not leaks, f"leftovers after the test: {leaks}"
 
 
-TIERS = {"unit": False, "integration": True, "oci": True}  # tier -> its tests need root
+TIERS = {"unit": False, "integration": True, "oci": True,  # tier -> its tests need root
+         "systemd": True}
 
 
 def tier_errors(items) -> list[str]:
@@ -161,7 +164,8 @@ def tier_errors(items) -> list[str]:
         parts = Path(item.path).resolve().relative_to(TESTS).parts
         needs_root = item.get_closest_marker("root") is not None
         if len(parts) < 2 or parts[0] not in TIERS:
-            out.append(f"{item.nodeid}: not in tests/unit, tests/integration or tests/oci")
+            out.append(f"{item.nodeid}: not in a tier ("
+                       + ", ".join(f"tests/{t}" for t in TIERS) + ")")
         elif TIERS[parts[0]] != needs_root:
             out.append(f"{item.nodeid}: " + ("marked root: it belongs in a root tier"
                                              if needs_root else

@@ -28,110 +28,40 @@ cgroups check of tests/conftest.py.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
 import resource
-import shlex
 import shutil
 import signal
 import subprocess
-import sys
-import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-JAILER = str(Path(sys.executable).parent / "jailer")
-RUNC = shutil.which("runc") or "/usr/sbin/runc"
+from tests.support.engines import (
+    BINARIES,
+    IMAGE,
+    RUNC,
+    CtrState,
+    EngineBase,
+    PodmanState,
+    Runtime,
+    docker_archive,
+    ensure_tools,
+    jailer_default_data,
+    new_since,
+    processes,
+    sh,
+)
+
 RUNTIMES = ["runc", "jailer"]
-BINARIES = {"runc": RUNC, "jailer": JAILER}
-IMAGE = "localhost/jailer-busybox:latest"
-SETUP = REPO / "scripts" / "interop-setup"
 
 
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "interop: real OCI clients (podman, containerd) drive the runtime")
-
-
-# ── tools ────────────────────────────────────────────────────────────────────────────────
-def ensure_tools(*tools: str) -> None:
-    """Install what is missing with scripts/interop-setup; skip only if that cannot work."""
-    missing = [t for t in tools if not shutil.which(t)]
-    if not missing:
-        return
-    why = "not root"
-    if os.geteuid() == 0:
-        r = subprocess.run([str(SETUP)], capture_output=True, text=True, timeout=900)
-        why = (r.stderr or r.stdout).strip()[-400:] or f"exit {r.returncode}"
-        missing = [t for t in tools if not shutil.which(t)]
-    if missing:
-        pytest.skip(f"{', '.join(missing)} not installable here ({SETUP.name}: {why})")
-
-
-def sh(*argv: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, text=True, capture_output=True, timeout=timeout,
-                          stdin=kw.pop("stdin", subprocess.DEVNULL), **kw)
-
-
-# ── the runtime under test, behind an argv-logging wrapper ──────────────────────────────
-WRAPPER = """#!/bin/bash
-# interop tests: log how the engine calls the runtime, then become the runtime
-printf '%s\\n' "$(printf '%q ' "$@")" >> {log}
-exec {binary} "$@"
-"""
-
-# runc's global options that take a value (the verb is the first other word)
-GLOBAL_WITH_VALUE = {"--root", "--log", "--log-format", "--criu", "--rootless"}
-
-
-@dataclass
-class Runtime:
-    name: str                # "runc" or "jailer"
-    binary: str              # the real runtime
-    wrapper: str             # what the engines are given: logs argv, execs binary
-    log: Path
-
-    @classmethod
-    def make(cls, base: Path, name: str, binary: str, tag: str = "") -> Runtime:
-        d = base / f"runtime-{name}{tag}"
-        d.mkdir(parents=True, exist_ok=True)
-        log = d / "argv.log"
-        log.touch()
-        wrapper = d / Path(binary).name
-        wrapper.write_text(WRAPPER.format(log=shlex.quote(str(log)),
-                                          binary=shlex.quote(binary)))
-        wrapper.chmod(0o755)
-        return cls(name, binary, str(wrapper), log)
-
-    def mark(self) -> int:
-        return self.log.stat().st_size
-
-    def calls(self, since: int = 0) -> list[list[str]]:
-        with open(self.log, "rb") as f:
-            f.seek(since)
-            lines = f.read().decode(errors="replace").splitlines()
-        out = []
-        for line in lines:
-            try:
-                out.append(shlex.split(line))
-            except ValueError:
-                out.append([line])
-        return out
-
-    def verbs(self, since: int = 0) -> list[str]:
-        out = []
-        for argv in self.calls(since):
-            i = 0
-            while i < len(argv) and argv[i].startswith("-"):
-                i += 2 if argv[i] in GLOBAL_WITH_VALUE else 1
-            out.append(argv[i] if i < len(argv) else "")
-        return out
 
 
 @pytest.fixture(scope="session")
@@ -299,59 +229,14 @@ def cgroup_parent(mount_ns) -> CgroupParent:
 # ── the image: busybox from jailer's store as a docker archive (podman and ctr load it) ──
 @pytest.fixture(scope="session")
 def image_archive(data_dir, interop_dir) -> Path:
-    rootfs_tar = interop_dir / "busybox-rootfs.tar"
-    subprocess.run([JAILER, "image", "export", "busybox", "-o", str(rootfs_tar)], check=True,
-                   env={**os.environ, "JAILER_DATA": str(data_dir)}, stdout=subprocess.DEVNULL)
-    layer = rootfs_tar.read_bytes()
-    config = json.dumps({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                   "Cmd": ["sh"]},
-        "rootfs": {"type": "layers",
-                   "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]},
-        "history": [{"created_by": "jailer image export busybox"}],
-    }).encode()
-    config_name = hashlib.sha256(config).hexdigest() + ".json"
-    manifest = json.dumps([{"Config": config_name, "RepoTags": [IMAGE],
-                            "Layers": ["layer.tar"]}]).encode()
-    archive = interop_dir / "busybox-docker-archive.tar"
-    with tarfile.open(archive, "w") as t:
-        for name, data in (("layer.tar", layer), (config_name, config),
-                           ("manifest.json", manifest)):
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
-            t.addfile(info, io.BytesIO(data))
-    return archive
+    return docker_archive(data_dir, interop_dir)
 
 
 # ── leak checks shared by both engines ───────────────────────────────────────────────────
 def _our_processes(markers: tuple[str, ...], cgroup: CgroupParent) -> set[str]:
     """Processes whose command line names our session dir (conmon, slirp4netns, shims,
     podman cleanup) or that sit in the session cgroup (container processes)."""
-    in_cgroup = cgroup.pids()
-    out = set()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        if cmdline and (any(m in cmdline for m in markers) or int(pid) in in_cgroup):
-            out.add(f"{pid} {cmdline[:160]}")
-    return out
-
-
-def _jailer_default_data() -> set[str]:
-    """Engines do not pass JAILER_DATA on to the runtime (podman gives it a bare environment
-    for most calls), so jailer under them keeps its records in its default data dir."""
-    out = set()
-    for sub in ("containers", "starts"):
-        d = f"/var/lib/jailer/{sub}"
-        if os.path.isdir(d):
-            out |= {f"{d}/{e}" for e in os.listdir(d) if not e.startswith(".")}
-    return out
+    return processes(markers, frozenset(cgroup.pids()))
 
 
 def _nft_tables() -> set[str]:
@@ -361,20 +246,12 @@ def _nft_tables() -> set[str]:
     return set(r.stdout.splitlines())
 
 
-class Engine:
+class Engine(EngineBase):
     """What podman and containerd have in common: the namespace, the cgroup, leak checks."""
 
     def __init__(self, base: Path, ns: MountNamespace, cgroup: CgroupParent):
-        self.base, self.ns, self.cgroup = base, ns, cgroup
-        self.markers = (str(base),)     # what our processes have on their command lines
-        self._counter = 0
-
-    def unique(self, prefix: str) -> str:
-        self._counter += 1
-        return f"{prefix}-{os.getpid()}-{self._counter}"
-
-    def containers(self) -> set[str]:  # overridden
-        return set()
+        super().__init__(base, (str(base),))
+        self.ns, self.cgroup = ns, cgroup
 
     def ignored(self, path: str) -> bool:  # overridden
         return False
@@ -387,30 +264,12 @@ class Engine:
             "ns /run files": {f for f in self.ns.run_files() if not self.ignored(f)},
             "cgroups": self.cgroup.dirs(),
             "nft tables": _nft_tables(),
-            "jailer records": _jailer_default_data(),
+            "jailer records": jailer_default_data(),
         }
 
     def leaks(self, before: dict, wait: float = 15) -> dict:
-        """What is new since `before`, once things settle (podman's cleanup runs after
-        `podman run --rm` has returned; conmon and shims exit a moment after the container)."""
-        deadline = time.monotonic() + wait
-        while True:
-            after = self.snapshot()
-            found = {}
-            for k, old in before.items():
-                new = after[k]
-                if k == "processes":     # pids are unique enough; compare by pid
-                    olds = {p.split()[0] for p in old}
-                    extra = sorted(p for p in new if p.split()[0] not in olds)
-                elif isinstance(new, list):
-                    extra = [m for m in new if m not in old]
-                else:
-                    extra = sorted(set(new) - set(old))
-                if extra:
-                    found[k] = extra
-            if not found or time.monotonic() > deadline:
-                return found
-            time.sleep(0.2)
+        """What is new since `before`, once things settle."""
+        return new_since(before, self.snapshot, wait)
 
     def kill_leftovers(self, before: dict) -> None:
         """Kill processes this test started and left (by pid), then drop its cgroups."""
@@ -428,11 +287,7 @@ class Engine:
 
 
 def _check_after(engine: Engine, before: dict, runtime: Runtime, mark: int, cleanup) -> None:
-    calls = runtime.calls(mark)
-    if calls:
-        print(f"{runtime.name} was called {len(calls)} times:")
-        for argv in calls:
-            print("  ", shlex.join(argv))
+    runtime.print_calls(mark)
     leaks = engine.leaks(before)
     if leaks:
         cleanup()
@@ -441,7 +296,7 @@ def _check_after(engine: Engine, before: dict, runtime: Runtime, mark: int, clea
 
 
 # ── podman ───────────────────────────────────────────────────────────────────────────────
-class PodmanSession(Engine):
+class PodmanSession(PodmanState, Engine):
     def __init__(self, base: Path, ns: MountNamespace, cgroup: CgroupParent, wrappers: dict):
         super().__init__(base, ns, cgroup)
         for d in ("root", "networks"):
@@ -510,13 +365,6 @@ runroot = "{self.runroot}"
         # podman 4.3 leaves the slirp4netns API socket (tmpdir/<id>.net) of a removed container
         return path.startswith(f"{self.tmpdir}/") and path.endswith(".net")
 
-    def containers(self) -> set[str]:
-        r = self("ps", "-a", "--format", "{{.ID}} {{.Names}} {{.Status}}")
-        return set(r.stdout.splitlines()) if r.returncode == 0 else {f"podman ps: {r.stderr}"}
-
-    def remove_all(self) -> None:
-        self("rm", "--all", "--force", "--time", "0", timeout=120)
-
 
 @pytest.fixture(scope="session")
 def podman_session(interop_dir, mount_ns, cgroup_parent, image_archive) -> PodmanSession:
@@ -582,7 +430,7 @@ def podman(podman_session, runtime) -> Podman:
 
 
 # ── containerd ───────────────────────────────────────────────────────────────────────────
-class Containerd(Engine):
+class Containerd(CtrState, Engine):
     def __init__(self, base: Path, ns: MountNamespace, cgroup: CgroupParent):
         super().__init__(base, ns, cgroup)
         base.mkdir(parents=True, exist_ok=True)
@@ -627,21 +475,6 @@ state = "{base}/state"
         return subprocess.run(self.ns.cmd("ctr", "--address", self.socket, *args), text=True,
                               capture_output=True, timeout=timeout, input=input,
                               stdin=None if input is not None else subprocess.DEVNULL)
-
-    def containers(self) -> set[str]:
-        out = set()
-        for what in ("containers", "tasks", "snapshots"):
-            r = self.ctr(what, "ls", "-q") if what != "snapshots" else self.ctr("snapshots", "ls")
-            lines = r.stdout.splitlines()[1:] if what == "snapshots" else r.stdout.splitlines()
-            out |= {f"{what}: {line.split()[0]}" for line in lines if line.strip()}
-        return out
-
-    def remove_all(self) -> None:
-        for line in self.ctr("tasks", "ls", "-q").stdout.split():
-            self.ctr("tasks", "kill", "--signal", "SIGKILL", line)
-            self.ctr("tasks", "delete", "--force", line)
-        for line in self.ctr("containers", "ls", "-q").stdout.split():
-            self.ctr("containers", "delete", line)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
