@@ -489,8 +489,12 @@ def _holder(pidfd: int) -> None:
     """The holder, in a fork: nothing open but the pidfd of the process it holds the scope
     for; it exits when that process does (or at SIGTERM, as when the scope is stopped)."""
     import select
+    import signal
 
     try:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
+                    signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)  # not the runtime's handlers: dies at TERM
         os.setsid()  # out of the terminal's signals (^C is for the container)
         null = os.open("/dev/null", os.O_RDWR)
         for fd in (0, 1, 2):

@@ -44,8 +44,8 @@ from tests.support.engines import (
     sh,
 )
 
-# the runtimes every test runs with; "jailer" joins once its --systemd-cgroup lands
-RUNTIMES = ["runc"]
+# the runtimes every test runs with: runc for comparison, then jailer
+RUNTIMES = ["runc", "jailer"]
 
 TIER = Path(__file__).resolve().parent
 GUEST = os.environ.get("JAILER_SYSTEMD_GUEST") == "1"
