@@ -323,6 +323,55 @@ class Systemd:
         """ResetFailedUnit: forget a failed unit, so that its name can be used again."""
         self.call("ResetFailedUnit", "s", unit)
 
+    def start_unit(self, unit: str, props: list[Property]) -> None:
+        """Start the transient ``unit`` and wait for its job (a failed leftover of that name
+        is forgotten and the start tried once more); one CgroupError line when systemd
+        refuses or the job does not end "done", and then nothing of it is left."""
+        from .dbus import DBusError
+
+        for retry in (True, False):
+            try:
+                result = self.start_transient(unit, props)
+                break
+            except DBusError as e:
+                if e.name == "org.freedesktop.systemd1.UnitExists" and retry:
+                    self._forget(unit)  # a failed leftover of an earlier run: once
+                    continue
+                if e.name == "org.freedesktop.systemd1.UnitExists":
+                    raise CgroupError(f"cgroups: the systemd unit {unit} already exists (another "
+                                      "container with that cgroupsPath? pick another name or "
+                                      f"stop it: systemctl stop {unit})") from None
+                raise CgroupError(f"cgroups: systemd refused to start {unit}: {e.text} "
+                                  f"({e.name})") from None
+        if result != "done":
+            try:  # a job that timed out may yet have started it
+                self.stop_unit(unit)
+            except CgroupError:
+                pass
+            raise CgroupError(f"cgroups: systemd could not start {unit}: its job ended "
+                              f"'{result}' (journalctl -u {unit} says why)")
+
+    def stop_unit(self, unit: str) -> None:
+        """Stop ``unit`` (waiting for the job) and forget it if it failed; a unit that is not
+        loaded is no error."""
+        from .dbus import DBusError
+
+        try:
+            self.stop(unit)
+        except DBusError as e:
+            if e.name != "org.freedesktop.systemd1.NoSuchUnit":
+                raise CgroupError(f"cgroups: systemd could not stop {unit}: {e.text} "
+                                  f"({e.name})") from None
+        self._forget(unit)
+
+    def _forget(self, unit: str) -> None:
+        from .dbus import DBusError
+
+        try:
+            self.reset_failed(unit)
+        except DBusError:
+            pass  # not loaded or not failed: nothing to forget
+
     def close(self) -> None:
         self.bus.close()
 
@@ -367,7 +416,7 @@ class SystemdCgroup(V2Cgroup):
             raise CgroupError(f"cgroups: the systemd scope {self.unit.unit} needs the pid of "
                               "its first process (create(limits, pid=...))")
         props = unit_properties(self.unit, pid, limits, self.description)
-        self._start(props)
+        self.systemd.start_unit(self.unit.unit, props)
         try:
             if self.unit.is_slice and pid is not None:
                 self.add(pid)
@@ -377,35 +426,9 @@ class SystemdCgroup(V2Cgroup):
 
                 apply(self.path, limits.devices)
         except BaseException:
-            self._stop()
+            self.systemd.stop_unit(self.unit.unit)
             raise
         return self
-
-    def _start(self, props: list[Property]) -> None:
-        from .dbus import DBusError
-
-        name = self.unit.unit
-        for retry in (True, False):
-            try:
-                result = self.systemd.start_transient(name, props)
-                break
-            except DBusError as e:
-                if e.name == "org.freedesktop.systemd1.UnitExists" and retry:
-                    self._reset()  # a failed leftover of an earlier run: forget it, once
-                    continue
-                if e.name == "org.freedesktop.systemd1.UnitExists":
-                    raise CgroupError(f"cgroups: the systemd unit {name} already exists (another "
-                                      "container with that cgroupsPath? pick another name or "
-                                      f"stop it: systemctl stop {name})") from None
-                raise CgroupError(f"cgroups: systemd refused to start {name}: {e.text} "
-                                  f"({e.name})") from None
-        if result != "done":
-            try:  # a job that timed out may yet have started it
-                self._stop()
-            except CgroupError:
-                pass
-            raise CgroupError(f"cgroups: systemd could not start {name}: its job ended "
-                              f"'{result}' (journalctl -u {name} says why)")
 
     def update(self, limits: Limits) -> None:
         """Set the limits as unit properties (those systemd has), then in the directory."""
@@ -448,27 +471,8 @@ class SystemdCgroup(V2Cgroup):
         and remove whatever directory is left of it. Does nothing if it is gone already."""
         if self.exists() and self.procs():
             self.kill(timeout)
-        self._stop()
+        self.systemd.stop_unit(self.unit.unit)
         super().delete(timeout, parents=False)
-
-    def _stop(self) -> None:
-        from .dbus import DBusError
-
-        try:
-            self.systemd.stop(self.unit.unit)
-        except DBusError as e:
-            if e.name != "org.freedesktop.systemd1.NoSuchUnit":
-                raise CgroupError(f"cgroups: systemd could not stop {self.unit.unit}: "
-                                  f"{e.text} ({e.name})") from None
-        self._reset()
-
-    def _reset(self) -> None:
-        from .dbus import DBusError
-
-        try:
-            self.systemd.reset_failed(self.unit.unit)
-        except DBusError:
-            pass  # not loaded or not failed: nothing to forget
 
     def close(self) -> None:
         """Close the D-Bus connection (opened again when needed)."""
@@ -545,9 +549,8 @@ class HeldScope:
         finally:
             os.close(pidfd)
         try:
-            cg = SystemdCgroup(self.unit, root=self.root, systemd=self.systemd,
-                               description=self.description)
-            cg._start(unit_properties(self.unit, self.holder, Limits(), self.description))
+            self.systemd.start_unit(self.unit.unit, unit_properties(
+                self.unit, self.holder, Limits(), self.description))
             self.started = True
             leaf = os.path.join(self.root, self.unit.path.strip("/"), HOLD)
             base.mkdir(leaf)
@@ -562,7 +565,7 @@ class HeldScope:
         SIGKILL) and wait for the job; reap the holder. Does nothing twice."""
         try:
             if self.started:
-                SystemdCgroup(self.unit, root=self.root, systemd=self.systemd)._stop()
+                self.systemd.stop_unit(self.unit.unit)
                 self.started = False
         finally:
             if self.holder:
