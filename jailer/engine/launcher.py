@@ -308,13 +308,15 @@ class Launch:
             if self.cgroup_parent != "/proc/self/cgroup":
                 with open(self.cgroup_parent, "w") as f:
                     f.write(parents)
+        # the record first, then its "@cgroup": a kill -9 in between leaves a record that gc
+        # finds (and undoes below its own cgroups: none was made yet), never a lone @cgroup
+        with open(self.record, "w") as f:
+            f.write(f"{self.owner}\n{self.spec.image or ''}\n{self.cgroup_record}\n"
+                    f"{'root' if self.cgroup_from_root else ''}\n")
         with open(self.record + "@cgroup", "w") as f:
             f.write(parents)
         if self.scope is not None:
             self.cgroup_parent = self.record + "@cgroup"
-        with open(self.record, "w") as f:
-            f.write(f"{self.owner}\n{self.spec.image or ''}\n{self.cgroup_record}\n"
-                    f"{'root' if self.cgroup_from_root else ''}\n")
 
     def _make_cgroup(self) -> None:
         """The container's cgroup, below our own; pid 1 joins it through these fds last. A
@@ -437,12 +439,12 @@ class Launch:
         if self.pool and self.base:
             self.pool.release(self.base)
             self.base = 0
-        if self.record:
-            os.unlink(self.record)
+        if self.record:  # "@cgroup" first (see _record_start)
             try:
                 os.unlink(self.record + "@cgroup")
             except FileNotFoundError:
                 pass
+            os.unlink(self.record)
             self.record = None
 
     # ── the whole start ─────────────────────────────────────────────────────────────────

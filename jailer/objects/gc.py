@@ -81,7 +81,7 @@ def undo_start(data: str, cid: str, image: str = "",
         done.append(f"removed cgroup {name}")
     if _stop_held_scope(proc_cgroup, cid):
         done.append(f"stopped scope jailer-{cid}.scope")
-    for path in (record, record + "@cgroup"):
+    for path in (record + "@cgroup", record):  # (the record last: see Launch._record_start)
         try:
             os.unlink(path)
         except FileNotFoundError:
